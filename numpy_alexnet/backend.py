@@ -1,0 +1,151 @@
+"""The swappable array backend.
+
+Two questions are answered here, and nowhere else:
+
+1. *Which array module?*  It follows the data: ``get_array_module(x)`` is
+   ``cupy`` for a CuPy array and ``numpy`` for everything else.  Elementwise
+   math in the layers (ReLU, dropout, the softmax) is written once against that
+   module, ``xp``.
+2. *Which kernels?*  The few operations that are not plain array math
+   (im2col/col2im, pooling, local response normalization) come as a set of
+   functions, the *ops* of a backend:
+
+   ======== =================================================== ==========
+   backend  kernels                                             arrays
+   ======== =================================================== ==========
+   numpy    the readable reference, in the layer modules        NumPy
+   numba    compiled CPU kernels (``numpy_alexnet.fast``)       NumPy
+   cupy     CUDA kernels through CuPy (``numpy_alexnet.fast``)  CuPy
+   ======== =================================================== ==========
+
+Importing this module (or the package) never imports CuPy or Numba: the fast
+backends are loaded the first time they are asked for, and a missing package
+is reported then, with the command that installs it.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+from types import SimpleNamespace
+
+import numpy as np
+
+BACKENDS = ("numpy", "numba", "cupy")
+
+# The names every backend's ops must provide (same signatures as the reference).
+OP_NAMES = (
+    "im2col", "col2im",
+    "maxpool_forward", "maxpool_backward",
+    "avgpool_forward", "avgpool_backward",
+    "lrn_forward", "lrn_backward",
+)
+
+_OPS_CACHE: dict[str, SimpleNamespace] = {}
+
+
+class BackendUnavailable(RuntimeError):
+    """A fast backend was asked for but its package or device is missing."""
+
+
+def is_cupy_array(x) -> bool:
+    """True for a CuPy array, decided without importing CuPy."""
+    return type(x).__module__.split(".")[0] == "cupy"
+
+
+def get_array_module(x):
+    """``cupy`` for a CuPy array, ``numpy`` otherwise (as ``cupy.get_array_module``)."""
+    if is_cupy_array(x):
+        import cupy
+        return cupy
+    return np
+
+
+def to_numpy(x) -> np.ndarray:
+    """A host (NumPy) copy of ``x``; NumPy arrays are returned as they are."""
+    if is_cupy_array(x):
+        return x.get()
+    return np.asarray(x)
+
+
+def import_cupy():
+    """Import CuPy, or raise :class:`BackendUnavailable` saying how to get it."""
+    try:
+        import cupy
+    except ImportError as err:  # pragma: no cover - depends on the machine
+        raise BackendUnavailable(
+            "the 'cupy' backend needs CuPy: pip install 'numpy-alexnet[gpu]' "
+            f"(or the cupy wheel matching your CUDA); import failed with: {err}") from err
+    try:
+        n = cupy.cuda.runtime.getDeviceCount()
+    except Exception as err:  # pragma: no cover - depends on the machine
+        raise BackendUnavailable(f"the 'cupy' backend found no usable CUDA device: {err}") from err
+    if n < 1:  # pragma: no cover
+        raise BackendUnavailable("the 'cupy' backend found no CUDA device")
+    return cupy
+
+
+def cupy_available() -> bool:
+    """True where CuPy imports and sees at least one CUDA device."""
+    try:
+        import_cupy()
+    except BackendUnavailable:
+        return False
+    return True
+
+
+def numba_available() -> bool:
+    """True where Numba imports."""
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def get_ops(name: str) -> SimpleNamespace:
+    """The kernel functions of backend ``name`` ('numpy', 'numba' or 'cupy')."""
+    if name in _OPS_CACHE:
+        return _OPS_CACHE[name]
+    if name == "numpy":
+        from .layers import conv, normalization, pooling
+        ops = SimpleNamespace(
+            im2col=conv.im2col, col2im=conv.col2im,
+            maxpool_forward=pooling.maxpool_forward, maxpool_backward=pooling.maxpool_backward,
+            avgpool_forward=pooling.avgpool_forward, avgpool_backward=pooling.avgpool_backward,
+            lrn_forward=normalization.lrn_forward, lrn_backward=normalization.lrn_backward,
+        )
+    elif name == "numba":
+        if not numba_available():
+            raise BackendUnavailable(
+                "the 'numba' backend needs Numba: pip install 'numpy-alexnet[numba]'")
+        ops = importlib.import_module(".fast.numba_ops", __package__).OPS
+    elif name == "cupy":
+        import_cupy()
+        ops = importlib.import_module(".fast.cupy_ops", __package__).OPS
+    else:
+        raise ValueError(f"unknown backend {name!r}; expected one of {BACKENDS}")
+    missing = [op for op in OP_NAMES if not hasattr(ops, op)]
+    if missing:  # pragma: no cover - a programming error in a backend
+        raise RuntimeError(f"backend {name!r} lacks ops {missing}")
+    _OPS_CACHE[name] = ops
+    return ops
+
+
+def move_array(x, backend: str, device: int | None = None):
+    """``x`` as an array of ``backend`` (on ``device`` for 'cupy')."""
+    if backend == "cupy":
+        cupy = import_cupy()
+        with cupy.cuda.Device(0 if device is None else device):
+            return cupy.asarray(x)
+    return to_numpy(x)
+
+
+def on_device_of(x):
+    """A context that makes ``x``'s device current (a no-op for host arrays).
+
+    Allocations such as ``xp.zeros_like`` land on the *current* CuPy device,
+    so code that allocates next to an existing array wraps itself in this.
+    """
+    if is_cupy_array(x):
+        return x.device
+    return contextlib.nullcontext()

@@ -1,0 +1,119 @@
+"""What every layer shares: the ``Layer`` base class and input checks.
+
+A layer is a class with
+
+* hyperparameters, set in ``__init__`` and never changed by training;
+* ``params`` and ``grads``: dicts with the same keys ('W', 'b'), the arrays
+  being the learnable parameters and the gradients of the loss with respect to
+  them (filled by ``backward``);
+* ``forward(x, train)`` which keeps in ``self.cache`` exactly what
+  ``backward`` needs, and ``backward(dout)`` which returns ``dx`` and fills
+  ``grads``.
+
+Axis legend used in shape comments throughout: N batch, C channels (input),
+F filters (output channels), G groups, H, W height and width, K kernel size,
+P output positions (Ho * Wo).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..backend import get_ops, move_array
+
+
+class LayerInputError(ValueError):
+    """An input to a layer had the wrong shape, channel count or dtype."""
+
+
+class Layer:
+    """Base class: no parameters, NumPy reference kernels, an empty cache."""
+
+    def __init__(self, name: str | None = None):
+        self.name = name or type(self).__name__.lower()
+        self.params: dict = {}
+        self.grads: dict = {}
+        self.cache = None
+        self.backend = "numpy"
+        self.device: int | None = None
+
+    # -- the two passes ------------------------------------------------------
+    def forward(self, x, train: bool = True):
+        raise NotImplementedError
+
+    def backward(self, dout):
+        raise NotImplementedError
+
+    def output_shape(self, input_shape: tuple) -> tuple:
+        """The shape of one example's output, given one example's input shape."""
+        return tuple(input_shape)
+
+    # -- helpers ---------------------------------------------------------------
+    @property
+    def ops(self):
+        """The kernels of this layer's backend (see ``numpy_alexnet.backend``)."""
+        return get_ops(self.backend)
+
+    @property
+    def dtype(self):
+        """The parameters' dtype, or None for a layer without parameters."""
+        for p in self.params.values():
+            return p.dtype
+        return None
+
+    def num_params(self) -> int:
+        return int(sum(p.size for p in self.params.values()))
+
+    def to(self, backend: str, device: int | None = None) -> "Layer":
+        """Move parameters (and gradients) to ``backend``'s arrays, in place."""
+        self.backend = backend
+        self.device = device if backend == "cupy" else None
+        self.params = {k: move_array(v, backend, device) for k, v in self.params.items()}
+        self.grads = {k: move_array(v, backend, device) for k, v in self.grads.items()}
+        self.cache = None
+        return self
+
+    def astype(self, dtype) -> "Layer":
+        """Convert parameters to ``dtype`` (float64 for gradient checks)."""
+        self.params = {k: v.astype(dtype) for k, v in self.params.items()}
+        self.grads = {k: v.astype(dtype) for k, v in self.grads.items()}
+        return self
+
+    def describe(self) -> str:
+        """A short description of the hyperparameters, for ``summary``."""
+        return ""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}{', ' + self.describe() if self.describe() else ''})"
+
+    # -- input checks ------------------------------------------------------------
+    def _fail(self, what: str, expected, got):
+        raise LayerInputError(
+            f"{type(self).__name__} '{self.name}': {what}: expected {expected}, got {got}")
+
+    def check_input(self, x, ndim: int | None = None, channels: int | None = None,
+                    min_hw: tuple | None = None, expected: str | None = None):
+        """Raise a :class:`LayerInputError` naming this layer if ``x`` does not fit.
+
+        ``expected`` is the shape as a person reads it, e.g. '(N, 3, H, W)'.
+        """
+        if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+            self._fail("input type", "an array", type(x).__name__)
+        if ndim is not None and x.ndim != ndim:
+            self._fail("input shape", f"{ndim}-d {expected or ''}".strip(), tuple(x.shape))
+        if channels is not None and x.shape[1] != channels:
+            self._fail("input channels", f"{channels} channels in {expected or 'axis 1'}",
+                       f"{x.shape[1]} (shape {tuple(x.shape)})")
+        if min_hw is not None and (x.shape[-2] < min_hw[0] or x.shape[-1] < min_hw[1]):
+            self._fail("input height/width", f"at least {min_hw[0]}x{min_hw[1]}",
+                       f"{x.shape[-2]}x{x.shape[-1]} (shape {tuple(x.shape)})")
+        if not np.issubdtype(np.dtype(x.dtype), np.floating):
+            self._fail("input dtype", f"a floating dtype ({self.dtype or 'float32'})", x.dtype)
+        if self.dtype is not None and x.dtype != self.dtype:
+            self._fail("input dtype", f"{self.dtype} (the parameters' dtype)", x.dtype)
+        if x.shape[0] < 1:
+            self._fail("batch size", "at least 1 example", tuple(x.shape))
+
+
+def conv_output_size(size: int, kernel: int, stride: int, pad: int) -> int:
+    """Output length of a convolution or pool along one axis (floor mode)."""
+    return (size + 2 * pad - kernel) // stride + 1

@@ -1,0 +1,134 @@
+"""Convolution as im2col + matrix multiply (section 3.5 of the paper).
+
+A convolution slides each of F kernels (C/G x KH x KW) over the padded input.
+Written as a matrix product: unfold every receptive field into one column
+(``im2col``), multiply by the kernels laid out as rows, and fold the gradient
+back with ``col2im``, which *adds* where receptive fields overlap.
+
+``groups=G`` splits the C input channels and the F kernels into G groups that
+do not see each other: AlexNet's two towers, on one device, are exactly
+``groups=2`` for conv2, conv4 and conv5 (PAPER.md, "Two GPUs").
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..backend import get_array_module
+from .base import Layer, conv_output_size
+
+
+# -- the reference kernels ---------------------------------------------------------
+def _pair(v) -> tuple[int, int]:
+    return (int(v), int(v)) if np.isscalar(v) else (int(v[0]), int(v[1]))
+
+
+def im2col(x, kh: int, kw: int, stride: int, pad: int):
+    """Unfold receptive fields into columns.
+
+    x: (N, C, H, W)  ->  cols: (N, C*KH*KW, Ho*Wo), rows ordered (C, KH, KW).
+
+    No loops: a strided *view* of the padded input has shape
+    (N, C, KH, KW, Ho, Wo) where element [n, c, i, j, y, x] is
+    ``x_padded[n, c, y*stride + i, x*stride + j]``; the final reshape copies it.
+    """
+    xp = get_array_module(x)
+    N, C, H, W = x.shape
+    Ho = conv_output_size(H, kh, stride, pad)
+    Wo = conv_output_size(W, kw, stride, pad)
+    if pad > 0:
+        x = xp.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))  # (N, C, H+2p, W+2p)
+    sN, sC, sH, sW = x.strides
+    windows = xp.lib.stride_tricks.as_strided(
+        x, shape=(N, C, kh, kw, Ho, Wo),
+        strides=(sN, sC, sH, sW, sH * stride, sW * stride))    # (N, C, KH, KW, Ho, Wo), a view
+    return windows.reshape(N, C * kh * kw, Ho * Wo)             # (N, C*KH*KW, P), a copy
+
+
+def col2im(cols, x_shape: tuple, kh: int, kw: int, stride: int, pad: int):
+    """The adjoint of :func:`im2col`: fold columns back, summing overlaps.
+
+    cols: (N, C*KH*KW, Ho*Wo)  ->  dx: (N, C, H, W).
+
+    The loop runs over the KH*KW kernel offsets, never over pixels: for each
+    offset (i, j) every output position adds into one strided slice at once.
+    """
+    xp = get_array_module(cols)
+    N, C, H, W = x_shape
+    Ho = conv_output_size(H, kh, stride, pad)
+    Wo = conv_output_size(W, kw, stride, pad)
+    cols = cols.reshape(N, C, kh, kw, Ho, Wo)                   # (N, C, KH, KW, Ho, Wo)
+    dx = xp.zeros((N, C, H + 2 * pad, W + 2 * pad), dtype=cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            dx[:, :, i:i + stride * Ho:stride, j:j + stride * Wo:stride] += cols[:, :, i, j]
+    return dx[:, :, pad:pad + H, pad:pad + W]                   # (N, C, H, W); safe for pad=0
+
+
+# -- the layer ----------------------------------------------------------------------
+class Conv2D(Layer):
+    """2-d convolution with ``groups``: W (F, C/G, KH, KW), b (F,).
+
+    Initialization (section 5): weights ~ N(0, ``weight_std``) (0.01 in the
+    paper), biases constant ``bias`` (1 in conv2, conv4, conv5; 0 elsewhere).
+    Weights are drawn on the host in float64 from ``rng`` and then cast, so a
+    seed gives the same start in any dtype and on any backend.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride: int = 1,
+                 padding: int = 0, groups: int = 1, weight_std: float = 0.01, bias: float = 0.0,
+                 rng: np.random.Generator | None = None, dtype=np.float32, name: str | None = None):
+        super().__init__(name)
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"Conv2D '{self.name}': in_channels={in_channels} and "
+                             f"out_channels={out_channels} must both divide by groups={groups}")
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kh, self.kw = _pair(kernel_size)
+        self.stride, self.padding, self.groups = int(stride), int(padding), int(groups)
+        rng = rng if rng is not None else np.random.default_rng(0)
+        shape = (out_channels, in_channels // groups, self.kh, self.kw)
+        self.params = {
+            "W": (rng.standard_normal(shape) * weight_std).astype(dtype),
+            "b": np.full(out_channels, bias, dtype=dtype),
+        }
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+
+    def describe(self) -> str:
+        g = f", groups={self.groups}" if self.groups > 1 else ""
+        return (f"{self.out_channels} x {self.kh}x{self.kw}x{self.in_channels // self.groups}, "
+                f"stride {self.stride}, pad {self.padding}{g}")
+
+    def output_shape(self, input_shape):
+        C, H, W = input_shape
+        return (self.out_channels, conv_output_size(H, self.kh, self.stride, self.padding),
+                conv_output_size(W, self.kw, self.stride, self.padding))
+
+    def forward(self, x, train: bool = True):
+        self.check_input(x, ndim=4, channels=self.in_channels,
+                         min_hw=(self.kh - 2 * self.padding, self.kw - 2 * self.padding),
+                         expected=f"(N, {self.in_channels}, H, W)")
+        N, C, H, W = x.shape
+        G, F = self.groups, self.out_channels
+        _, Ho, Wo = self.output_shape((C, H, W))
+        cols = self.ops.im2col(x, self.kh, self.kw, self.stride, self.padding)  # (N, C*K*K, P)
+        cols = cols.reshape(N, G, C // G * self.kh * self.kw, Ho * Wo)        # (N, G, Cg*K*K, P)
+        Wm = self.params["W"].reshape(G, F // G, -1)                            # (G, Fg, Cg*K*K)
+        out = Wm @ cols                                                         # (N, G, Fg, P)
+        out = out.reshape(N, F, Ho, Wo) + self.params["b"].reshape(1, F, 1, 1)  # (N, F, Ho, Wo)
+        self.cache = (cols, x.shape)
+        return out
+
+    def backward(self, dout):
+        xp = get_array_module(dout)
+        cols, x_shape = self.cache
+        N, G, CgKK, P = cols.shape
+        F = self.out_channels
+        dout_g = dout.reshape(N, G, F // G, P)                                  # (N, G, Fg, P)
+        self.grads["b"] = dout.sum(axis=(0, 2, 3))                              # (F,)
+        # dW[g] = sum over n and p of dout[n, g, f, p] * cols[n, g, k, p]: one GEMM per group.
+        dW = xp.stack([xp.tensordot(dout_g[:, g], cols[:, g], axes=([0, 2], [0, 2]))
+                       for g in range(G)])                                      # (G, Fg, Cg*K*K)
+        self.grads["W"] = dW.reshape(self.params["W"].shape)                    # (F, Cg, KH, KW)
+        Wm = self.params["W"].reshape(G, F // G, CgKK)                          # (G, Fg, Cg*K*K)
+        dcols = Wm.transpose(0, 2, 1) @ dout_g                                  # (N, G, Cg*K*K, P)
+        dcols = dcols.reshape(N, G * CgKK, P)                                   # (N, C*K*K, P)
+        return self.ops.col2im(dcols, x_shape, self.kh, self.kw, self.stride, self.padding)

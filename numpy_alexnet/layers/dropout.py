@@ -1,0 +1,55 @@
+"""Dropout (section 4.2): each hidden neuron is zeroed with probability ``rate``.
+
+Two equivalent ways to keep the expected activation the same at test time:
+
+* ``mode='paper'`` (the default, as the paper does it): train with ``x * mask``;
+  at test time use every neuron and multiply its output by ``1 - rate`` (0.5).
+* ``mode='inverted'`` (what most libraries do now): train with
+  ``x * mask / (1 - rate)``; at test time pass ``x`` through unchanged.
+
+The mask is drawn on the host from this layer's own NumPy generator (seeded),
+then moved to the array's device, so NumPy, Numba and CuPy runs drop the same
+neurons for the same seed.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..backend import get_array_module
+from .base import Layer
+
+MODES = ("paper", "inverted")
+
+
+class Dropout(Layer):
+    def __init__(self, rate: float = 0.5, mode: str = "paper", seed: int = 0,
+                 name: str | None = None):
+        super().__init__(name)
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"Dropout '{self.name}': rate must be in [0, 1), got {rate}")
+        if mode not in MODES:
+            raise ValueError(f"Dropout '{self.name}': mode must be one of {MODES}, got {mode!r}")
+        self.rate, self.mode = float(rate), mode
+        self.rng = np.random.default_rng(seed)
+
+    def describe(self) -> str:
+        return f"rate={self.rate:g}, {self.mode}"
+
+    def forward(self, x, train: bool = True):
+        self.check_input(x)
+        keep = 1.0 - self.rate
+        if not train:
+            self.cache = None
+            return x * x.dtype.type(keep) if self.mode == "paper" else x
+        xp = get_array_module(x)
+        mask = (self.rng.random(x.shape) < keep).astype(x.dtype)    # 1 = kept
+        if self.mode == "inverted":
+            mask /= x.dtype.type(keep)
+        mask = xp.asarray(mask)
+        self.cache = mask
+        return x * mask
+
+    def backward(self, dout):
+        if self.cache is None:
+            raise RuntimeError(f"Dropout '{self.name}': backward after a test-time forward")
+        return dout * self.cache

@@ -1,0 +1,62 @@
+"""Fully connected layers (fc6, fc7, fc8) and the Flatten that feeds them.
+
+Linear: out = x @ W + b with W (D_in, D_out), b (D_out,)
+        dx = dout @ W.T, dW = x.T @ dout, db = sum over the batch of dout.
+Flatten: (N, C, H, W) -> (N, C*H*W) in C-order, channel-major, as the paper's
+6x6x256 pool5 output reaches fc6 (9216 inputs).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Layer
+
+
+class Flatten(Layer):
+    def output_shape(self, input_shape):
+        return (int(np.prod(input_shape)),)
+
+    def forward(self, x, train: bool = True):
+        self.check_input(x)
+        self.cache = x.shape
+        return x.reshape(x.shape[0], -1)                        # (N, C*H*W)
+
+    def backward(self, dout):
+        return dout.reshape(self.cache)                         # (N, C, H, W)
+
+
+class Linear(Layer):
+    """Fully connected: W (D_in, D_out) ~ N(0, weight_std), b = ``bias``.
+
+    Weights are drawn on the host in float64 from ``rng``, then cast.
+    """
+
+    def __init__(self, in_features: int, out_features: int, weight_std: float = 0.01,
+                 bias: float = 0.0, rng: np.random.Generator | None = None,
+                 dtype=np.float32, name: str | None = None):
+        super().__init__(name)
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        rng = rng if rng is not None else np.random.default_rng(0)
+        self.params = {
+            "W": (rng.standard_normal((in_features, out_features)) * weight_std).astype(dtype),
+            "b": np.full(out_features, bias, dtype=dtype),
+        }
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+
+    def describe(self) -> str:
+        return f"{self.in_features} -> {self.out_features}"
+
+    def output_shape(self, input_shape):
+        return (self.out_features,)
+
+    def forward(self, x, train: bool = True):
+        self.check_input(x, ndim=2, channels=self.in_features,
+                         expected=f"(N, {self.in_features})")
+        self.cache = x
+        return x @ self.params["W"] + self.params["b"]          # (N, D_out)
+
+    def backward(self, dout):
+        x = self.cache
+        self.grads["W"] = x.T @ dout                            # (D_in, D_out)
+        self.grads["b"] = dout.sum(axis=0)                      # (D_out,)
+        return dout @ self.params["W"].T                        # (N, D_in)

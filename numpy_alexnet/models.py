@@ -1,0 +1,154 @@
+"""The networks, written down as data, apart from the training recipe.
+
+A spec is a list of rows ``(name, kind, arguments)``; :func:`build` turns one
+into a :class:`~numpy_alexnet.net.Sequential`.  Read ``alexnet_spec`` next to
+the table in section 3.5 of the paper (and PAPER.md): one row a layer.
+
+Initialization (section 5) is part of the spec: ``weight_std`` and ``bias``.
+All weights are drawn from one host ``numpy.random.Generator(seed)`` in layer
+order, so a seed fixes the starting point on every backend.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .layers import (AvgPool2D, Conv2D, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2D,
+                     make_activation)
+from .net import Sequential
+
+# kind -> layer class; activations are built by make_activation.
+LAYER_KINDS = {
+    "conv": Conv2D, "linear": Linear, "lrn": LocalResponseNorm, "maxpool": MaxPool2D,
+    "avgpool": AvgPool2D, "dropout": Dropout, "flatten": Flatten,
+}
+_WITH_RNG = ("conv", "linear")
+
+
+def alexnet_spec(num_classes: int = 1000) -> list[tuple[str, str, dict]]:
+    """The paper's network (section 3.5, figure 2) for 227x227x3 inputs.
+
+    The two towers share one device as ``groups=2`` in conv2, conv4 and conv5,
+    where each tower sees only its own half of the previous layer; conv3 and
+    fc6-fc8 see both towers.  Weights N(0, 0.01); biases 1 in conv2, conv4,
+    conv5, fc6 and fc7, 0 elsewhere.
+
+    Deviation: the paper says 224x224 inputs, which do not give its 55x55;
+    227 does (see docs/faithfulness.md).
+    """
+    lrn = dict(n=5, k=2.0, alpha=1e-4, beta=0.75)
+    pool = dict(kernel_size=3, stride=2)                    # overlapping, section 3.4
+    return [
+        # name     kind        arguments
+        ("conv1", "conv",    dict(in_channels=3, out_channels=96, kernel_size=11, stride=4, bias=0.0)),
+        ("relu1", "relu",    {}),
+        ("norm1", "lrn",     lrn),
+        ("pool1", "maxpool", pool),
+        ("conv2", "conv",    dict(in_channels=96, out_channels=256, kernel_size=5, padding=2,
+                                  groups=2, bias=1.0)),
+        ("relu2", "relu",    {}),
+        ("norm2", "lrn",     lrn),
+        ("pool2", "maxpool", pool),
+        ("conv3", "conv",    dict(in_channels=256, out_channels=384, kernel_size=3, padding=1,
+                                  bias=0.0)),       # towers cross here
+        ("relu3", "relu",    {}),
+        ("conv4", "conv",    dict(in_channels=384, out_channels=384, kernel_size=3, padding=1,
+                                  groups=2, bias=1.0)),
+        ("relu4", "relu",    {}),
+        ("conv5", "conv",    dict(in_channels=384, out_channels=256, kernel_size=3, padding=1,
+                                  groups=2, bias=1.0)),
+        ("relu5", "relu",    {}),
+        ("pool5", "maxpool", pool),
+        ("flatten", "flatten", {}),
+        ("fc6",   "linear",  dict(in_features=6 * 6 * 256, out_features=4096, bias=1.0)),  # cross
+        ("relu6", "relu",    {}),
+        ("drop6", "dropout", dict(rate=0.5)),
+        ("fc7",   "linear",  dict(in_features=4096, out_features=4096, bias=1.0)),         # cross
+        ("relu7", "relu",    {}),
+        ("drop7", "dropout", dict(rate=0.5)),
+        ("fc8",   "linear",  dict(in_features=4096, out_features=num_classes, bias=0.0)),  # cross
+    ]
+
+
+# cuda-convnet's layers-80sec.cfg initialization for the Figure-1 net.
+CUDA_CONVNET_STDS = (1e-4, 1e-2, 1e-2, 1e-2)
+
+
+def cifar_fig1_spec(activation: str = "relu", num_classes: int = 10,
+                    weight_stds: tuple = CUDA_CONVNET_STDS) -> list[tuple[str, str, dict]]:
+    """The four-layer CIFAR-10 net of Figure 1 (section 3.1), for 32x32x3 inputs.
+
+    The paper gives no sizes; this is the nearest public definition, the
+    cuda-convnet CIFAR-10 example (layers-80sec.cfg): three 5x5 convolutions
+    (32, 32, 64 kernels, padding 2) each followed by the chosen neuron and a
+    3x3/2 pool (max, then average, average), and one fully connected layer.
+
+    Deviation: pools use floor mode (32 -> 15 -> 7 -> 3, so fc10 sees
+    3*3*64 = 576 inputs) where cuda-convnet rounds up (16 -> 8 -> 4).
+    """
+    s1, s2, s3, s4 = weight_stds
+    pool = dict(kernel_size=3, stride=2)
+    return [
+        ("conv1", "conv",    dict(in_channels=3, out_channels=32, kernel_size=5, padding=2, weight_std=s1)),
+        ("act1",  activation, {}),
+        ("pool1", "maxpool", pool),
+        ("conv2", "conv",    dict(in_channels=32, out_channels=32, kernel_size=5, padding=2, weight_std=s2)),
+        ("act2",  activation, {}),
+        ("pool2", "avgpool", pool),
+        ("conv3", "conv",    dict(in_channels=32, out_channels=64, kernel_size=5, padding=2, weight_std=s3)),
+        ("act3",  activation, {}),
+        ("pool3", "avgpool", pool),
+        ("flatten", "flatten", {}),
+        ("fc10",  "linear",  dict(in_features=3 * 3 * 64, out_features=num_classes, weight_std=s4)),
+    ]
+
+
+def build(spec, input_shape: tuple, seed: int = 0, dtype=np.float32,
+          dropout_mode: str = "paper", name: str = "net") -> Sequential:
+    """Make the layers of ``spec`` with weights drawn from ``Generator(seed)``."""
+    rng = np.random.default_rng(seed)
+    layers = []
+    for i, (lname, kind, args) in enumerate(spec):
+        args = dict(args)
+        if kind in ("relu", "tanh"):
+            layers.append(make_activation(kind, name=lname))
+            continue
+        if kind not in LAYER_KINDS:
+            raise ValueError(f"layer {lname!r}: unknown kind {kind!r}; expected one of "
+                             f"{sorted(LAYER_KINDS) + ['relu', 'tanh']}")
+        if kind in _WITH_RNG:
+            args.update(rng=rng, dtype=dtype)
+        if kind == "dropout":
+            args.setdefault("mode", dropout_mode)
+            args.setdefault("seed", seed * 1000 + i)
+        layers.append(LAYER_KINDS[kind](name=lname, **args))
+    net = Sequential(layers, input_shape=input_shape, name=name)
+    net.shapes()        # fail now, not at the first batch, if the spec's shapes do not chain
+    return net
+
+
+def alexnet(num_classes: int = 1000, seed: int = 0, dtype=np.float32,
+            dropout_mode: str = "paper") -> Sequential:
+    """The paper's AlexNet for (N, 3, 227, 227) inputs: 60,965,224 parameters at 1000 classes."""
+    return build(alexnet_spec(num_classes), (3, 227, 227), seed, dtype, dropout_mode, "alexnet")
+
+
+def cifar_fig1(activation: str = "relu", num_classes: int = 10, seed: int = 0, dtype=np.float32,
+               weight_stds: tuple = CUDA_CONVNET_STDS, input_size: int = 32) -> Sequential:
+    """The Figure-1 CIFAR-10 net with ReLU or tanh neurons, for (N, 3, 32, 32) inputs."""
+    spec = cifar_fig1_spec(activation, num_classes, weight_stds)
+    return build(spec, (3, input_size, input_size), seed, dtype, name=f"cifar_fig1_{activation}")
+
+
+MODELS = {
+    "alexnet": alexnet,
+    "cifar_fig1": cifar_fig1,
+    "cifar_fig1_relu": lambda **kw: cifar_fig1("relu", **kw),
+    "cifar_fig1_tanh": lambda **kw: cifar_fig1("tanh", **kw),
+}
+
+
+def get_model(name: str, **kwargs) -> Sequential:
+    """A model by name (see ``MODELS``)."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; expected one of {sorted(MODELS)}")
+    return MODELS[name](**kwargs)

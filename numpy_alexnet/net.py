@@ -1,0 +1,144 @@
+"""``Sequential``: layers applied in order, and gradients passed back in reverse."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from .backend import to_numpy
+from .layers.base import Layer
+
+
+class Sequential:
+    """A list of uniquely named layers.
+
+    ``forward(x, train)`` runs them in order; ``backward(dout)`` runs their
+    ``backward`` in reverse and returns dx.  The loss is not part of the net:
+    the trainer calls ``SoftmaxCrossEntropy`` on the logits.
+    """
+
+    def __init__(self, layers: list[Layer], input_shape: tuple | None = None,
+                 name: str = "net"):
+        names = [layer.name for layer in layers]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"Sequential '{name}': layer names must be unique; repeated: {dupes}")
+        self.layers = list(layers)
+        self.input_shape = tuple(input_shape) if input_shape is not None else None
+        self.name = name
+
+    # -- the two passes ----------------------------------------------------------
+    def forward(self, x, train: bool = True):
+        if self.input_shape is not None and tuple(x.shape[1:]) != self.input_shape:
+            raise ValueError(f"Sequential '{self.name}': input shape: expected "
+                             f"(N, {', '.join(map(str, self.input_shape))}), got {tuple(x.shape)}")
+        for layer in self.layers:
+            x = layer.forward(x, train)
+        return x
+
+    def backward(self, dout):
+        for layer in reversed(self.layers):
+            dout = layer.backward(dout)
+        return dout
+
+    __call__ = forward
+
+    # -- parameters ------------------------------------------------------------------
+    def named_params(self) -> Iterator[tuple[str, Layer, str]]:
+        """(qualified name 'conv1.W', layer, key) for every parameter, in layer order."""
+        for layer in self.layers:
+            for key in layer.params:
+                yield f"{layer.name}.{key}", layer, key
+
+    def num_params(self) -> int:
+        return sum(layer.num_params() for layer in self.layers)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Host copies of every parameter, keyed 'layer.key'."""
+        return {name: to_numpy(layer.params[key]) for name, layer, key in self.named_params()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Load every parameter from ``state``; checks everything before changing anything."""
+        ours = {name: (layer, key) for name, layer, key in self.named_params()}
+        missing = sorted(set(ours) - set(state))
+        unexpected = sorted(set(state) - set(ours))
+        if missing or unexpected:
+            raise KeyError(f"Sequential '{self.name}': state does not match; missing {missing}, "
+                           f"unexpected {unexpected}")
+        for name, (layer, key) in ours.items():
+            if tuple(state[name].shape) != tuple(layer.params[key].shape):
+                raise ValueError(f"Sequential '{self.name}': parameter {name}: expected shape "
+                                 f"{tuple(layer.params[key].shape)}, got {tuple(state[name].shape)}")
+        for name, (layer, key) in ours.items():
+            layer.params[key] = to_numpy(state[name]).astype(layer.params[key].dtype)
+        for layer in self.layers:                 # back onto each layer's backend and device
+            layer.to(layer.backend, layer.device)
+
+    # -- placement and dtype -------------------------------------------------------
+    @property
+    def backend(self) -> str:
+        return self.layers[0].backend if self.layers else "numpy"
+
+    def to(self, backend: str, device: int | None = None) -> "Sequential":
+        """Run on 'numpy', 'numba' or 'cupy' (on GPU ``device``); parameters move."""
+        for layer in self.layers:
+            layer.to(backend, device)
+        return self
+
+    def astype(self, dtype) -> "Sequential":
+        for layer in self.layers:
+            layer.astype(dtype)
+        return self
+
+    # -- access --------------------------------------------------------------------
+    def __getitem__(self, key) -> Layer:
+        if isinstance(key, str):
+            for layer in self.layers:
+                if layer.name == key:
+                    return layer
+            raise KeyError(f"Sequential '{self.name}' has no layer {key!r}; "
+                           f"layers: {[l.name for l in self.layers]}")
+        return self.layers[key]
+
+    def __iter__(self):
+        return iter(self.layers)
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    # -- summary -------------------------------------------------------------------
+    def shapes(self, input_shape: tuple | None = None) -> list[tuple]:
+        """Each layer's output shape for one example (C, H, W) or (D,)."""
+        shape = tuple(input_shape or self.input_shape)
+        out = []
+        for layer in self.layers:
+            shape = layer.output_shape(shape)
+            out.append(shape)
+        return out
+
+    def summary(self, input_shape: tuple | None = None) -> str:
+        """A table of each layer's output shape (H x W x C as in the paper) and parameters."""
+        shape = tuple(input_shape or self.input_shape)
+        rows = [("layer", "type", "hyperparameters", "output", "params")]
+        rows.append(("input", "", "", _fmt_shape(shape), ""))
+        for layer, out in zip(self.layers, self.shapes(shape)):
+            rows.append((layer.name, type(layer).__name__, layer.describe(), _fmt_shape(out),
+                         f"{layer.num_params():,}" if layer.params else ""))
+        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        lines = []
+        for i, r in enumerate(rows):
+            lines.append("  ".join(c.ljust(w) if j < 4 else c.rjust(w)
+                                   for j, (c, w) in enumerate(zip(r, widths))).rstrip())
+            if i == 0:
+                lines.append("-" * len(lines[0]))
+        lines.append("-" * len(lines[0]))
+        lines.append(f"Total parameters: {self.num_params():,}")
+        return "\n".join(lines)
+
+
+def _fmt_shape(shape: tuple) -> str:
+    """(C, H, W) -> 'HxWxC' (the paper's order); (D,) -> 'D'."""
+    if len(shape) == 3:
+        C, H, W = shape
+        return f"{H}x{W}x{C}"
+    return "x".join(str(s) for s in shape)

@@ -1,0 +1,124 @@
+"""Forward passes against naive loops, and against PyTorch where it is installed."""
+import numpy as np
+import pytest
+
+from numpy_alexnet.layers import (AvgPool2D, Conv2D, LocalResponseNorm, MaxPool2D,
+                                  SoftmaxCrossEntropy, col2im, im2col)
+from oracles import conv_naive, lrn_naive, pool_naive
+
+
+def test_im2col_col2im_adjoint(rng):
+    """<im2col(x), c> == <x, col2im(c)> for every x, c: col2im is im2col's transpose."""
+    for (N, C, H, W, kh, kw, s, p) in [(2, 3, 7, 5, 3, 3, 2, 1), (1, 2, 9, 11, 5, 4, 3, 2),
+                                       (3, 1, 6, 6, 2, 2, 2, 0)]:
+        x = rng.standard_normal((N, C, H, W))
+        cols = im2col(x, kh, kw, s, p)
+        c = rng.standard_normal(cols.shape)
+        lhs = np.sum(cols * c)
+        rhs = np.sum(x * col2im(c, x.shape, kh, kw, s, p))
+        assert abs(lhs - rhs) <= 1e-12 * max(1.0, abs(lhs))
+
+
+def test_im2col_values(rng):
+    x = rng.standard_normal((2, 3, 6, 5))
+    cols = im2col(x, 3, 2, 2, 1)              # (N, C*KH*KW, Ho*Wo)
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    Ho, Wo = (6 + 2 - 3) // 2 + 1, (5 + 2 - 2) // 2 + 1
+    assert cols.shape == (2, 3 * 3 * 2, Ho * Wo)
+    # column of output position (y, x) is the flattened (C, KH, KW) patch there
+    for y in range(Ho):
+        for xx in range(Wo):
+            patch = xp[:, :, 2 * y:2 * y + 3, 2 * xx:2 * xx + 2].reshape(2, -1)
+            np.testing.assert_array_equal(cols[:, :, y * Wo + xx], patch)
+
+
+@pytest.mark.parametrize("groups,stride,pad", [(1, 1, 0), (2, 2, 1), (2, 3, 2)])
+def test_conv_forward_matches_loops(rng, groups, stride, pad):
+    layer = Conv2D(4, 6, (3, 4), stride, pad, groups, weight_std=1.0, bias=0.3, rng=rng,
+                   dtype=np.float64)
+    x = rng.standard_normal((2, 4, 9, 8))
+    ref = conv_naive(x, layer.params["W"], layer.params["b"], stride, pad, groups)
+    np.testing.assert_allclose(layer.forward(x), ref, rtol=1e-12, atol=1e-12)
+
+
+def test_pools_match_loops(rng):
+    x = rng.standard_normal((2, 3, 9, 8))
+    np.testing.assert_allclose(MaxPool2D(3, 2).forward(x), pool_naive(x, 3, 2, np.max))
+    np.testing.assert_allclose(AvgPool2D(3, 2).forward(x), pool_naive(x, 3, 2, np.mean))
+
+
+def test_maxpool_tie_goes_to_first_and_overlaps_add():
+    x = np.zeros((1, 1, 5, 5))
+    x[0, 0, 2, 2] = 1.0                        # the centre is in all four 3x3/2 windows
+    layer = MaxPool2D(3, 2)
+    out = layer.forward(x)
+    assert out.shape == (1, 1, 2, 2) and np.all(out == 1.0)
+    dx = layer.backward(np.ones_like(out))
+    assert dx[0, 0, 2, 2] == 4.0 and dx.sum() == 4.0   # added, not assigned
+    # an all-equal window routes its gradient to the top-left element
+    y = np.ones((1, 1, 3, 3))
+    layer.forward(y)
+    dy = layer.backward(np.ones((1, 1, 1, 1)))
+    assert dy[0, 0, 0, 0] == 1.0 and dy.sum() == 1.0
+
+
+def test_lrn_matches_formula(rng):
+    x = rng.standard_normal((2, 7, 3, 4))
+    out = LocalResponseNorm(5, 2.0, 0.5, 0.75).forward(x)
+    np.testing.assert_allclose(out, lrn_naive(x, 5, 2.0, 0.5, 0.75), rtol=1e-12)
+
+
+def test_softmax_cross_entropy_is_stable_and_correct():
+    logits = np.array([[1000.0, 0.0, -1000.0], [1.0, 2.0, 3.0]])
+    labels = np.array([0, 2])
+    loss = SoftmaxCrossEntropy().forward(logits, labels)
+    expected = (0.0 + (np.log(np.exp(1) + np.exp(2) + np.exp(3)) - 3.0)) / 2
+    assert np.isfinite(loss) and abs(loss - expected) < 1e-12
+
+
+# -- PyTorch as an independent oracle (optional) ---------------------------------------
+torch = pytest.importorskip("torch", reason="PyTorch is an optional oracle")
+
+
+def test_conv_grouped_against_torch(rng):
+    layer = Conv2D(4, 6, 3, 2, 1, 2, weight_std=1.0, bias=0.5, rng=rng, dtype=np.float64)
+    x = rng.standard_normal((2, 4, 9, 7))
+    out = layer.forward(x)
+    dout = rng.standard_normal(out.shape)
+    dx = layer.backward(dout)
+    tx = torch.tensor(x, requires_grad=True)
+    tw = torch.tensor(layer.params["W"], requires_grad=True)
+    tb = torch.tensor(layer.params["b"], requires_grad=True)
+    tout = torch.nn.functional.conv2d(tx, tw, tb, stride=2, padding=1, groups=2)
+    tout.backward(torch.tensor(dout))
+    np.testing.assert_allclose(out, tout.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(layer.grads["W"], tw.grad.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(layer.grads["b"], tb.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_lrn_alpha_convention_against_torch(rng):
+    """The paper's alpha=1e-4 is PyTorch's alpha=5e-4 (PyTorch divides by n)."""
+    x = rng.standard_normal((2, 9, 4, 3)) * 10
+    ours = LocalResponseNorm(5, 2.0, 1e-4, 0.75)
+    out = ours.forward(x)
+    dout = rng.standard_normal(out.shape)
+    dx = ours.backward(dout)
+    tx = torch.tensor(x, requires_grad=True)
+    tout = torch.nn.LocalResponseNorm(5, alpha=5 * 1e-4, beta=0.75, k=2.0)(tx)
+    tout.backward(torch.tensor(dout))
+    np.testing.assert_allclose(out, tout.detach().numpy(), rtol=1e-10)
+    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_maxpool_against_torch(rng):
+    x = rng.standard_normal((2, 3, 11, 8))
+    layer = MaxPool2D(3, 2)
+    out = layer.forward(x)
+    dout = rng.standard_normal(out.shape)
+    dx = layer.backward(dout)
+    tx = torch.tensor(x, requires_grad=True)
+    tout = torch.nn.functional.max_pool2d(tx, 3, 2)
+    tout.backward(torch.tensor(dout))
+    np.testing.assert_allclose(out, tout.detach().numpy())
+    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-12)
