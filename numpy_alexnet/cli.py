@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     p = sub.add_parser("summary", help="print a model's layers, output shapes and parameters")
-    p.add_argument("model", help="alexnet, cifar_fig1, cifar_fig1_relu, cifar_fig1_tanh")
+    p.add_argument("model", help="alexnet, alexnet_torchvision, cifar_fig1, cifar_fig1_relu, cifar_fig1_tanh")
     p.add_argument("--num-classes", type=int, default=None, help="size of the last layer")
     p.set_defaults(func=_summary)
 

@@ -69,6 +69,42 @@ def alexnet_spec(num_classes: int = 1000) -> list[tuple[str, str, dict]]:
     ]
 
 
+def alexnet_torchvision_spec(num_classes: int = 1000) -> list[tuple[str, str, dict]]:
+    """torchvision's AlexNet: a *different*, single-tower network (224x224 input).
+
+    64/192/384/256/256 kernels, no LRN, no groups, padding 2 in conv1, dropout
+    *before* fc6 and fc7 (inverted, as PyTorch does): 61,100,840 parameters at
+    1000 classes.  Offered so torchvision's weights can be loaded; it is not the
+    paper's network.  Initialization here is the paper's N(0, 0.01), not
+    torchvision's.  torchvision's adaptive 6x6 average pool is the identity
+    for 224x224 inputs and is left out.
+    """
+    pool = dict(kernel_size=3, stride=2)
+    return [
+        ("conv1", "conv",    dict(in_channels=3, out_channels=64, kernel_size=11, stride=4, padding=2)),
+        ("relu1", "relu",    {}),
+        ("pool1", "maxpool", pool),
+        ("conv2", "conv",    dict(in_channels=64, out_channels=192, kernel_size=5, padding=2)),
+        ("relu2", "relu",    {}),
+        ("pool2", "maxpool", pool),
+        ("conv3", "conv",    dict(in_channels=192, out_channels=384, kernel_size=3, padding=1)),
+        ("relu3", "relu",    {}),
+        ("conv4", "conv",    dict(in_channels=384, out_channels=256, kernel_size=3, padding=1)),
+        ("relu4", "relu",    {}),
+        ("conv5", "conv",    dict(in_channels=256, out_channels=256, kernel_size=3, padding=1)),
+        ("relu5", "relu",    {}),
+        ("pool5", "maxpool", pool),
+        ("flatten", "flatten", {}),
+        ("drop6", "dropout", dict(rate=0.5, mode="inverted")),
+        ("fc6",   "linear",  dict(in_features=6 * 6 * 256, out_features=4096)),
+        ("relu6", "relu",    {}),
+        ("drop7", "dropout", dict(rate=0.5, mode="inverted")),
+        ("fc7",   "linear",  dict(in_features=4096, out_features=4096)),
+        ("relu7", "relu",    {}),
+        ("fc8",   "linear",  dict(in_features=4096, out_features=num_classes)),
+    ]
+
+
 # cuda-convnet's layers-80sec.cfg initialization for the Figure-1 net.
 CUDA_CONVNET_STDS = (1e-4, 1e-2, 1e-2, 1e-2)
 
@@ -139,8 +175,15 @@ def cifar_fig1(activation: str = "relu", num_classes: int = 10, seed: int = 0, d
     return build(spec, (3, input_size, input_size), seed, dtype, name=f"cifar_fig1_{activation}")
 
 
+def alexnet_torchvision(num_classes: int = 1000, seed: int = 0, dtype=np.float32) -> Sequential:
+    """torchvision's single-tower AlexNet for (N, 3, 224, 224) inputs (61,100,840 parameters)."""
+    return build(alexnet_torchvision_spec(num_classes), (3, 224, 224), seed, dtype,
+                 name="alexnet_torchvision")
+
+
 MODELS = {
     "alexnet": alexnet,
+    "alexnet_torchvision": alexnet_torchvision,
     "cifar_fig1": cifar_fig1,
     "cifar_fig1_relu": lambda **kw: cifar_fig1("relu", **kw),
     "cifar_fig1_tanh": lambda **kw: cifar_fig1("tanh", **kw),

@@ -204,3 +204,11 @@ def test_importing_needs_neither_cupy_nor_numba():
             "bad = [m for m in ('cupy', 'numba') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_torchvision_variant_is_a_different_network():
+    from numpy_alexnet.models import alexnet_torchvision
+    net = alexnet_torchvision()
+    assert net.num_params() == 61_100_840
+    assert net.shapes()[-1] == (1000,) and net.input_shape == (3, 224, 224)
+    assert not any(type(l).__name__ == "LocalResponseNorm" for l in net)
