@@ -1,0 +1,31 @@
+"""Data for AlexNet (section 4 of the paper): datasets, augmentation, batches, metrics.
+
+Importing this package needs only NumPy; Pillow (image files) and tqdm
+(progress bars) are imported when used: ``pip install 'numpy-alexnet[data]'``.
+
+    from numpy_alexnet.data import load_dataset, TrainTransform, BatchIterator
+    ds = load_dataset("../shared/data/cifar10-jpeg.tar.gz")        # uint8 (N, 3, 32, 32)
+    st = ds.stats()                                                # mean image, RGB PCA
+    tf = TrainTransform(st.mean_image, 24, st.eigvals, st.eigvecs)
+    for x, y in BatchIterator(ds.train.images, ds.train.labels, 128, transform=tf):
+        ...                                                        # x float32 (128, 3, 24, 24)
+"""
+from .augment import (TEN_CROP_ORDER, EvalTransform, TrainTransform, average_ten_crop,
+                      center_crop, crop, flip_horizontal, mean_image, pca_color,
+                      pca_color_shift, pca_eigen, random_crop_flip, random_crop_params,
+                      ten_crop, ten_crop_offsets)
+from .datasets import (CIFAR10_CLASSES, CIFAR10_MD5, CIFAR10_URL, DataError, Dataset,
+                       DatasetStats, Split, dataset_info, decode_image, default_cache_dir,
+                       download_cifar10, load_arrays, load_dataset, source_fingerprint)
+from .loader import BatchIterator
+from .metrics import softmax, topk_correct, topk_error, topk_errors
+
+__all__ = [
+    "DataError", "Dataset", "DatasetStats", "Split", "load_dataset", "load_arrays",
+    "dataset_info", "decode_image", "default_cache_dir", "download_cifar10",
+    "source_fingerprint", "CIFAR10_CLASSES", "CIFAR10_MD5", "CIFAR10_URL",
+    "mean_image", "pca_eigen", "flip_horizontal", "random_crop_params", "crop",
+    "random_crop_flip", "center_crop", "ten_crop", "ten_crop_offsets", "TEN_CROP_ORDER",
+    "average_ten_crop", "pca_color", "pca_color_shift", "TrainTransform", "EvalTransform",
+    "BatchIterator", "softmax", "topk_correct", "topk_error", "topk_errors",
+]
