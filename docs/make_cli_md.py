@@ -1,0 +1,141 @@
+"""Write docs/cli.md, the command-line reference, from the real argparse parser.
+
+    python docs/make_cli_md.py
+
+Every command, its usage line, and a table of its arguments (flags, choices,
+defaults, help) come from ``numpy_alexnet.cli.build_parser()``, so the
+reference cannot name a flag that does not exist; ``tests/test_docs.py``
+checks that it lists every one.  Only the introduction and the examples are
+written by hand, below.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from numpy_alexnet.cli import build_parser  # noqa: E402
+
+INTRO = """\
+# Command-line reference
+
+`numpy-alexnet` (or `python -m numpy_alexnet`, the same program) is installed
+with the package. Every command prints what it is doing to stderr and
+returns 0 when it succeeds; `numpy-alexnet COMMAND --help` prints the same
+information as this page, which is generated from the parser itself by
+`docs/make_cli_md.py` (run it again after changing a flag).
+
+## Examples
+
+```bash
+numpy-alexnet summary alexnet                      # the paper's network: 60,965,224 parameters
+numpy-alexnet summary cifar_fig1_tanh --num-classes 10
+"""
+
+EXAMPLES = {
+    "data": """\
+numpy-alexnet data info ../shared/data/cifar10-jpeg.tar.gz           # counts, mean pixel, RGB PCA
+""",
+    "train": """\
+numpy-alexnet train --model cifar_fig1_relu --data ../shared/data/cifar10-jpeg.tar.gz \\
+    --epochs 10 --lr 0.001 --weight-decay 0 --schedule fixed --out runs/fig1
+numpy-alexnet train --model cifar_fig1_relu --data ../shared/data/cifar10-jpeg.tar.gz \\
+    --epochs 10 --lr 0.001 --weight-decay 0 --schedule fixed --out runs/fig1 --resume
+""",
+    "eval": """\
+numpy-alexnet eval runs/fig1/checkpoints/best.npz --split test
+""",
+    "relu-vs-tanh": """\
+numpy-alexnet relu-vs-tanh --quick --data ../shared/data/cifar10-jpeg.tar.gz   # minutes on a CPU
+""",
+}
+
+
+def _subparsers(parser):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    return None
+
+
+def _walk(parser, path=()):
+    yield path, parser
+    sub = _subparsers(parser)
+    if sub is not None:
+        for name, child in sub.choices.items():
+            yield from _walk(child, path + (name,))
+
+
+def _cell(text) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _argument_row(action) -> str | None:
+    if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+        return None
+    if action.option_strings:
+        name = ", ".join(f"`{o}`" for o in action.option_strings)
+        takes = action.nargs != 0
+        if takes:
+            meta = action.metavar or (None if action.choices else action.dest.upper())
+            if action.choices:
+                meta = "{" + ",".join(map(str, action.choices)) + "}"
+            name += f" {meta}" if action.nargs is None else f" [{meta}]"
+    else:
+        name = f"`{action.metavar or action.dest}`"
+    default = action.default
+    if default is None or default is False or default is argparse.SUPPRESS or action.nargs == 0:
+        default = ""
+    else:
+        default = f"`{default}`"
+    help_text = (action.help or "") % {"default": action.default, "prog": ""} if action.help else ""
+    return f"| {_cell(name)} | {_cell(default)} | {_cell(help_text)} |"
+
+
+def render() -> str:
+    parser = build_parser()
+    commands = [path for path, _ in _walk(parser) if path]
+    lines = [INTRO.rstrip("\n")]
+    tops = {p[0] for p in commands}
+    for top in ("data", "train", "eval", "relu-vs-tanh"):
+        if top in tops:
+            lines.append(EXAMPLES[top].rstrip("\n"))
+    lines += ["```", ""]
+    lines += ["## Commands", ""]
+    for path in commands:
+        anchor = "numpy-alexnet-" + "-".join(path)
+        lines.append(f"- [`numpy-alexnet {' '.join(path)}`](#{anchor})")
+    lines.append("")
+    for path, p in _walk(parser):
+        title = "numpy-alexnet" + (" " + " ".join(path) if path else "")
+        lines += [f"## `{title}`" if path else "## `numpy-alexnet` (the program)", ""]
+        desc = p.description or ""
+        if desc:
+            lines += [desc.replace("%%", "%"), ""]
+        usage = " ".join(p.format_usage().replace("usage: ", "").split())
+        lines += ["```text", usage, "```", ""]
+        rows = [r for r in (_argument_row(a) for a in p._actions) if r]
+        if rows:
+            lines += ["| argument | default | meaning |", "|---|---|---|"] + rows + [""]
+        sub = _subparsers(p)
+        if sub is not None:
+            lines += ["| command | what it does |", "|---|---|"]
+            helps = {a.dest: a.help for a in sub._choices_actions}
+            for name in sub.choices:
+                lines.append(f"| `{title} {name}` | {_cell((helps.get(name) or '').replace('%%', '%'))} |")
+            lines.append("")
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def main() -> int:
+    out = ROOT / "docs" / "cli.md"
+    out.write_text(render())
+    print("wrote", out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
