@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _registrars():
     """The command families that live next to the code they drive."""
     out = []
+    from .training.cli import register as training
+    out.append(training)
     return out
 
 

@@ -1,0 +1,151 @@
+"""Checkpoints: everything a run needs to go on exactly where it stopped.
+
+One backend-neutral ``.npz`` (host NumPy arrays, no pickles) holding
+
+* ``param/<layer.key>``     every parameter ('conv1.W', 'fc8.b', ...);
+* ``velocity/<layer.key>``  the optimizer's momentum buffers;
+* ``extra/<name>``          arrays of the data preprocessing (the mean image);
+* ``meta``                  one JSON string: format version, epoch and batch
+  (the position of the data iterator: the next batch to run), global step,
+  the optimizer's scalars, the schedule's state, the random-generator states
+  of the dropout layers, the running sums of the epoch in progress, the
+  per-epoch history and the run's configuration.
+
+The data iterator needs no generator state of its own: batch b of epoch e is
+a pure function of (seed, e, b) (see ``numpy_alexnet.data.loader``), so its
+position is enough.
+
+Writes are atomic: the file is written under a temporary name in the same
+folder, flushed and fsync'ed, then renamed over the target (``os.replace`` is
+atomic on POSIX and Windows).  A run killed at any instant leaves either the
+old checkpoint or the new one, never a torn file.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..backend import to_numpy
+
+FORMAT_VERSION = 1
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be read or does not fit the network."""
+
+
+def rng_states(net) -> dict:
+    """{layer name: bit-generator state} for every layer that owns a NumPy Generator."""
+    out = {}
+    for layer in net:
+        rng = getattr(layer, "rng", None)
+        if isinstance(rng, np.random.Generator):
+            out[layer.name] = rng.bit_generator.state        # a JSON-able dict
+    return out
+
+
+def set_rng_states(net, states: dict) -> None:
+    for layer in net:
+        rng = getattr(layer, "rng", None)
+        if isinstance(rng, np.random.Generator):
+            if layer.name not in states:
+                raise CheckpointError(f"checkpoint has no generator state for layer {layer.name!r}")
+            rng.bit_generator.state = states[layer.name]
+
+
+def atomic_write_bytes_via(path: Path, write) -> None:
+    """Call ``write(file)`` on a temporary file next to ``path``, fsync, then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    try:                                   # make the rename itself durable
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:                        # pragma: no cover - e.g. Windows
+        pass
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes_via(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def save_checkpoint(path, net, optimizer, meta: dict, extra: dict | None = None) -> Path:
+    """Write ``net``'s weights, ``optimizer``'s velocities, ``meta`` and ``extra`` arrays."""
+    arrays = {f"param/{k}": v for k, v in net.state_dict().items()}
+    opt_state = optimizer.state_dict()
+    for k, v in opt_state.items():
+        if k.startswith("velocity/"):
+            arrays[k] = to_numpy(v)
+    meta = dict(meta)
+    meta["format_version"] = FORMAT_VERSION
+    meta["optimizer"] = {k: v for k, v in opt_state.items() if not k.startswith("velocity/")}
+    meta["rng"] = rng_states(net)
+    for k, v in (extra or {}).items():
+        arrays[f"extra/{k}"] = to_numpy(v)
+    arrays["meta"] = np.array(json.dumps(meta, sort_keys=True))
+    path = Path(path)
+    atomic_write_bytes_via(path, lambda f: np.savez(f, **arrays))
+    return path
+
+
+def read_checkpoint(path) -> dict:
+    """{'params', 'velocity', 'extra', 'meta'} of a checkpoint, as host arrays and a dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except Exception as err:
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from err
+    if "meta" not in data:
+        raise CheckpointError(f"{path}: not a numpy-alexnet checkpoint (no 'meta' entry)")
+    meta = json.loads(str(data.pop("meta")))
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format {meta.get('format_version')}, "
+                              f"this version reads {FORMAT_VERSION}")
+    out = {"params": {}, "velocity": {}, "extra": {}, "meta": meta}
+    for k, v in data.items():
+        group, _, name = k.partition("/")
+        if group == "param":
+            out["params"][name] = v
+        elif group == "velocity":
+            out["velocity"][name] = v
+        elif group == "extra":
+            out["extra"][name] = v
+    return out
+
+
+def load_checkpoint(path, net, optimizer=None) -> dict:
+    """Load weights (and velocities, generator states) into ``net``/``optimizer``; return it.
+
+    The returned dict is :func:`read_checkpoint`'s; its ``meta`` holds the
+    epoch, batch, step, schedule and history for the trainer.
+    """
+    ck = read_checkpoint(path)
+    try:
+        net.load_state_dict(ck["params"])
+    except (KeyError, ValueError) as err:
+        raise CheckpointError(f"{path}: {err}") from err
+    set_rng_states(net, ck["meta"].get("rng", {}))
+    if optimizer is not None:
+        state = {f"velocity/{k}": v for k, v in ck["velocity"].items()}
+        state.update(ck["meta"]["optimizer"])
+        optimizer.load_state_dict(state)
+    return ck

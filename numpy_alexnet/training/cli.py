@@ -1,0 +1,502 @@
+"""``numpy-alexnet train | eval | relu-vs-tanh``.
+
+    numpy-alexnet train --model cifar_fig1_relu --data ../shared/data/cifar10-jpeg.tar.gz \\
+        --epochs 10 --lr 0.001 --weight-decay 0 --schedule fixed --out runs/fig1
+    numpy-alexnet train --model alexnet --data FOLDER --resize 256 --out runs/alexnet
+    numpy-alexnet train ... --resume                 # go on from runs/.../checkpoints/latest.npz
+    numpy-alexnet eval runs/alexnet/checkpoints/best.npz --data FOLDER --crops ten
+    numpy-alexnet relu-vs-tanh --quick --data ../shared/data/cifar10-jpeg.tar.gz
+
+``register(subparsers)`` adds the three commands; each handler returns an exit
+code: 0 done, 1 a data/checkpoint/backend problem, 2 bad arguments, 3 the
+non-finite guard stopped the run.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NONFINITE = 0, 1, 2, 3
+
+# Keys of the configuration that a resumed run must share with its checkpoint.
+RESUME_MUST_MATCH = ("model", "data", "resize", "limit_per_class", "subset", "batch_size", "seed",
+                     "input_scale", "init", "augment", "schedule", "num_classes")
+
+
+def _err(cmd: str, msg: str) -> None:
+    print(f"numpy-alexnet {cmd}: {msg}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- #
+# Shared pieces: environment, data, model
+# --------------------------------------------------------------------------- #
+def library_versions() -> dict:
+    """Versions of Python and of the libraries a run may use (None: not installed)."""
+    from importlib import metadata
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for dist in ("numpy", "numba", "cupy-cuda12x", "cupy", "pillow", "tqdm", "matplotlib"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = None
+    from .. import __version__
+    out["numpy-alexnet"] = __version__
+    return out
+
+
+def print_start(cmd: str, config: dict, out=None) -> None:
+    """The configuration, backend, devices and library versions, printed at start."""
+    out = out or sys.stderr
+    versions = library_versions()
+    print(f"numpy-alexnet {cmd}", file=out)
+    print(f"  backend {config.get('backend')}, devices {config.get('devices')}", file=out)
+    print("  versions " + ", ".join(f"{k} {v}" for k, v in versions.items() if v), file=out)
+    print("  config " + json.dumps(config, sort_keys=True), file=out, flush=True)
+
+
+def fig1_weight_stds(init: str) -> tuple:
+    """conv1, conv2, conv3, fc10 initial standard deviations of the Figure-1 net.
+
+    'cuda-convnet': layers-80sec.cfg's (1e-4, 1e-2, 1e-2, 1e-2), made for raw
+    0-255 inputs.  'fan-in': 1/sqrt(fan-in) (LeCun), made for unit-variance
+    inputs: conv1 sees 5*5*3 = 75 inputs, conv2 and conv3 5*5*32 = 800, fc10
+    3*3*64 = 576.
+    """
+    from ..models import CUDA_CONVNET_STDS
+    if init == "cuda-convnet":
+        return CUDA_CONVNET_STDS
+    if init == "fan-in":
+        return tuple(float(1 / np.sqrt(f)) for f in (75, 800, 800, 576))
+    raise ValueError(f"unknown init {init!r}; expected 'cuda-convnet' or 'fan-in'")
+
+
+def build_model(name: str, num_classes: int, seed: int, init: str | None = None):
+    from ..models import MODELS, cifar_fig1, get_model
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; expected one of {', '.join(sorted(MODELS))}")
+    if name.startswith("cifar_fig1"):
+        act = {"cifar_fig1": "relu", "cifar_fig1_relu": "relu", "cifar_fig1_tanh": "tanh"}[name]
+        return cifar_fig1(act, num_classes=num_classes, seed=seed,
+                          weight_stds=fig1_weight_stds(init or "cuda-convnet"))
+    if init not in (None, "default"):
+        raise ValueError(f"--init {init} applies to the cifar_fig1 models; {name} uses the paper's")
+    return get_model(name, num_classes=num_classes, seed=seed)
+
+
+def pixel_std(images: np.ndarray, mean: np.ndarray, chunk: int = 2000) -> float:
+    """Standard deviation of the mean-subtracted pixels of ``images`` (uint8 (N, 3, H, W))."""
+    total, count = 0.0, 0
+    for s in range(0, len(images), chunk):
+        d = images[s:s + chunk].astype(np.float32) - mean          # (n, 3, H, W)
+        total += float(np.square(d, dtype=np.float64).sum())
+        count += d.size
+    return float(np.sqrt(total / count))
+
+
+def subset_indices(n: int, k: int | None, seed: int = 0) -> np.ndarray:
+    """The first ``k`` of a fixed permutation of range(n), sorted (all of them if k is None)."""
+    if k is None or k >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).permutation(n)[:k])
+
+
+class PlainTransform:
+    """uint8 (N, 3, H, W) -> float32 (x - mean) * scale, centre-cropped to ``size`` if smaller."""
+
+    def __init__(self, mean, size: int, scale: float = 1.0):
+        from ..data import EvalTransform
+        self._t = EvalTransform(mean, size if size != mean.shape[-1] else None, "center", scale)
+
+    def __call__(self, x, rng=None):
+        return self._t(x, rng)
+
+
+def prepare_data(data: str, model_input: int, *, resize=None, limit_per_class=None, subset=None,
+                 val_subset=None, input_scale: str = "raw", augment: str = "none",
+                 eval_crops: str = "center", val_split: str | None = None, progress=True):
+    """Load ``data`` and make the transforms: a dict with everything a run needs.
+
+    input_scale 'raw': pixels 0-255 minus the mean image (the paper, cuda-convnet);
+    'unit': that divided by the pixels' standard deviation (unit variance).
+    augment 'none', 'flip' (random crops and reflections) or 'paper' (also PCA colour).
+    """
+    from ..data import EvalTransform, TrainTransform, load_dataset
+    ds = load_dataset(data, resize=resize, limit_per_class=limit_per_class, progress=progress)
+    train = ds.train
+    if val_split is None:
+        val_split = next((s for s in ("val", "valid", "validation", "test") if s in ds.splits), None)
+    val = ds[val_split] if val_split else None
+    st = ds.stats()
+    mean = st.mean_image.astype(np.float32)
+    H = train.image_size[0]
+    S = int(model_input)
+    if S > H:
+        raise ValueError(f"the model takes {S}x{S} inputs but the images are {H}x{H}; "
+                         f"rescale them (e.g. --resize 256 for AlexNet)")
+    tr_idx = subset_indices(len(train), subset)
+    x_train, y_train = train.images[tr_idx], train.labels[tr_idx]
+    if input_scale == "raw":
+        scale = 1.0
+    elif input_scale == "unit":
+        scale = 1.0 / pixel_std(x_train, mean)
+    else:
+        raise ValueError(f"unknown input scale {input_scale!r}; expected 'raw' or 'unit'")
+    if augment == "none":
+        train_tf = PlainTransform(mean, S, scale)
+    elif augment in ("flip", "paper"):
+        pca = (st.eigvals, st.eigvecs) if augment == "paper" else (None, None)
+        train_tf = TrainTransform(mean, S, pca[0], pca[1], scale=scale)
+    else:
+        raise ValueError(f"unknown augmentation {augment!r}; expected 'none', 'flip' or 'paper'")
+    mode = "full" if S == H else ("ten" if eval_crops == "ten" else "center")
+    val_tf = EvalTransform(mean, None if S == H else S, mode, scale)
+    out = {"dataset": ds, "classes": ds.classes, "x_train": x_train, "y_train": y_train,
+           "train_transform": train_tf, "val_transform": val_tf, "mean_image": mean,
+           "scale": float(scale), "image_size": H, "val_split": val_split, "eval_mode": mode}
+    if val is not None:
+        v_idx = subset_indices(len(val), val_subset)
+        out["x_val"], out["y_val"] = val.images[v_idx], val.labels[v_idx]
+    return out
+
+
+def _parse_list(s: str | None) -> tuple:
+    return tuple(x.strip() for x in s.split(",") if x.strip()) if s else ()
+
+
+def _parse_lr_mults(s: str | None) -> dict | None:
+    if not s:
+        return None
+    out = {}
+    for item in _parse_list(s):
+        name, _, val = item.partition("=")
+        if not val:
+            raise ValueError(f"--lr-mult: expected layer=multiplier items, got {item!r}")
+        out[name.strip()] = float(val)
+    return out
+
+
+def _mover(backend: str, device):
+    if backend != "cupy":
+        return None
+    from ..backend import move_array
+    return lambda a: move_array(a, backend, device)
+
+
+def _place(net, backend: str, devices: tuple):
+    """net.to(backend, device): one device, or the towers' devices where supported."""
+    from ..backend import get_ops
+    get_ops(backend)                              # a clear BackendUnavailable now, not mid-run
+    if len(devices) > 1:
+        try:
+            return net.to(backend, devices), devices[0]
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"--devices {','.join(map(str, devices))}: this network cannot be "
+                             f"split over several devices here ({err}); give one device") from err
+    device = devices[0] if devices else None
+    return net.to(backend, device), device
+
+
+# --------------------------------------------------------------------------- #
+# train
+# --------------------------------------------------------------------------- #
+def _train_config(args) -> dict:
+    keys = ("model", "data", "resize", "limit_per_class", "subset", "val_subset", "num_classes",
+            "backend", "devices", "epochs", "batch_size", "lr", "momentum", "weight_decay",
+            "schedule", "patience", "seed", "input_scale", "init", "augment", "eval_crops",
+            "checkpoint_every", "max_steps", "init_from", "reinit", "freeze", "lr_mult")
+    return {k: getattr(args, k, None) for k in keys}
+
+
+def _train(args) -> int:
+    from ..backend import BackendUnavailable
+    from ..data import BatchIterator, DataError
+    from ..optim import MomentumSGD
+    from .checkpoint import CheckpointError, read_checkpoint
+    from .trainer import FixedSchedule, NonFiniteLossError, PaperSchedule, Trainer
+
+    cmd = "train"
+    out = Path(args.out)
+    devices = tuple(int(d) for d in _parse_list(args.devices)) if args.devices else ()
+    args.devices = list(devices)
+    # Defaults that depend on the model: the paper's recipe for AlexNet.
+    is_alexnet = args.model.startswith("alexnet")
+    if args.augment is None:
+        args.augment = "paper" if is_alexnet else "none"
+    if args.eval_crops is None:
+        args.eval_crops = "ten" if is_alexnet else "center"
+    if args.resize is None and is_alexnet and args.data:
+        args.resize = 256
+    config = _train_config(args)
+
+    resume_path = None
+    if args.resume:
+        resume_path = out / "checkpoints" / "latest.npz" if args.resume == "latest" else Path(args.resume)
+        try:
+            saved = read_checkpoint(resume_path)["meta"]["config"]
+        except CheckpointError as err:
+            _err(cmd, f"--resume: {err}")
+            return EXIT_ERROR
+        diff = [k for k in RESUME_MUST_MATCH if saved.get(k) != config.get(k)]
+        if diff:
+            _err(cmd, "--resume: the checkpoint was made with different settings: " + "; ".join(
+                f"{k}: checkpoint {saved.get(k)!r}, now {config.get(k)!r}" for k in diff))
+            return EXIT_USAGE
+    print_start(cmd, config)
+
+    try:
+        from ..models import MODELS
+        if args.model not in MODELS:
+            raise ValueError(f"unknown model {args.model!r}; expected one of {', '.join(sorted(MODELS))}")
+        probe = build_model(args.model, 10, 0, args.init)
+        t0 = time.perf_counter()
+        d = prepare_data(args.data, probe.input_shape[-1], resize=args.resize,
+                         limit_per_class=args.limit_per_class, subset=args.subset,
+                         val_subset=args.val_subset, input_scale=args.input_scale,
+                         augment=args.augment, eval_crops=args.eval_crops,
+                         progress=not args.quiet)
+        num_classes = args.num_classes or len(d["classes"])
+        net = build_model(args.model, num_classes, args.seed, args.init)
+        lr_mults = _parse_lr_mults(args.lr_mult)
+        if args.init_from or args.reinit or args.freeze or lr_mults:
+            try:
+                from ..pretrained import prepare_finetune
+            except ImportError as err:
+                raise ValueError("--init-from/--reinit/--freeze/--lr-mult need "
+                                 f"numpy_alexnet.pretrained, which is not available ({err})") from err
+            net, lr_mults = prepare_finetune(net, init_from=args.init_from,
+                                             reinit=_parse_list(args.reinit),
+                                             freeze=_parse_list(args.freeze), lr_mults=lr_mults,
+                                             num_classes=args.num_classes)
+        net, device = _place(net, args.backend, devices)
+    except BackendUnavailable as err:
+        _err(cmd, str(err))
+        return EXIT_ERROR
+    except (DataError, FileNotFoundError, ImportError, ValueError, KeyError) as err:
+        _err(cmd, str(err))
+        return EXIT_ERROR
+    mover = _mover(args.backend, device)
+    print(f"  data {args.data}: {len(d['y_train'])} training images of {d['image_size']}x"
+          f"{d['image_size']}, {len(d.get('y_val', []))} {d['val_split']} images, "
+          f"{num_classes} classes, input scale {d['scale']:.6g} ({args.input_scale}), "
+          f"augment {args.augment}, eval {d['eval_mode']} "
+          f"({time.perf_counter() - t0:.1f} s)", file=sys.stderr, flush=True)
+
+    train_batches = BatchIterator(d["x_train"], d["y_train"], args.batch_size, shuffle=True,
+                                  seed=args.seed, transform=d["train_transform"],
+                                  to_device=mover)
+    val_batches = None
+    if "x_val" in d and not args.no_val:
+        eval_bs = max(1, args.batch_size // 10) if d["eval_mode"] == "ten" else args.batch_size
+
+        def val_batches():
+            return BatchIterator(d["x_val"], d["y_val"], eval_bs, shuffle=False,
+                                 transform=d["val_transform"], to_device=mover)
+    schedule = (PaperSchedule(patience=args.patience) if args.schedule == "paper"
+                else FixedSchedule())
+    opt = MomentumSGD(net, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
+                      lr_mults=lr_mults)
+    trainer = Trainer(net, opt, train_batches, val_batches=val_batches, schedule=schedule,
+                      out_dir=out, checkpoint_every=args.checkpoint_every,
+                      max_steps=args.max_steps, progress=not args.quiet, config=config,
+                      extra={"mean_image": d["mean_image"],
+                             "input_scale": np.array(d["scale"], dtype=np.float64)},
+                      eval_chunk=args.batch_size)
+    if resume_path is not None:
+        try:
+            trainer.resume(resume_path)
+        except (CheckpointError, ValueError, KeyError) as err:
+            _err(cmd, f"--resume: {err}")
+            return EXIT_ERROR
+        print(f"  resumed from {resume_path}: epoch {trainer.epoch + 1}, batch {trainer.batch}, "
+              f"step {trainer.step}, lr {opt.lr:g}", file=sys.stderr, flush=True)
+    try:
+        history = trainer.fit(args.epochs)
+    except NonFiniteLossError as err:
+        _err(cmd, str(err))
+        return EXIT_NONFINITE
+    except KeyboardInterrupt:
+        _err(cmd, f"interrupted; resume with --resume (the last checkpoint is {trainer.latest_path})")
+        return 130
+    if history:
+        last = history[-1]
+        val = (f", {d['val_split']} top-1 {last['val_top1']:.4f} top-5 {last['val_top5']:.4f}"
+               if last.get("val_top1") is not None and last.get("val_top5") is not None else "")
+        print(f"done: {len(history)} epochs, {trainer.step} steps; last training error "
+              f"{last['train_error']:.4f}{val}", file=sys.stderr)
+    print(f"wrote {out}/metrics.csv, metrics.json, steps.csv, curves.png and "
+          f"checkpoints/latest.npz, best.npz", file=sys.stderr)
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- #
+# eval
+# --------------------------------------------------------------------------- #
+def _eval(args) -> int:
+    from ..backend import BackendUnavailable
+    from ..data import BatchIterator, DataError, EvalTransform, load_dataset
+    from .checkpoint import CheckpointError, read_checkpoint
+    from .trainer import evaluate
+
+    cmd = "eval"
+    try:
+        ck = read_checkpoint(args.checkpoint)
+    except CheckpointError as err:
+        _err(cmd, str(err))
+        return EXIT_ERROR
+    cfg = ck["meta"]["config"]
+    data = args.data or cfg.get("data")
+    devices = tuple(int(x) for x in _parse_list(args.devices)) if args.devices else ()
+    try:
+        num_classes = int(ck["params"][[k for k in ck["params"]][-1]].shape[0])
+        net = build_model(cfg["model"], num_classes, 0, cfg.get("init"))
+        net.load_state_dict(ck["params"])
+        net, device = _place(net, args.backend, devices)
+        resize = args.resize if args.resize is not None else cfg.get("resize")
+        ds = load_dataset(data, resize=resize, limit_per_class=args.limit_per_class,
+                          progress=not args.quiet)
+        split = ds[args.split]
+    except BackendUnavailable as err:
+        _err(cmd, str(err))
+        return EXIT_ERROR
+    except (DataError, FileNotFoundError, ImportError, ValueError, KeyError) as err:
+        _err(cmd, str(err))
+        return EXIT_ERROR
+    mean = ck["extra"].get("mean_image")
+    scale = float(ck["extra"]["input_scale"]) if "input_scale" in ck["extra"] else 1.0
+    S, H = net.input_shape[-1], split.image_size[0]
+    mode = "full" if S == H else ("ten" if args.crops == "ten" else "center")
+    tf = EvalTransform(mean, None if S == H else S, mode, scale)
+    idx = subset_indices(len(split), args.limit)
+    bs = max(1, args.batch_size // 10) if mode == "ten" else args.batch_size
+    batches = BatchIterator(split.images[idx], split.labels[idx], bs, shuffle=False, transform=tf,
+                            to_device=_mover(args.backend, device))
+    t0 = time.perf_counter()
+    res = evaluate(net, batches, chunk=args.batch_size)
+    res.update(checkpoint=str(args.checkpoint), split=args.split, images=int(len(idx)), crops=mode,
+               seconds=round(time.perf_counter() - t0, 2))
+    if args.json:
+        print(json.dumps(res, indent=2))
+    else:
+        print(f"{args.checkpoint} on {args.split} ({len(idx)} images, {mode} crop): "
+              f"loss {res['loss']:.4f}, top-1 error {res['top1']:.4f}"
+              + (f", top-5 error {res['top5']:.4f}" if "top5" in res else ""))
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- #
+# relu-vs-tanh
+# --------------------------------------------------------------------------- #
+def _relu_vs_tanh(args) -> int:
+    from ..backend import BackendUnavailable
+    from ..data import DataError
+    from .study import run_study
+    try:
+        run_study(args)
+    except BackendUnavailable as err:
+        _err("relu-vs-tanh", str(err))
+        return EXIT_ERROR
+    except (DataError, FileNotFoundError, ValueError) as err:
+        _err("relu-vs-tanh", str(err))
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- #
+# registration
+# --------------------------------------------------------------------------- #
+def _add_backend_args(p):
+    p.add_argument("--backend", default="numpy", choices=("numpy", "numba", "cupy"),
+                   help="array backend (default numpy, the readable reference)")
+    p.add_argument("--devices", "--device", dest="devices", default=None,
+                   help="GPU index for --backend cupy (e.g. 0); two, '0,1', to put the towers "
+                        "on two devices where the network supports it")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train", help="train a model on an image folder or CIFAR-10, with checkpoints",
+        description="Train with momentum SGD (section 5): per-epoch training and validation "
+                    "error, the paper's or a fixed learning-rate schedule, atomic checkpoints "
+                    "(OUT/checkpoints/latest.npz and best.npz), metrics CSV/JSON and a plot.")
+    p.add_argument("--model", default="alexnet",
+                   help="alexnet (default), alexnet_torchvision, cifar_fig1_relu, cifar_fig1_tanh")
+    p.add_argument("--data", required=True,
+                   help="image-folder tree split/class/image (dir, .tar, .tar.gz) or a CIFAR-10 "
+                        "python release, e.g. ../shared/data/cifar10-jpeg.tar.gz")
+    p.add_argument("--resize", type=int, default=None,
+                   help="short side to this size, centre square crop (default 256 for alexnet)")
+    p.add_argument("--limit-per-class", type=int, default=None,
+                   help="keep the first N images of each class and split (image folders)")
+    p.add_argument("--subset", type=int, default=None,
+                   help="train on N training images (a fixed random choice)")
+    p.add_argument("--val-subset", type=int, default=None, help="validate on N images")
+    p.add_argument("--no-val", action="store_true", help="skip validation")
+    p.add_argument("--num-classes", type=int, default=None,
+                   help="size of the last layer (default: the dataset's class count)")
+    _add_backend_args(p)
+    p.add_argument("--epochs", type=int, default=90, help="epochs in all (default 90, the paper's)")
+    p.add_argument("--batch-size", type=int, default=128, help="default 128 (section 5)")
+    p.add_argument("--lr", type=float, default=0.01, help="initial learning rate (default 0.01)")
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--weight-decay", type=float, default=0.0005)
+    p.add_argument("--schedule", choices=("paper", "fixed"), default="paper",
+                   help="paper: divide by 10 when validation error stops improving, 3 times at "
+                        "most; fixed: keep the learning rate")
+    p.add_argument("--patience", type=int, default=1,
+                   help="epochs without improvement before the paper schedule divides (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="weights, data order, augmentation, dropout")
+    p.add_argument("--input-scale", choices=("raw", "unit"), default="raw",
+                   help="raw: 0-255 minus the mean image (the paper); unit: scaled to unit variance")
+    p.add_argument("--init", choices=("cuda-convnet", "fan-in"), default=None,
+                   help="cifar_fig1 only: cuda-convnet's initialization (default) or 1/sqrt(fan-in)")
+    p.add_argument("--augment", choices=("none", "flip", "paper"), default=None,
+                   help="paper: random crops, reflections, PCA colour (default for alexnet); "
+                        "flip: crops and reflections; none (default for the cifar nets)")
+    p.add_argument("--eval-crops", choices=("center", "ten"), default=None,
+                   help="validation on the centre crop or the paper's 10 crops (default for alexnet)")
+    p.add_argument("--out", default="runs/train", help="output folder (default runs/train)")
+    p.add_argument("--resume", nargs="?", const="latest", default=None,
+                   help="go on from OUT/checkpoints/latest.npz, or from the checkpoint given")
+    p.add_argument("--checkpoint-every", type=int, default=0,
+                   help="also write checkpoints/latest.npz every N steps (default: each epoch only)")
+    p.add_argument("--max-steps", type=int, default=None, help="stop after N steps in all")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar: one line per epoch, for logs")
+    p.add_argument("--init-from", default=None, help="fine-tuning: start from these weights")
+    p.add_argument("--reinit", default=None, help="fine-tuning: layers to draw afresh, e.g. fc8")
+    p.add_argument("--freeze", default=None, help="fine-tuning: layers not to train, e.g. conv1,conv2")
+    p.add_argument("--lr-mult", default=None, help="fine-tuning: per-layer rate multipliers, fc8=10")
+    p.set_defaults(func=_train)
+
+    e = subparsers.add_parser("eval", help="top-1/top-5 error of a checkpoint (centre or 10 crops)",
+                              description="Evaluate a checkpoint written by 'train'.")
+    e.add_argument("checkpoint", help="a .npz written by 'train' (e.g. OUT/checkpoints/best.npz)")
+    e.add_argument("--data", default=None, help="dataset (default: the one it was trained on)")
+    e.add_argument("--split", default="test", help="split to evaluate (default test)")
+    e.add_argument("--crops", choices=("center", "ten"), default="center",
+                   help="centre crop, or the paper's 10 crops with averaged softmax")
+    e.add_argument("--resize", type=int, default=None, help="default: as in training")
+    e.add_argument("--limit-per-class", type=int, default=None)
+    e.add_argument("--limit", type=int, default=None, help="evaluate N images (a fixed choice)")
+    e.add_argument("--batch-size", type=int, default=128)
+    _add_backend_args(e)
+    e.add_argument("--json", action="store_true", help="print the result as JSON")
+    e.add_argument("--quiet", action="store_true")
+    e.set_defaults(func=_eval)
+
+    from .study import add_arguments
+    s = subparsers.add_parser(
+        "relu-vs-tanh", help="the paper's Figure 1: epochs to 25%% training error, ReLU vs tanh",
+        description="Train the Figure-1 four-layer CIFAR-10 net with ReLU and with tanh "
+                    "(plain momentum SGD, batch 128, no regularization, no augmentation), "
+                    "learning rates chosen per activation by a sweep, several seeds, under two "
+                    "input regimes; report the epoch each run first reaches 25%% training error "
+                    "and the tanh/ReLU ratio.")
+    add_arguments(s)
+    _add_backend_args(s)
+    s.set_defaults(func=_relu_vs_tanh)

@@ -1,0 +1,388 @@
+"""The Figure-1 study (section 3.1): how much faster does ReLU reach 25% training error than tanh?
+
+"A four-layer convolutional neural network with ReLUs (solid line) reaches a
+25% training error rate on CIFAR-10 six times faster than an equivalent
+network with tanh neurons (dashed line). The learning rates for each network
+were chosen independently to make training as fast as possible. No
+regularization of any kind was employed."
+
+What is run, for each input *regime* and each activation:
+
+1. a learning-rate sweep: ``sweep_epochs`` epochs at each rate of the grid
+   (seed 0); the rate with the lowest training error at the end wins ("chosen
+   ... to make training as fast as possible"); a run whose loss goes
+   non-finite scores as diverged;
+2. ``seeds`` runs at the chosen rate, each for at most ``cap`` epochs; the
+   measurement is the first epoch whose running training error (over that
+   epoch's batches, as cuda-convnet reported it) is at or below ``target``.
+
+Training: the Figure-1 net (``cifar_fig1``), plain momentum SGD (0.9), batch
+128, no weight decay, no dropout, no augmentation, on the CIFAR-10 training
+set.  Regimes:
+
+* ``cuda-convnet``: raw 0-255 pixels minus the mean image, cuda-convnet's
+  initialization (std 1e-4, 1e-2, 1e-2, 1e-2);
+* ``unit``: the same inputs divided by their standard deviation (unit
+  variance), 1/sqrt(fan-in) initialization.
+
+The ratio is tanh epochs / ReLU epochs per seed (seed i of tanh against seed i
+of ReLU), summarized by its mean, standard deviation, minimum and maximum, next
+to the ratio of the mean epochs.  A tanh run that never reaches the target
+counts as ``cap`` epochs and makes the ratio a lower bound (``lower_bound``);
+a ReLU run that never reaches it leaves the ratio undefined.
+
+Forms: ``--quick`` (a subset, a few minutes on a CPU, to watch it happen; not
+the study), ``--reduced`` (full data, the committed chosen rates, one seed,
+cap 60) and the default full form (sweep, 3 seeds, cap 100).  Each finished
+run is kept as JSON under ``--work``, so an interrupted study re-run with the
+same arguments skips what is done.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REGIMES = {
+    "cuda-convnet": {"input_scale": "raw", "init": "cuda-convnet",
+                     "description": "raw 0-255 pixels minus the mean image; cuda-convnet "
+                                    "initialization (std 1e-4, 1e-2, 1e-2, 1e-2)"},
+    "unit": {"input_scale": "unit", "init": "fan-in",
+             "description": "mean-subtracted pixels divided by their standard deviation "
+                            "(unit variance); 1/sqrt(fan-in) initialization"},
+}
+ACTIVATIONS = ("relu", "tanh")
+
+# Learning-rate grids of the sweep (the loss is the batch mean).
+GRIDS = {
+    ("cuda-convnet", "relu"): (3e-4, 1e-3, 3e-3, 1e-2),
+    ("cuda-convnet", "tanh"): (3e-4, 1e-3, 3e-3, 1e-2),
+    ("unit", "relu"): (3e-3, 1e-2, 3e-2, 1e-1),
+    ("unit", "tanh"): (3e-3, 1e-2, 3e-2, 1e-1),
+}
+# The rates the reduced and quick forms use without sweeping: the winners of
+# the sweep recorded in docs/replication.md (update both together).
+CHOSEN = {
+    ("cuda-convnet", "relu"): 3e-3,
+    ("cuda-convnet", "tanh"): 3e-3,
+    ("unit", "relu"): 3e-2,
+    ("unit", "tanh"): 3e-2,
+}
+
+FORMS = {
+    #          subset   seeds  cap  sweep  sweep_epochs sweep_subset stop_at_target regimes
+    "full":    dict(subset=None, seeds=3, cap=100, sweep=True, sweep_epochs=5, sweep_subset=None,
+                    stop_at_target=False, regimes=("cuda-convnet", "unit")),
+    "reduced": dict(subset=None, seeds=1, cap=60, sweep=False, sweep_epochs=0, sweep_subset=None,
+                    stop_at_target=True, regimes=("cuda-convnet", "unit")),
+    "quick":   dict(subset=2500, seeds=1, cap=12, sweep=False, sweep_epochs=0, sweep_subset=None,
+                    stop_at_target=True, regimes=("cuda-convnet",)),
+}
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--data", required=True, help="CIFAR-10, e.g. ../shared/data/cifar10-jpeg.tar.gz")
+    form = p.add_mutually_exclusive_group()
+    form.add_argument("--quick", action="store_const", dest="form", const="quick",
+                      help="a subset, the committed rates, one seed, one regime: minutes on a CPU")
+    form.add_argument("--reduced", action="store_const", dest="form", const="reduced",
+                      help="full data, the committed rates, one seed per activation and regime, "
+                           "cap 60 epochs")
+    p.set_defaults(form="full")
+    p.add_argument("--regimes", default=None,
+                   help="comma list of cuda-convnet, unit (default: the form's)")
+    p.add_argument("--seeds", type=int, default=None, help="runs per activation at the chosen rate")
+    p.add_argument("--cap", type=int, default=None, help="most epochs a run may take")
+    p.add_argument("--target", type=float, default=0.25, help="training error to reach (0.25)")
+    p.add_argument("--subset", type=int, default=None, help="training images (default: all 50,000)")
+    p.add_argument("--sweep", dest="sweep", action="store_true", default=None,
+                   help="choose the rates by a sweep (default in the full form)")
+    p.add_argument("--no-sweep", dest="sweep", action="store_false",
+                   help="use the committed rates (or --lr-relu/--lr-tanh)")
+    p.add_argument("--sweep-epochs", type=int, default=None, help="epochs per sweep run (5)")
+    p.add_argument("--lr-relu", type=float, default=None, help="ReLU rate without a sweep")
+    p.add_argument("--lr-tanh", type=float, default=None, help="tanh rate without a sweep")
+    p.add_argument("--stop-at-target", dest="stop_at_target", action="store_true", default=None,
+                   help="end a run at the epoch it reaches the target (default but in the full form)")
+    p.add_argument("--train-to-cap", dest="stop_at_target", action="store_false",
+                   help="train every run to the cap (full curves in the figure)")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--out", default="runs/relu_vs_tanh",
+                   help="where relu_vs_tanh[_FORM].json and .png go (the committed ones: docs/results)")
+    p.add_argument("--work", default=None,
+                   help="per-run results kept to resume an interrupted study (default OUT/work)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def settings_from_args(args) -> dict:
+    f = dict(FORMS[args.form])
+    for k in ("seeds", "cap", "subset", "sweep", "sweep_epochs", "stop_at_target"):
+        v = getattr(args, k, None)
+        if v is not None:
+            f[k] = v
+    if args.regimes:
+        f["regimes"] = tuple(r.strip() for r in args.regimes.split(",") if r.strip())
+    for r in f["regimes"]:
+        if r not in REGIMES:
+            raise ValueError(f"unknown regime {r!r}; expected one of {', '.join(REGIMES)}")
+    if f["sweep"] and not f["sweep_epochs"]:
+        f["sweep_epochs"] = 5
+    f.update(form=args.form, target=args.target, batch_size=args.batch_size,
+             momentum=args.momentum, weight_decay=0.0, augmentation="none", dropout="none",
+             lr_relu=args.lr_relu, lr_tanh=args.lr_tanh, backend=args.backend,
+             devices=args.devices)
+    return f
+
+
+def machine_description() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}"
+
+
+def epochs_to_target(errors, target: float) -> int | None:
+    """The first epoch (1-based) whose training error is <= target; None if none is."""
+    for i, e in enumerate(errors):
+        if e is not None and e <= target:
+            return i + 1
+    return None
+
+
+def summarize(relu_epochs: list, tanh_epochs: list, cap: int) -> dict:
+    """Per-seed ratios tanh/ReLU with their spread; censored tanh runs count as ``cap``."""
+    ratios, lower_bound, undefined = [], False, False
+    for r, t in zip(relu_epochs, tanh_epochs):
+        if r is None:
+            undefined = True
+            continue
+        if t is None:
+            lower_bound = True
+            t = cap
+        ratios.append(t / r)
+    out = {"relu_epochs": relu_epochs, "tanh_epochs": tanh_epochs, "ratios": ratios,
+           "lower_bound": lower_bound, "undefined_pairs": undefined, "cap": cap}
+    if ratios:
+        a = np.asarray(ratios, dtype=np.float64)
+        out.update(ratio_mean=float(a.mean()), ratio_std=float(a.std(ddof=1)) if len(a) > 1 else None,
+                   ratio_min=float(a.min()), ratio_max=float(a.max()))
+    reached_r = [r for r in relu_epochs if r is not None]
+    tanh_c = [cap if t is None else t for t in tanh_epochs]
+    if reached_r and len(reached_r) == len(relu_epochs):
+        out["ratio_of_means"] = float(np.mean(tanh_c) / np.mean(reached_r))
+    return out
+
+
+class _Study:
+    def __init__(self, args, settings):
+        self.args, self.s = args, settings
+        self.out = Path(args.out)
+        self.work = Path(args.work) if args.work else self.out / "work"
+        self.data: dict = {}
+
+    # -- data per regime (loaded once; the cache makes it fast) -----------------
+    def regime_data(self, regime: str) -> dict:
+        if regime not in self.data:
+            from .cli import prepare_data
+            self.data[regime] = prepare_data(
+                self.args.data, 32, subset=self.s["subset"], input_scale=REGIMES[regime]["input_scale"],
+                augment="none", progress=not self.args.quiet)
+        return self.data[regime]
+
+    # -- one training run --------------------------------------------------------
+    def run(self, regime: str, act: str, lr: float, seed: int, epochs: int, kind: str,
+            stop_at_target: bool) -> dict:
+        key = f"{kind}-{regime}-{act}-lr{lr:g}-seed{seed}-ep{epochs}"
+        sub = self.s["subset"]
+        spec = {"regime": regime, "activation": act, "lr": lr, "seed": seed, "epochs": epochs,
+                "kind": kind, "subset": sub, "target": self.s["target"],
+                "stop_at_target": stop_at_target, "batch_size": self.s["batch_size"],
+                "momentum": self.s["momentum"]}
+        path = self.work / f"{key}.json"
+        if path.exists():
+            done = json.loads(path.read_text())
+            if done.get("spec") == spec:
+                self.say(f"  {key}: done before ({path})")
+                return done
+        from ..data import BatchIterator
+        from ..optim import MomentumSGD
+        from .cli import _mover, _place, build_model
+        from .trainer import FixedSchedule, NonFiniteLossError, Trainer
+        d = self.regime_data(regime)
+        net = build_model(f"cifar_fig1_{act}", 10, seed, REGIMES[regime]["init"])
+        devices = tuple(int(x) for x in self.s["devices"].split(",")) if self.s["devices"] else ()
+        net, device = _place(net, self.s["backend"], devices)
+        batches = BatchIterator(d["x_train"], d["y_train"], self.s["batch_size"], shuffle=True,
+                                seed=seed, transform=d["train_transform"],
+                                to_device=_mover(self.s["backend"], device))
+        opt = MomentumSGD(net, lr=lr, momentum=self.s["momentum"], weight_decay=0.0)
+        tr = Trainer(net, opt, batches, schedule=FixedSchedule(), out_dir=None,
+                     target_error=self.s["target"], stop_at_target=stop_at_target,
+                     progress=not self.args.quiet, quiet=True)
+        t0 = time.perf_counter()
+        diverged = None
+        try:
+            tr.fit(epochs)
+        except NonFiniteLossError as err:
+            diverged = f"non-finite loss at step {err.step} (epoch {err.epoch})"
+        errs = [r["train_error"] for r in tr.history]
+        res = {"spec": spec, "train_error": errs, "train_loss": [r["train_loss"] for r in tr.history],
+               "epochs_run": len(errs), "diverged": diverged,
+               "epochs_to_target": epochs_to_target(errs, self.s["target"]),
+               "seconds": round(time.perf_counter() - t0, 1), "steps": tr.step,
+               "input_scale": d["scale"]}
+        self.work.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(res))
+        e2t = res["epochs_to_target"]
+        self.say(f"  {regime} {act} lr {lr:g} seed {seed}: "
+                 + (f"diverged ({diverged})" if diverged else
+                    f"training error {errs[-1]:.4f} after {len(errs)} epochs; "
+                    + (f"reached {self.s['target']:.0%} at epoch {e2t}" if e2t else
+                       f"did not reach {self.s['target']:.0%}"))
+                 + f" ({res['seconds']:.0f} s)")
+        return res
+
+    def say(self, msg):
+        print(msg, file=sys.stderr, flush=True)
+
+    # -- the study ---------------------------------------------------------------------
+    def sweep(self, regime: str, act: str) -> tuple[float, list]:
+        results = []
+        for lr in GRIDS[(regime, act)]:
+            r = self.run(regime, act, lr, 0, self.s["sweep_epochs"], "sweep", False)
+            score = np.inf if r["diverged"] or not r["train_error"] else r["train_error"][-1]
+            results.append({"lr": lr, "train_error": r["train_error"], "diverged": r["diverged"],
+                            "score": None if np.isinf(score) else score})
+        ok = [x for x in results if x["score"] is not None]
+        if not ok:
+            raise ValueError(f"{regime}/{act}: every rate of the sweep diverged: {GRIDS[(regime, act)]}")
+        return min(ok, key=lambda x: x["score"])["lr"], results
+
+    def chosen(self, regime: str, act: str) -> float:
+        given = self.s["lr_relu"] if act == "relu" else self.s["lr_tanh"]
+        return float(given) if given is not None else CHOSEN[(regime, act)]
+
+    def go(self) -> dict:
+        s = self.s
+        t0 = time.perf_counter()
+        report = {"study": "relu-vs-tanh (paper section 3.1, Figure 1)", "form": s["form"],
+                  "is_full_study": s["form"] == "full",
+                  "command": "numpy-alexnet " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+                  "machine": machine_description(), "backend": s["backend"],
+                  "devices": s["devices"], "settings": dict(s, regimes=list(s["regimes"])),
+                  "regimes": {}}
+        from .cli import library_versions
+        report["versions"] = library_versions()
+        for regime in s["regimes"]:
+            self.say(f"regime {regime}: {REGIMES[regime]['description']}")
+            entry = {"description": REGIMES[regime]["description"], "sweep": {}, "chosen_lr": {},
+                     "runs": []}
+            for act in ACTIVATIONS:
+                if s["sweep"]:
+                    lr, results = self.sweep(regime, act)
+                    entry["sweep"][act] = results
+                    entry["chosen_lr"][act] = lr
+                    self.say(f"  sweep {regime} {act}: chose lr {lr:g}")
+                else:
+                    entry["chosen_lr"][act] = self.chosen(regime, act)
+            per_act = {}
+            for act in ACTIVATIONS:
+                per_act[act] = []
+                for seed in range(s["seeds"]):
+                    r = self.run(regime, act, entry["chosen_lr"][act], seed, s["cap"], "run",
+                                 s["stop_at_target"])
+                    run = {"activation": act, "lr": entry["chosen_lr"][act], "seed": seed,
+                           "train_error": r["train_error"], "train_loss": r["train_loss"],
+                           "epochs_run": r["epochs_run"], "epochs_to_target": r["epochs_to_target"],
+                           "reached_target": r["epochs_to_target"] is not None,
+                           "diverged": r["diverged"], "seconds": r["seconds"]}
+                    entry["runs"].append(run)
+                    per_act[act].append(r["epochs_to_target"])
+            entry["input_scale_factor"] = self.regime_data(regime)["scale"]
+            entry["summary"] = summarize(per_act["relu"], per_act["tanh"], s["cap"])
+            report["regimes"][regime] = entry
+        report["total_seconds"] = round(time.perf_counter() - t0, 1)
+        return report
+
+
+def stem_for(form: str) -> str:
+    return "relu_vs_tanh" if form == "full" else f"relu_vs_tanh_{form}"
+
+
+def figure(report: dict, path) -> None:
+    from ..viz import relu_vs_tanh_plot
+    panels = []
+    for regime, entry in report["regimes"].items():
+        sm = entry["summary"]
+        ratio = ("n/a" if "ratio_mean" not in sm else
+                 f"{'>=' if sm['lower_bound'] else ''}{sm['ratio_mean']:.2f}")
+        lr = entry["chosen_lr"]
+        runs = [dict(r, label=f"{r['activation']} (lr {r['lr']:g})" if r["seed"] == 0 else None)
+                for r in entry["runs"]]
+        panels.append({"title": f"{regime}: tanh/ReLU epochs to {report['settings']['target']:.0%} "
+                                f"= {ratio}\nReLU lr {lr['relu']:g}, tanh lr {lr['tanh']:g}",
+                       "runs": runs})
+    s = report["settings"]
+    sub = f"{s['subset']} training images" if s["subset"] else "50,000 training images"
+    relu_vs_tanh_plot(panels, path, target=s["target"],
+                      suptitle=f"Figure 1 replication ({report['form']} form): CIFAR-10, {sub}, "
+                               f"batch {s['batch_size']}, {s['seeds']} seed(s), backend "
+                               f"{report['backend']}")
+
+
+def format_table(report: dict) -> str:
+    t = report["settings"]["target"]
+    lines = [f"| regime | ReLU lr | tanh lr | ReLU epochs to {t:.0%} | tanh epochs to {t:.0%} | "
+             "tanh/ReLU ratio (mean ± sd, range) |", "|---|---|---|---|---|---|"]
+    for regime, e in report["regimes"].items():
+        sm = e["summary"]
+
+        def eps(xs):
+            return ", ".join(str(x) if x is not None else f">{sm['cap']}" for x in xs)
+        if "ratio_mean" in sm:
+            lb = ">= " if sm["lower_bound"] else ""
+            sd = f" ± {sm['ratio_std']:.2f}" if sm.get("ratio_std") is not None else ""
+            rng = (f", {sm['ratio_min']:.2f}-{sm['ratio_max']:.2f}"
+                   if len(sm["ratios"]) > 1 else "")
+            ratio = f"{lb}{sm['ratio_mean']:.2f}{sd}{rng}"
+        else:
+            ratio = "undefined (ReLU did not reach the target)"
+        lines.append(f"| {regime} | {e['chosen_lr']['relu']:g} | {e['chosen_lr']['tanh']:g} | "
+                     f"{eps(sm['relu_epochs'])} | {eps(sm['tanh_epochs'])} | {ratio} |")
+    return "\n".join(lines)
+
+
+def run_study(args) -> dict:
+    from .cli import print_start
+    settings = settings_from_args(args)
+    print_start("relu-vs-tanh", settings)
+    study = _Study(args, settings)
+    report = study.go()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = stem_for(settings["form"])
+    json_path, png_path = out / f"{stem}.json", out / f"{stem}.png"
+    report["figure"] = png_path.name
+    report["table_markdown"] = format_table(report)
+    json_path.write_text(json.dumps(report, indent=1))
+    try:
+        figure(report, png_path)
+    except ImportError as err:
+        print(f"numpy-alexnet relu-vs-tanh: no figure ({err})", file=sys.stderr)
+    print(report["table_markdown"])
+    print(f"\n{settings['form']} form on {report['machine']}, backend {report['backend']}, "
+          f"{report['total_seconds']:.0f} s; wrote {json_path} and {png_path}")
+    return report
