@@ -80,8 +80,8 @@ def pca_eigen(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     s1 = np.zeros(C, dtype=np.float64)            # sum of p
     s2 = np.zeros((C, C), dtype=np.float64)       # sum of p p^T
     for s, e in _chunks(N, H * W):
-        p = x[s:e].astype(np.float64).transpose(1, 0, 2, 3)   # (n, C, H, W) -> (C, n, H, W)
-        p = p.reshape(C, -1)                                  # (C, n*H*W): one column a pixel
+        p = x[s:e].transpose(1, 0, 2, 3)                      # (n, C, H, W) -> (C, n, H, W)
+        p = p.reshape(C, -1).astype(np.float64)               # (C, n*H*W): one column a pixel
         s1 += p.sum(axis=1)
         s2 += p @ p.T
     count = N * H * W
@@ -215,7 +215,8 @@ def pca_color_shift(n: int, eigvals, eigvecs, rng, std: float = 0.1,
 
     The paper does not say on what scale pixels were when l was computed, and
     the formula is not scale-free (l is a variance).  Read literally on the
-    0-255 scale, l1 ~ 4000 would move colours by ~400 levels.  We follow the
+    0-255 scale, CIFAR-10's l1 ~ 11,000 would move colours by ~1,000 levels
+    at a = 0.1.  We follow the
     common reading (fb.resnet.torch, torchvision's references: eigenvalue
     0.2175 for ImageNet) of pixels on the 0-1 scale: with eigvals on the scale
     of the images (0-255, from ``pca_eigen``) the offset in 0-255 units is
