@@ -59,21 +59,38 @@ class LocalResponseNorm(Layer):
     """The paper's LRN: ``n`` adjacent channels, alpha multiplying the sum."""
 
     def __init__(self, n: int = 5, k: float = 2.0, alpha: float = 1e-4, beta: float = 0.75,
-                 name: str | None = None):
+                 groups: int = 1, name: str | None = None):
         super().__init__(name)
         if n < 1 or n % 2 == 0:
             raise ValueError(f"LocalResponseNorm '{self.name}': n must be odd and >= 1, got {n}")
+        if groups < 1:
+            raise ValueError(f"LocalResponseNorm '{self.name}': groups must be >= 1, got {groups}")
         self.n, self.k, self.alpha, self.beta = int(n), float(k), float(alpha), float(beta)
+        self.groups = int(groups)
 
     def describe(self) -> str:
-        return f"n={self.n}, k={self.k:g}, alpha={self.alpha:g}, beta={self.beta:g}"
+        g = f", groups={self.groups}" if self.groups > 1 else ""
+        return f"n={self.n}, k={self.k:g}, alpha={self.alpha:g}, beta={self.beta:g}{g}"
+
+    def _grouped(self, a):
+        """(N, C, H, W) -> (N*G, C/G, H, W): with groups, each group's channels are
+        normalized on their own (the window is truncated at the group's edges too),
+        as on one of the paper's two GPUs."""
+        N, C, H, W = a.shape
+        return a.reshape(N * self.groups, C // self.groups, H, W)     # (N*G, C/G, H, W)
 
     def forward(self, x, train: bool = True):
         self.check_input(x, ndim=4, expected="(N, C, H, W)")
-        out, scale = self.ops.lrn_forward(x, self.n, self.k, self.alpha, self.beta)
-        self.cache = (x, out, scale)
-        return out
+        if x.shape[1] % self.groups:
+            self._fail("input channels", f"a multiple of groups={self.groups}", x.shape[1])
+        shape = x.shape
+        xg = self._grouped(x)                                           # (N*G, C/G, H, W)
+        out, scale = self.ops.lrn_forward(xg, self.n, self.k, self.alpha, self.beta)
+        self.cache = (xg, out, scale)
+        return out.reshape(shape)                                       # (N, C, H, W)
 
     def backward(self, dout):
-        x, out, scale = self.cache
-        return self.ops.lrn_backward(dout, x, out, scale, self.n, self.k, self.alpha, self.beta)
+        xg, out, scale = self.cache
+        dx = self.ops.lrn_backward(self._grouped(dout), xg, out, scale,
+                                   self.n, self.k, self.alpha, self.beta)  # (N*G, C/G, H, W)
+        return dx.reshape(dout.shape)                                   # (N, C, H, W)
