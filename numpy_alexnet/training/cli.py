@@ -208,7 +208,7 @@ def _train_config(args) -> dict:
     keys = ("model", "data", "resize", "limit_per_class", "subset", "val_subset", "num_classes",
             "backend", "devices", "epochs", "batch_size", "lr", "momentum", "weight_decay",
             "schedule", "patience", "seed", "input_scale", "init", "augment", "eval_crops",
-            "checkpoint_every", "max_steps", "init_from", "reinit", "freeze", "lr_mult")
+            "checkpoint_every", "max_steps", "time_limit", "init_from", "reinit", "freeze", "lr_mult")
     return {k: getattr(args, k, None) for k in keys}
 
 
@@ -302,7 +302,8 @@ def _train(args) -> int:
                       lr_mults=lr_mults)
     trainer = Trainer(net, opt, train_batches, val_batches=val_batches, schedule=schedule,
                       out_dir=out, checkpoint_every=args.checkpoint_every,
-                      max_steps=args.max_steps, progress=not args.quiet, config=config,
+                      max_steps=args.max_steps, max_seconds=args.time_limit,
+                      progress=not args.quiet, config=config,
                       extra={"mean_image": d["mean_image"],
                              "input_scale": np.array(d["scale"], dtype=np.float64)},
                       eval_chunk=args.batch_size)
@@ -465,6 +466,8 @@ def register(subparsers) -> None:
     p.add_argument("--checkpoint-every", type=int, default=0,
                    help="also write checkpoints/latest.npz every N steps (default: each epoch only)")
     p.add_argument("--max-steps", type=int, default=None, help="stop after N steps in all")
+    p.add_argument("--time-limit", type=float, default=None,
+                   help="stop (with a checkpoint, resumable) after this many seconds")
     p.add_argument("--quiet", action="store_true",
                    help="no progress bar: one line per epoch, for logs")
     p.add_argument("--init-from", default=None, help="fine-tuning: start from these weights")

@@ -205,6 +205,8 @@ class Trainer:
     checkpoint_every: also write ``latest`` every this many steps (0: only at
         the end of each epoch).
     max_steps: stop (with a checkpoint) after this many steps in all.
+    max_seconds: stop (with a checkpoint) at the first step boundary after this
+        many seconds of this call to ``fit``.
     target_error / stop_at_target: stop at the end of the first epoch whose
         training error is at or below the target (for the Figure-1 study).
     progress: a tqdm bar per epoch; quiet: no per-epoch lines either.
@@ -216,12 +218,14 @@ class Trainer:
                  target_error: float | None = None, stop_at_target: bool = False,
                  progress: bool = True, quiet: bool = False, config: dict | None = None,
                  extra: dict | None = None, eval_chunk: int | None = None, plot: bool = True,
-                 log=None):
+                 max_seconds: float | None = None, log=None):
         self.net, self.optimizer, self.train_batches = net, optimizer, train_batches
         self.val_batches = val_batches
         self.schedule = schedule if schedule is not None else PaperSchedule()
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.checkpoint_every, self.max_steps = int(checkpoint_every or 0), max_steps
+        self.max_seconds = max_seconds
+        self._deadline = None
         self.target_error, self.stop_at_target = target_error, stop_at_target
         self.progress, self.quiet = progress and not quiet, quiet
         self.config = dict(config or {})
@@ -279,6 +283,7 @@ class Trainer:
         """Train until ``epochs`` epochs are complete (counting those already done)."""
         self.stopped = None
         t_start = time.perf_counter()
+        self._deadline = None if self.max_seconds is None else t_start + self.max_seconds
         steps_at_start = self.step
         while self.epoch < epochs:
             if self.max_steps is not None and self.step >= self.max_steps:
@@ -301,6 +306,9 @@ class Trainer:
                 if self.max_steps is not None and self.step >= self.max_steps:
                     self.stopped = f"max_steps={self.max_steps}"
                     break
+                if self._deadline is not None and time.perf_counter() >= self._deadline:
+                    self.stopped = f"time limit {self.max_seconds:g} s"
+                    break
                 loss, wrong = self.train_step(x, y)
                 n = int(len(y))
                 self.batch += 1
@@ -320,7 +328,7 @@ class Trainer:
                     self._save_latest()
         finally:
             bar.close()
-        if self.batch < n_batches:          # stopped by max_steps
+        if self.batch < n_batches:          # stopped by max_steps or the time limit
             self._save_latest()
             self._write_steps()
             if not self.quiet:
