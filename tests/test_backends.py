@@ -1,0 +1,334 @@
+"""The fast backends against the NumPy reference, and the two towers against one device.
+
+* every op of ``backend.OP_NAMES`` and every layer, forward and backward, in
+  float32 (and the ops in float64), on awkward shapes (H != W, stride > 1,
+  padding, groups = 2, overlapping pools, LRN at the channel edges);
+* a drift check: 50 training steps of the Figure-1 net give the same losses
+  on every backend, to float32 rounding;
+* the two-tower AlexNet (``numpy_alexnet.towers``) against the single-device
+  model with grouped layers: on the host to float64 rounding, and on one GPU
+  with ``devices=(0, 0)`` to float32 rounding.
+
+Numba tests run wherever Numba is installed (CI installs it); CuPy tests are
+skipped unless CuPy sees a CUDA device.  Tolerances are relative errors of
+whole arrays (``gradcheck.rel_error``): the Numba kernels add in the
+reference's order, so most of them agree bit for bit; CuPy's GEMMs (cuBLAS)
+round differently from OpenBLAS, hence its looser bound.
+"""
+import copy
+
+import numpy as np
+import pytest
+
+from numpy_alexnet import MomentumSGD, SoftmaxCrossEntropy, cifar_fig1
+from numpy_alexnet.backend import OP_NAMES, cupy_available, get_ops, numba_available, to_numpy
+from numpy_alexnet.gradcheck import check_layer, rel_error
+from numpy_alexnet.layers import (AvgPool2D, Conv2D, Dropout, Flatten, Linear, LocalResponseNorm,
+                                  MaxPool2D, ReLU, Tanh)
+from numpy_alexnet.models import alexnet, alexnet_spec, build
+
+HAS_CUPY = cupy_available()
+needs_numba = pytest.mark.skipif(not numba_available(), reason="Numba is not installed")
+needs_gpu = pytest.mark.skipif(not HAS_CUPY, reason="needs CuPy and a CUDA device")
+
+FAST = [pytest.param("numba", marks=needs_numba),
+        pytest.param("cupy", marks=[needs_gpu, pytest.mark.gpu])]
+# Relative error allowed against the reference, per backend, in float32.
+TOL32 = {"numba": 1e-6, "cupy": 1e-5}
+
+
+def on(backend, a):
+    """``a`` (host) as an array of ``backend``."""
+    if backend == "cupy":
+        import cupy
+        return cupy.asarray(a)
+    return a
+
+
+def assert_close(ref, got, tol, what=""):
+    err = rel_error(ref, got)
+    print(f"  {what}: rel error {err:.2e}")
+    assert err <= tol, f"{what}: relative error {err:.3e} > {tol}"
+
+
+# -- every op -----------------------------------------------------------------------------
+CONV_CASES = [(2, 3, 7, 5, 3, 3, 2, 1), (1, 2, 9, 11, 5, 4, 3, 2), (3, 1, 6, 6, 2, 2, 2, 0),
+              (2, 3, 23, 19, 11, 11, 4, 0), (2, 4, 8, 7, 5, 5, 1, 2)]
+POOL_CASES = [(3, 2, 9, 7), (2, 2, 6, 8), (3, 1, 5, 6), (3, 2, 13, 13)]
+LRN_CASES = [(7, 5), (3, 5), (6, 3), (2, 1), (1, 5)]
+
+
+def test_every_backend_provides_every_op():
+    names = ["numpy"] + (["numba"] if numba_available() else []) + (["cupy"] if HAS_CUPY else [])
+    for name in names:
+        ops = get_ops(name)
+        assert all(callable(getattr(ops, op)) for op in OP_NAMES), name
+
+
+@pytest.mark.parametrize("backend", FAST)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_im2col_col2im(rng, backend, dtype):
+    ref, fast = get_ops("numpy"), get_ops(backend)
+    for (N, C, H, W, kh, kw, s, p) in CONV_CASES:
+        x = rng.standard_normal((N, C, H, W)).astype(dtype)
+        cols = ref.im2col(x, kh, kw, s, p)
+        got = fast.im2col(on(backend, x), kh, kw, s, p)
+        assert got.dtype == dtype and got.shape == cols.shape
+        np.testing.assert_array_equal(to_numpy(got), cols)          # a copy: exact
+        c = rng.standard_normal(cols.shape).astype(dtype)
+        dx = ref.col2im(c, x.shape, kh, kw, s, p)
+        got = fast.col2im(on(backend, c), x.shape, kh, kw, s, p)
+        assert got.dtype == dtype and got.shape == x.shape
+        assert_close(dx, got, 1e-15 if dtype == np.float64 else 1e-7, f"col2im {(N, C, H, W, kh, s, p)}")
+
+
+@pytest.mark.parametrize("backend", FAST)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kind", ["max", "avg"])
+def test_pooling_ops(rng, backend, dtype, kind):
+    ref, fast = get_ops("numpy"), get_ops(backend)
+    for (k, s, H, W) in POOL_CASES:
+        x = rng.standard_normal((2, 3, H, W)).astype(dtype)
+        x[0, 0, :3, :3] = 0.5                                   # an all-tie window: first wins
+        out, state = getattr(ref, f"{kind}pool_forward")(x, k, k, s)
+        got, fstate = getattr(fast, f"{kind}pool_forward")(on(backend, x), k, k, s)
+        assert got.dtype == dtype
+        np.testing.assert_array_equal(to_numpy(got), out)
+        d = rng.standard_normal(out.shape).astype(dtype)
+        dx = getattr(ref, f"{kind}pool_backward")(d, state, x.shape, k, k, s)
+        got = getattr(fast, f"{kind}pool_backward")(on(backend, d), fstate, x.shape, k, k, s)
+        assert got.dtype == dtype and got.shape == x.shape
+        assert_close(dx, got, 1e-7 if dtype == np.float32 else 1e-16, f"{kind}pool {(k, s, H, W)}")
+
+
+@pytest.mark.parametrize("backend", FAST)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lrn_ops(rng, backend, dtype):
+    ref, fast = get_ops("numpy"), get_ops(backend)
+    tol = TOL32[backend] if dtype == np.float32 else 1e-14
+    for (C, n) in LRN_CASES:
+        for alpha in (1e-4, 0.5):                                # the paper's, and one that shows
+            x = rng.standard_normal((2, C, 3, 4)).astype(dtype)
+            out, scale = ref.lrn_forward(x, n, 2.0, alpha, 0.75)
+            got, gscale = fast.lrn_forward(on(backend, x), n, 2.0, alpha, 0.75)
+            assert got.dtype == dtype and gscale.dtype == dtype
+            assert_close(out, got, tol, f"lrn forward C={C} n={n}")
+            assert_close(scale, gscale, tol, f"lrn scale C={C} n={n}")
+            d = rng.standard_normal(x.shape).astype(dtype)
+            dx = ref.lrn_backward(d, x, out, scale, n, 2.0, alpha, 0.75)
+            got = fast.lrn_backward(*(on(backend, a) for a in (d, x, out, scale)), n, 2.0, alpha, 0.75)
+            assert got.dtype == dtype
+            assert_close(dx, got, tol, f"lrn backward C={C} n={n}")
+
+
+# -- every layer ---------------------------------------------------------------------------
+def layer_cases(rng):
+    """(name, layer, input) with float32 parameters and inputs."""
+    f32 = np.float32
+    return [
+        ("conv-3x3-s1-p1", Conv2D(3, 4, 3, 1, 1, weight_std=0.5, bias=0.1, rng=rng),
+         rng.standard_normal((2, 3, 7, 5))),
+        ("conv-3x3-s2-p1-g2", Conv2D(4, 6, 3, 2, 1, groups=2, weight_std=0.5, rng=rng),
+         rng.standard_normal((2, 4, 9, 6))),
+        ("conv-11x11-s4", Conv2D(3, 4, 11, 4, 0, weight_std=0.1, rng=rng),
+         rng.standard_normal((2, 3, 23, 27))),
+        ("conv-2x3-p2-g2", Conv2D(2, 4, (2, 3), 1, 2, groups=2, weight_std=0.5, rng=rng),
+         rng.standard_normal((2, 2, 4, 6))),
+        ("maxpool-3-2", MaxPool2D(3, 2), rng.standard_normal((2, 3, 9, 7))),
+        ("maxpool-2-2", MaxPool2D(2, 2), rng.standard_normal((2, 3, 6, 8))),
+        ("avgpool-3-2", AvgPool2D(3, 2), rng.standard_normal((2, 3, 9, 7))),
+        ("lrn-paper", LocalResponseNorm(5, 2.0, 1e-4, 0.75), rng.standard_normal((2, 7, 3, 4))),
+        ("lrn-alpha0.5", LocalResponseNorm(5, 2.0, 0.5, 0.75), rng.standard_normal((2, 7, 3, 4))),
+        ("lrn-groups2", LocalResponseNorm(3, 1.0, 0.5, 0.75, groups=2),
+         rng.standard_normal((2, 6, 3, 4))),
+        ("relu", ReLU(), rng.standard_normal((3, 2, 4, 5))),
+        ("tanh", Tanh(), rng.standard_normal((3, 2, 4, 5))),
+        ("dropout", Dropout(0.5, seed=3), rng.standard_normal((4, 9))),
+        ("flatten", Flatten(), rng.standard_normal((2, 3, 2, 2))),
+        ("linear", Linear(7, 5, weight_std=0.5, bias=0.2, rng=rng), rng.standard_normal((3, 7))),
+    ], f32
+
+
+@pytest.mark.parametrize("backend", FAST)
+def test_every_layer_forward_backward(backend):
+    cases, f32 = layer_cases(np.random.default_rng(7))
+    rng = np.random.default_rng(8)
+    for name, layer, x in cases:
+        x = x.astype(f32)
+        fast = copy.deepcopy(layer).to(backend, 0 if backend == "cupy" else None)
+        out = layer.forward(x)
+        got = fast.forward(on(backend, x))
+        assert got.dtype == f32 and got.shape == out.shape, name
+        assert_close(out, got, TOL32[backend], f"{name} forward")
+        d = rng.standard_normal(out.shape).astype(f32)
+        dx = layer.backward(d)
+        gdx = fast.backward(on(backend, d))
+        assert gdx.dtype == f32, name
+        assert_close(dx, gdx, TOL32[backend], f"{name} dx")
+        for key in layer.grads:
+            assert_close(layer.grads[key], fast.grads[key], TOL32[backend], f"{name} d{key}")
+
+
+def test_grouped_lrn_is_lrn_per_group(rng):
+    """groups=2 normalizes each half of the channels on its own (one tower each)."""
+    x = rng.standard_normal((2, 8, 3, 5))
+    grouped = LocalResponseNorm(5, 2.0, 0.5, 0.75, groups=2)
+    one = LocalResponseNorm(5, 2.0, 0.5, 0.75)
+    out = grouped.forward(x)
+    halves = [one.forward(x[:, :4]), one.forward(x[:, 4:])]
+    np.testing.assert_allclose(out, np.concatenate(halves, axis=1), rtol=1e-15)
+    errors = check_layer(LocalResponseNorm(5, 2.0, 0.5, 0.75, groups=2), x)
+    assert all(err < 1e-7 for err in errors.values()), errors
+
+
+# -- drift: 50 training steps -----------------------------------------------------------------
+def train_fig1(backend, steps=50, batch=16):
+    """Losses of the Figure-1 net on two fixed batches, alternating, for ``steps`` steps.
+
+    Weights N(0, 0.05) and lr 0.005, so that the loss falls within 50 steps
+    while training stays far from the edge of stability (where float32
+    rounding differences would grow into different trajectories).
+    """
+    rng = np.random.default_rng(0)
+    xs = rng.standard_normal((2, batch, 3, 32, 32)).astype(np.float32)
+    ys = rng.integers(0, 10, (2, batch))
+    net = cifar_fig1(seed=0, weight_stds=(0.05,) * 4).to(backend, 0 if backend == "cupy" else None)
+    crit = SoftmaxCrossEntropy()
+    opt = MomentumSGD(net, lr=0.005, momentum=0.9, weight_decay=0.0005)
+    losses = []
+    for step in range(steps):
+        x, y = on(backend, xs[step % 2]), on(backend, ys[step % 2])
+        losses.append(float(crit.forward(net.forward(x), y)))
+        net.backward(crit.backward())
+        opt.step()
+    return np.array(losses)
+
+
+@pytest.fixture(scope="module")
+def numpy_losses():
+    return train_fig1("numpy")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", FAST)
+def test_fig1_training_drift(numpy_losses, backend):
+    losses = train_fig1(backend)
+    drift = np.abs(losses - numpy_losses) / np.abs(numpy_losses)
+    print(f"  {backend}: loss {numpy_losses[0]:.4f} -> {numpy_losses[-1]:.4f} (numpy), "
+          f"{losses[-1]:.4f} ({backend}); largest relative drift {drift.max():.2e}")
+    assert numpy_losses[-1] < 0.9 * numpy_losses[0]               # it trains
+    assert drift.max() < 1e-5, drift
+
+
+# -- two towers ----------------------------------------------------------------------------
+def grouped_single(num_classes, seed, dtype):
+    """models.alexnet with each LRN per tower (groups=2): the one-device twin of the towers."""
+    spec = [(n, kind, dict(args, groups=2) if kind == "lrn" else args)
+            for n, kind, args in alexnet_spec(num_classes)]
+    return build(spec, (3, 227, 227), seed=seed, dtype=dtype, name="alexnet_grouped_lrn")
+
+
+def compare_towers_with_single(single, towers, x, labels, tol):
+    """Forward, backward and one SGD step of both; relative errors must stay below tol."""
+    crit = SoftmaxCrossEntropy()
+    logits, tlogits = single.forward(x), towers.forward(x)
+    assert_close(logits, tlogits, tol, "logits")
+    crit.forward(logits, labels)
+    dlogits = crit.backward()
+    dx = single.backward(dlogits)
+    tdx = towers.backward(on_like(tlogits, dlogits))
+    assert_close(dx, tdx, tol, "dx")
+    grads = towers.merged("grads")
+    for name, layer, key in single.named_params():
+        assert_close(layer.grads[key], grads[name], tol, f"d {name}")
+    for net in (single, towers):
+        MomentumSGD(net, lr=0.01).step()
+    params = towers.merged("params")
+    for name, layer, key in single.named_params():
+        assert_close(layer.params[key], params[name], tol, f"{name} after a step")
+
+
+def on_like(ref, a):
+    """``a`` on the device (and array module) of ``ref``."""
+    from numpy_alexnet.backend import get_array_module, on_device_of
+    with on_device_of(ref):
+        return get_array_module(ref).asarray(a)
+
+
+@pytest.mark.slow
+def test_two_towers_on_the_host_are_the_grouped_model():
+    """Same seed, same weights; forward, backward and an SGD step agree to float64 rounding."""
+    from numpy_alexnet.towers import CROSSINGS, two_tower_alexnet
+    towers = two_tower_alexnet(num_classes=10, seed=3, dtype=np.float64)
+    single = grouped_single(10, seed=3, dtype=np.float64)
+    assert towers.num_params() == single.num_params()
+    x = np.random.default_rng(0).standard_normal((2, 3, 227, 227))
+    compare_towers_with_single(single, towers, x, np.array([1, 7]), 1e-13)
+    # Activations crossed only into conv3, fc6, fc7, fc8 (and the logits to the loss),
+    # once each way, and their gradients back the same way.
+    names = [name for name, _, _ in towers.crossing_log]
+    for crossing in CROSSINGS[:-1]:
+        assert names.count(crossing) == 2 and names.count(crossing + ".grad") == 2, crossing
+    assert names.count("logits") == 1 and names.count("logits.grad") == 1
+    assert set(names) <= set(CROSSINGS) | {c + ".grad" for c in CROSSINGS} | {"input.grad"}
+
+
+@needs_numba
+@pytest.mark.slow
+def test_two_towers_numba_match_numpy():
+    """The towers' logic on Numba arrays, in float64: here a float32 run would not be a
+    fair test, since a one-ulp difference in LRN can move a max-pool's choice between
+    near-equal inputs and so move gradients by a few 1e-3 (the ops and layers are
+    compared in float32 above)."""
+    from numpy_alexnet.towers import two_tower_alexnet
+    ref = two_tower_alexnet(num_classes=10, seed=1, dtype=np.float64)
+    fast = two_tower_alexnet(num_classes=10, seed=1, dtype=np.float64, backend="numba")
+    x = np.random.default_rng(0).standard_normal((2, 3, 227, 227))
+    assert_close(ref.forward(x), fast.forward(x), 1e-13, "logits")
+    d = np.random.default_rng(1).standard_normal((2, 10))
+    assert_close(ref.backward(d), fast.backward(d), 1e-13, "dx")
+    grads = fast.merged("grads")
+    for name, g in ref.merged("grads").items():
+        assert_close(g, grads[name], 1e-13, f"d {name}")
+
+
+def test_two_towers_need_an_even_class_count_and_matching_devices():
+    from numpy_alexnet.towers import TwoTowerAlexNet, tower_spec
+    with pytest.raises(ValueError, match="even"):
+        tower_spec(7)
+    with pytest.raises(ValueError, match="both towers"):
+        TwoTowerAlexNet(alexnet(num_classes=2), devices=(0, None))
+
+
+@needs_gpu
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_two_towers_on_one_gpu_are_the_single_device_model():
+    """devices=(0, 0): the same code on one GPU gives the grouped one-device model's numbers."""
+    from numpy_alexnet.towers import two_tower_alexnet
+    towers = two_tower_alexnet(num_classes=10, seed=3, devices=(0, 0))
+    single = grouped_single(10, seed=3, dtype=np.float32).to("cupy", 0)
+    x = np.random.default_rng(0).standard_normal((4, 3, 227, 227)).astype(np.float32)
+    import cupy
+    compare_towers_with_single(single, towers, cupy.asarray(x), cupy.asarray([1, 7, 0, 9]), 1e-5)
+
+
+@needs_gpu
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_two_towers_on_two_gpus_match_one():
+    import cupy
+    if cupy.cuda.runtime.getDeviceCount() < 2:
+        pytest.skip("needs two CUDA devices")
+    from numpy_alexnet.towers import two_tower_alexnet
+    one = two_tower_alexnet(num_classes=10, seed=3, devices=(0, 0))
+    two = two_tower_alexnet(num_classes=10, seed=3, devices=(0, 1))
+    x = np.random.default_rng(0).standard_normal((4, 3, 227, 227)).astype(np.float32)
+    a, b = one.forward(x), two.forward(x)
+    assert b.device.id == 0
+    assert_close(a, b, 1e-6, "logits")
+    d = cupy.ones_like(a)
+    assert_close(one.backward(d), two.backward(d), 1e-6, "dx")
+    grads_two = two.merged("grads")
+    for name, g in one.merged("grads").items():
+        assert_close(g, grads_two[name], 1e-6, f"d {name}")
