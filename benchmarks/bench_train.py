@@ -1,0 +1,405 @@
+"""Training-step throughput and peak memory of every backend, against PyTorch, in one run.
+
+    python benchmarks/bench_train.py                       # CPU: numpy, numba, torch
+    python benchmarks/bench_train.py --device gpu --out docs/results/bench_gpu.json
+
+Nets and batches (the issue's): the Figure-1 net (``cifar_fig1``, 32x32x3,
+batch 128) and the paper's AlexNet (227x227x3, 1000 classes; batch 32 on the
+CPU, 128 on a GPU).  A *training step* is forward, softmax cross-entropy,
+backward and one momentum-SGD update (momentum 0.9, weight decay 0.0005) on a
+fixed random batch.
+
+Fairness:
+* The PyTorch peer is the same network (AlexNet with groups=2, LRN with
+  ``alpha=5e-4`` in PyTorch's alpha/n convention, dropout 0.5) and the same
+  optimizer (``torch.optim.SGD``; its momentum formula differs from the
+  paper's by where lr is applied, the cost is the same).  On the CPU it uses
+  its own threads (``torch.get_num_threads()``) on the same cores; on a GPU
+  it runs float32 with TF32 off, cuDNN as shipped.
+* All backends are timed in the same process, interleaved (A B C A B C ...)
+  after one untimed warm-up step each, so that load from other processes
+  on a shared machine hits them alike; the median step is reported, and the
+  load average before and after is recorded.
+* Numba's first compilation is kept out of the timings: it is measured
+  separately, in a child process with an empty cache (``NUMBA_CACHE_DIR``),
+  together with the time to load the compiled kernels from a warm cache.
+* Peak memory is measured in a child process per (net, backend): on the CPU
+  the growth of the peak resident set (VmHWM, reset through
+  ``/proc/self/clear_refs``) over two steps, above the resident set after
+  the net and the batch were made; on a GPU the bytes held by CuPy's memory
+  pool (``total_bytes``) or PyTorch's caching allocator
+  (``max_memory_reserved``) after two steps.
+
+Results go to a JSON file (``--out``); ``--markdown`` prints the table used
+in docs/performance.md.
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import glob
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+NETS = {"fig1": dict(shape=(3, 32, 32), classes=10),
+        "alexnet": dict(shape=(3, 227, 227), classes=1000)}
+BATCH = {("fig1", "cpu"): 128, ("fig1", "gpu"): 128, ("alexnet", "cpu"): 32,
+         ("alexnet", "gpu"): 128}
+LR = 0.001
+
+
+# -- the runners: one object per (net, backend) with a .step() ------------------------------
+class OurRunner:
+    """numpy_alexnet on 'numpy', 'numba' or 'cupy' (optionally as two towers)."""
+
+    def __init__(self, net_name: str, backend: str, batch: int, towers=None):
+        from numpy_alexnet import MomentumSGD, SoftmaxCrossEntropy, alexnet, cifar_fig1
+        self.backend = backend
+        spec = NETS[net_name]
+        if towers is not None:
+            from numpy_alexnet.towers import two_tower_alexnet
+            self.net = two_tower_alexnet(seed=0, devices=towers)
+        elif net_name == "fig1":
+            self.net = cifar_fig1(seed=0).to(backend, 0 if backend == "cupy" else None)
+        else:
+            self.net = alexnet(seed=0).to(backend, 0 if backend == "cupy" else None)
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((batch,) + spec["shape"]).astype(np.float32)
+        y = rng.integers(0, spec["classes"], batch)
+        if backend == "cupy":
+            import cupy
+            x, y = cupy.asarray(x), cupy.asarray(y)
+        self.x, self.y = x, y
+        self.crit = SoftmaxCrossEntropy()
+        self.opt = MomentumSGD(self.net, lr=LR, momentum=0.9, weight_decay=0.0005)
+
+    def sync(self):
+        if self.backend == "cupy":
+            import cupy
+            cupy.cuda.Device(0).synchronize()
+
+    def step(self):
+        loss = self.crit.forward(self.net.forward(self.x), self.y)
+        self.net.backward(self.crit.backward())
+        self.opt.step()
+        return float(loss)
+
+
+def torch_net(net_name: str):
+    import torch.nn as nn
+    if net_name == "fig1":
+        return nn.Sequential(
+            nn.Conv2d(3, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(3, 2),
+            nn.Conv2d(32, 32, 5, padding=2), nn.ReLU(), nn.AvgPool2d(3, 2),
+            nn.Conv2d(32, 64, 5, padding=2), nn.ReLU(), nn.AvgPool2d(3, 2),
+            nn.Flatten(), nn.Linear(576, 10))
+    lrn = dict(size=5, alpha=5e-4, beta=0.75, k=2.0)        # = the paper's alpha 1e-4 on the sum
+    return nn.Sequential(
+        nn.Conv2d(3, 96, 11, stride=4), nn.ReLU(), nn.LocalResponseNorm(**lrn), nn.MaxPool2d(3, 2),
+        nn.Conv2d(96, 256, 5, padding=2, groups=2), nn.ReLU(), nn.LocalResponseNorm(**lrn),
+        nn.MaxPool2d(3, 2),
+        nn.Conv2d(256, 384, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(384, 384, 3, padding=1, groups=2), nn.ReLU(),
+        nn.Conv2d(384, 256, 3, padding=1, groups=2), nn.ReLU(), nn.MaxPool2d(3, 2),
+        nn.Flatten(),
+        nn.Linear(9216, 4096), nn.ReLU(), nn.Dropout(0.5),
+        nn.Linear(4096, 4096), nn.ReLU(), nn.Dropout(0.5),
+        nn.Linear(4096, 1000))
+
+
+class TorchRunner:
+    def __init__(self, net_name: str, device: str, batch: int):
+        import torch
+        self.torch, self.device = torch, device
+        if device == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
+        torch.manual_seed(0)
+        spec = NETS[net_name]
+        self.net = torch_net(net_name).to(device).float().train()
+        g = torch.Generator().manual_seed(0)
+        self.x = torch.randn((batch,) + spec["shape"], generator=g).to(device)
+        self.y = torch.randint(0, spec["classes"], (batch,), generator=g).to(device)
+        self.crit = torch.nn.CrossEntropyLoss()
+        self.opt = torch.optim.SGD(self.net.parameters(), lr=LR, momentum=0.9, weight_decay=0.0005)
+
+    def sync(self):
+        if self.device == "cuda":
+            self.torch.cuda.synchronize()
+
+    def step(self):
+        self.opt.zero_grad(set_to_none=True)
+        loss = self.crit(self.net(self.x), self.y)
+        loss.backward()
+        self.opt.step()
+        return float(loss.detach())
+
+
+def make_runner(net_name: str, backend: str, batch: int):
+    if backend == "torch":
+        return TorchRunner(net_name, "cpu", batch)
+    if backend == "torch-cuda":
+        return TorchRunner(net_name, "cuda", batch)
+    if backend == "cupy-towers(0,0)":
+        return OurRunner(net_name, "cupy", batch, towers=(0, 0))
+    if backend == "cupy-towers(0,1)":
+        return OurRunner(net_name, "cupy", batch, towers=(0, 1))
+    return OurRunner(net_name, backend, batch)
+
+
+# -- measurements -----------------------------------------------------------------------------
+def time_interleaved(net_name: str, backends: list[str], batch: int, rounds: int, steps: int):
+    """{backend: [seconds per step, ...]}: warm-up each, then rounds of A B C interleaved."""
+    runners = {b: make_runner(net_name, b, batch) for b in backends}
+    for b, r in runners.items():
+        r.step()                                         # warm-up (and any lazy compile)
+        r.sync()
+    times = {b: [] for b in backends}
+    for _ in range(rounds):
+        for b, r in runners.items():
+            for _ in range(steps):
+                r.sync()
+                t0 = time.perf_counter()
+                r.step()
+                r.sync()
+                times[b].append(time.perf_counter() - t0)
+    return times
+
+
+def _rss_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def memory_child(net_name: str, backend: str, batch: int) -> dict:
+    """Run in a child process: peak memory of two training steps (see the module docstring)."""
+    runner = make_runner(net_name, backend, batch)
+    gpu = backend.startswith("cupy") or backend == "torch-cuda"
+    if gpu and backend == "torch-cuda":
+        runner.torch.cuda.reset_peak_memory_stats()
+    elif gpu:
+        import cupy
+        cupy.get_default_memory_pool().free_all_blocks()
+    rss0 = _rss_kib("VmRSS")
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")                                 # reset VmHWM to the current RSS
+        reset = True
+    except OSError:
+        reset = False
+    for _ in range(2):
+        runner.step()
+    runner.sync()
+    out = {"rss_before_steps_MiB": rss0 / 1024, "peak_rss_MiB": _rss_kib("VmHWM") / 1024,
+           "hwm_reset": reset}
+    out["step_peak_MiB"] = out["peak_rss_MiB"] - out["rss_before_steps_MiB"]
+    if backend == "torch-cuda":
+        out["gpu_peak_MiB"] = runner.torch.cuda.max_memory_reserved() / 2**20
+    elif gpu:
+        import cupy
+        out["gpu_peak_MiB"] = cupy.get_default_memory_pool().total_bytes() / 2**20
+    return out
+
+
+def run_child(args: list[str], env: dict | None = None, timeout: int = 600) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve())] + args
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    if res.returncode != 0:
+        return {"error": res.stderr.strip().splitlines()[-1] if res.stderr.strip() else "failed"}
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def numba_compile_child() -> dict:
+    """Run in a child process: the time to get every numba kernel ready (float32)."""
+    t0 = time.perf_counter()
+    from numpy_alexnet.backend import get_ops
+    ops = get_ops("numba")
+    t_import = time.perf_counter() - t0
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 4, 9, 8)).astype(np.float32)
+    t0 = time.perf_counter()
+    cols = ops.im2col(x, 3, 3, 1, 1)
+    ops.col2im(cols, x.shape, 3, 3, 1, 1)
+    for kind in ("max", "avg"):
+        out, state = getattr(ops, f"{kind}pool_forward")(x, 3, 3, 2)
+        getattr(ops, f"{kind}pool_backward")(out, state, x.shape, 3, 3, 2)
+    out, scale = ops.lrn_forward(x, 5, 2.0, 1e-4, 0.75)
+    ops.lrn_backward(out, x, out, scale, 5, 2.0, 1e-4, 0.75)
+    return {"import_s": t_import, "first_calls_s": time.perf_counter() - t0}
+
+
+def openblas_core() -> str:
+    libs = glob.glob(os.path.join(os.path.dirname(np.__file__), "..", "numpy.libs", "*openblas*"))
+    for path in libs:
+        lib = ctypes.CDLL(path)
+        for name in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename",
+                     "openblas_get_corename64_", "openblas_get_corename"):
+            f = getattr(lib, name, None)
+            if f is not None:
+                f.restype = ctypes.c_char_p
+                return f().decode()
+    return "unknown"
+
+
+# -- the whole run ----------------------------------------------------------------------------
+def available_backends(device: str) -> list[str]:
+    from numpy_alexnet.backend import cupy_available, numba_available
+    if device == "cpu":
+        out = ["numpy"] + (["numba"] if numba_available() else [])
+        try:
+            import torch  # noqa: F401
+            out.append("torch")
+        except ImportError:
+            pass
+        return out
+    if not cupy_available():
+        raise SystemExit("--device gpu: CuPy with a CUDA device is needed")
+    out = ["cupy"]
+    try:
+        import torch
+        if torch.cuda.is_available():
+            out.append("torch-cuda")
+    except ImportError:
+        pass
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    p.add_argument("--nets", default="fig1,alexnet")
+    p.add_argument("--backends", default=None, help="comma-separated; default: all available")
+    p.add_argument("--rounds", type=int, default=None, help="interleaved rounds per net")
+    p.add_argument("--out", default=None, help="JSON file (default docs/results/bench_<device>.json)")
+    p.add_argument("--markdown", action="store_true", help="print the docs/performance.md table")
+    p.add_argument("--no-memory", action="store_true")
+    p.add_argument("--towers", action="store_true", help="GPU: also the two-tower AlexNet")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads for every library (OpenBLAS, Numba, PyTorch); default: their own")
+    p.add_argument("--_child", nargs="*", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.threads and os.environ.get("BENCH_THREADS") != str(args.threads):
+        # Thread counts are read when the libraries load: start again with them set.
+        n = str(args.threads)
+        env = dict(os.environ, BENCH_THREADS=n, OPENBLAS_NUM_THREADS=n, OMP_NUM_THREADS=n,
+                   NUMBA_NUM_THREADS=n, MKL_NUM_THREADS=n)
+        os.execve(sys.executable, [sys.executable, str(Path(__file__).resolve())]
+                  + (argv if argv is not None else sys.argv[1:]), env)
+
+    if args._child:                                       # internal: a measuring child process
+        kind = args._child[0]
+        if kind == "memory":
+            print(json.dumps(memory_child(args._child[1], args._child[2], int(args._child[3]))))
+        elif kind == "numba-compile":
+            print(json.dumps(numba_compile_child()))
+        return 0
+
+    backends = args.backends.split(",") if args.backends else available_backends(args.device)
+    peer = "torch" if args.device == "cpu" else "torch-cuda"
+    result = {
+        "command": "python benchmarks/bench_train.py " + " ".join(argv if argv is not None
+                                                                 else sys.argv[1:]),
+        "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                    "cpus": os.cpu_count(), "loadavg_before": os.getloadavg()},
+        "software": {"python": platform.python_version(), "numpy": np.__version__,
+                     "openblas_core": openblas_core(),
+                     "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
+                     "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS")},
+        "lr": LR, "nets": {},
+    }
+    try:
+        import numba
+        result["software"].update(numba=numba.__version__, numba_threads=numba.config.NUMBA_NUM_THREADS)
+    except ImportError:
+        pass
+    try:
+        import torch
+        result["software"].update(torch=torch.__version__, torch_threads=torch.get_num_threads())
+    except ImportError:
+        pass
+
+    if "numba" in backends:
+        with tempfile.TemporaryDirectory() as cache:
+            env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+            cold = run_child(["--_child", "numba-compile"], env)
+            warm = run_child(["--_child", "numba-compile"], env)
+        result["numba_first_compile"] = {"cold_cache": cold, "warm_cache": warm}
+        print(f"numba: first compile (empty cache) {cold}, from the cache {warm}", flush=True)
+
+    for net_name in args.nets.split(","):
+        dev = "cpu" if args.device == "cpu" else "gpu"
+        batch = BATCH[(net_name, dev)]
+        bks = list(backends)
+        if args.towers and net_name == "alexnet" and args.device == "gpu":
+            bks.append("cupy-towers(0,0)")
+        rounds = args.rounds or (3 if net_name == "fig1" else 2)
+        steps = 2 if net_name == "fig1" or args.device == "gpu" else 1
+        if args.device == "gpu":
+            rounds, steps = max(rounds, 5), 5
+        print(f"{net_name}, batch {batch}: timing {bks}, {rounds} interleaved rounds x {steps} "
+              f"steps", flush=True)
+        times = time_interleaved(net_name, bks, batch, rounds, steps)
+        rows = {}
+        for b in bks:
+            med = statistics.median(times[b])
+            rows[b] = {"batch": batch, "step_s": times[b], "median_step_s": med,
+                       "images_per_s": batch / med}
+        if peer in rows:
+            for b in bks:
+                rows[b]["ratio_vs_torch"] = rows[b]["images_per_s"] / rows[peer]["images_per_s"]
+        if "numba" in rows and "numpy" in rows:
+            rows["numpy"]["ratio_vs_numba"] = rows["numpy"]["images_per_s"] / rows["numba"]["images_per_s"]
+        if not args.no_memory:
+            for b in bks:
+                rows[b]["memory"] = run_child(["--_child", "memory", net_name, b, str(batch)])
+        for b in bks:
+            r = rows[b]
+            mem = r.get("memory", {})
+            print(f"  {b:18s} {r['images_per_s']:8.1f} images/s  median step "
+                  f"{r['median_step_s'] * 1e3:8.1f} ms  x{r.get('ratio_vs_torch', float('nan')):.2f} "
+                  f"of PyTorch  peak {mem.get('gpu_peak_MiB', mem.get('step_peak_MiB', float('nan'))):.0f} MiB",
+                  flush=True)
+        result["nets"][net_name] = rows
+    result["machine"]["loadavg_after"] = os.getloadavg()
+
+    out = Path(args.out or ROOT / "docs" / "results" / f"bench_{args.device}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {out}")
+    if args.markdown:
+        print(markdown_table(result))
+    return 0
+
+
+def markdown_table(result: dict) -> str:
+    lines = ["| net | batch | backend | images/s | median step (ms) | peak memory (MiB) | vs PyTorch |",
+             "|---|---|---|---|---|---|---|"]
+    for net_name, rows in result["nets"].items():
+        for b, r in rows.items():
+            mem = r.get("memory", {})
+            peak = mem.get("gpu_peak_MiB", mem.get("step_peak_MiB"))
+            lines.append(f"| {net_name} | {r['batch']} | {b} | {r['images_per_s']:.1f} | "
+                         f"{r['median_step_s'] * 1e3:.0f} | "
+                         f"{'' if peak is None else f'{peak:.0f}'} | "
+                         f"{r.get('ratio_vs_torch', float('nan')):.2f}x |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
