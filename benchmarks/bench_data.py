@@ -16,7 +16,9 @@ Measures, on the shared CIFAR-10 archive (decoded once, then read from the cache
    is the same as in 4.
 
 Also, for scale, the paper's ImageNet recipe (227 crops of 256x256 images) on
-random uint8 images.  The machine may be shared: the load average is recorded.
+random uint8 images.  The machine may be shared: the load average is recorded,
+and CPU times (which other programs hardly change) are given next to the wall
+times.  Each figure is the best of three interleaved rounds.
 """
 from __future__ import annotations
 
@@ -39,16 +41,33 @@ from numpy_alexnet.data import (BatchIterator, TrainTransform, load_dataset,  # 
 BATCH = 128
 
 
-def rate(fn, min_seconds=2.0, min_calls=5):
-    """Calls per second of fn(), best of three rounds of at least min_seconds each."""
-    fn()                                                  # warm up
-    best = 0.0
-    for _ in range(3):
-        calls, t0 = 0, time.perf_counter()
-        while calls < min_calls or time.perf_counter() - t0 < min_seconds:
-            fn()
-            calls += 1
-        best = max(best, calls / (time.perf_counter() - t0))
+def per_call(fn, calls):
+    """(wall seconds, CPU seconds of the whole process) per call of fn, over ``calls`` calls.
+
+    The CPU time counts every thread (BLAS's too) and hardly changes when other
+    programs share the machine; the wall time does.
+    """
+    w0, c0 = time.perf_counter(), time.process_time()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - w0) / calls, (time.process_time() - c0) / calls
+
+
+def calls_for(fn, seconds):
+    """How many calls of fn fill about ``seconds`` (at least 3); runs fn once to warm up."""
+    t0 = time.perf_counter()
+    fn()
+    return int(np.clip(seconds / max(time.perf_counter() - t0, 1e-6), 3, 5000))
+
+
+def best_of(fns: dict, calls: int, rounds: int = 3) -> dict:
+    """Interleaved rounds (so a change in the machine's load hits all alike);
+    for each fn the smallest (wall, cpu) seconds per call."""
+    best = {k: [float("inf"), float("inf")] for k in fns}
+    for _ in range(rounds):
+        for k, fn in fns.items():
+            wall, cpu = per_call(fn, calls)
+            best[k] = [min(best[k][0], wall), min(best[k][1], cpu)]
     return best
 
 
@@ -84,51 +103,43 @@ def fig1_step_fn(input_size, backend="numpy"):
 
 def time_fig1(backend, x, y, recipes, res, rng, seconds):
     """The Figure-1 step on a fixed batch, and fed by the iterator (prefetching in
-    its thread, and without the thread): steps per second of each."""
+    its thread, and without the thread)."""
     name = "full32_flip_pca_mean"
     step = fig1_step_fn(32, backend)
     xb, yb = recipes[name](x[:BATCH], rng), y[:BATCH]
     step(xb, yb)                                           # warm up (and compile)
-    t0 = time.perf_counter()
-    step(xb, yb)
-    n_steps = int(np.clip(2.5 * seconds / (time.perf_counter() - t0), 5, 200))
+    n_steps = calls_for(lambda: step(xb, yb), seconds)
+    epochs = iter(range(1, 10**6))
 
-    def fixed_round():
-        for _ in range(n_steps):
-            step(xb, yb)
-
-    def fed_round(prefetch, epoch=[0]):
-        epoch[0] += 1
+    def fed(prefetch):
         it = BatchIterator(x, y, BATCH, seed=0, transform=recipes[name], prefetch=prefetch)
-        for i, (xb2, yb2) in enumerate(it.epoch_iter(epoch[0])):
-            step(xb2, yb2)
-            if i + 1 == n_steps:
-                break
+        batches = it.epoch_iter(next(epochs))
+        return lambda: step(*next(batches))
 
-    # Interleaved rounds, best of three each, so a change in the machine's load
-    # hits all three alike.
-    rounds = {"fixed": fixed_round, "prefetch": lambda: fed_round(True),
-              "no_thread": lambda: fed_round(False)}
-    best = {k: float("inf") for k in rounds}
-    for _ in range(3):
-        for k, fn in rounds.items():
-            t0 = time.perf_counter()
-            fn()
-            best[k] = min(best[k], time.perf_counter() - t0)
-    fixed, fed, fed_sync = (n_steps / best[k] for k in ("fixed", "prefetch", "no_thread"))
-    print(f"fig1 net on {backend}: {1000 / fixed:.0f} ms a step ({fixed:.2f} steps/s) on a fixed "
-          f"batch; {fed:.2f} steps/s fed by the prefetching iterator, {fed_sync:.2f} without "
-          "the thread")
-    return {
+    # One step per call: the iterator's setup and first batch fall outside the rounds.
+    feeders = {"prefetch": fed(True), "no_thread": fed(False)}
+    for f in feeders.values():
+        f()
+    best = best_of({"fixed": lambda: step(xb, yb), **feeders}, n_steps)
+    (wall, cpu), aug = best["fixed"], res["augment"][name]
+    out = {
         "model": "numpy_alexnet.models.cifar_fig1('relu'), float32, 32x32 input, batch 128",
         "recipe": name, "steps_per_round": n_steps,
-        "step_ms_fixed_batch": round(1000 / fixed, 1),
-        "steps_per_s_fixed_batch": round(fixed, 3),
-        "steps_per_s_with_prefetching_iterator": round(fed, 3),
-        "steps_per_s_with_iterator_no_thread": round(fed_sync, 3),
-        "augment_ms_per_batch": round(1000 / res["augment_batches_per_s"][name], 2),
-        "augment_batches_per_step": round(res["augment_batches_per_s"][name] / fixed, 1),
+        "step_ms_fixed_batch": round(1000 * wall, 1),
+        "step_cpu_ms": round(1000 * cpu, 1),
+        "steps_per_s_fixed_batch": round(1 / wall, 3),
+        "steps_per_s_with_prefetching_iterator": round(1 / best["prefetch"][0], 3),
+        "steps_per_s_with_iterator_no_thread": round(1 / best["no_thread"][0], 3),
+        "augment_ms_per_batch": aug["ms_per_batch"],
+        "augment_cpu_ms_per_batch": aug["cpu_ms_per_batch"],
+        "step_cpu_over_augment_cpu": round(1000 * cpu / aug["cpu_ms_per_batch"], 1),
     }
+    print(f"fig1 net on {backend}: {1000 * wall:.0f} ms a step ({1000 * cpu:.0f} ms CPU) on a "
+          f"fixed batch = {out['step_cpu_over_augment_cpu']}x the CPU time of augmenting its "
+          f"batch; {out['steps_per_s_fixed_batch']:.3f} steps/s fixed, "
+          f"{out['steps_per_s_with_prefetching_iterator']:.3f} fed by the prefetching iterator, "
+          f"{out['steps_per_s_with_iterator_no_thread']:.3f} without the thread", flush=True)
+    return out
 
 
 def main(argv=None) -> int:
@@ -154,7 +165,7 @@ def main(argv=None) -> int:
     x, y = np.ascontiguousarray(ds.train.images), ds.train.labels        # into RAM
     stats = ds.stats()
     print(f"loaded {x.shape} in {res['load_seconds']} s; cached load "
-          f"{res['cached_load_seconds']} s")
+          f"{res['cached_load_seconds']} s", flush=True)
 
     # 2. Augmentation alone, calling thread.
     recipes = {
@@ -162,14 +173,21 @@ def main(argv=None) -> int:
         "full32_flip_pca_mean": TrainTransform(stats.mean_image, None, stats.eigvals, stats.eigvecs),
     }
     rng = np.random.default_rng(0)
-    res["augment_batches_per_s"] = {}
+    res["augment"] = {}
+    fns = {}
     for name, tf in recipes.items():
         def one(tf=tf):
             idx = rng.integers(0, len(x), BATCH)
             return tf(x[idx], rng)
-        r = rate(one, args.seconds)
-        res["augment_batches_per_s"][name] = round(r, 1)
-        print(f"augment {name}: {r:.0f} batches/s ({r * BATCH:.0f} images/s)")
+        fns[name] = one
+    best = best_of(fns, max(calls_for(f, args.seconds) for f in fns.values()))
+    for name, (wall, cpu) in best.items():
+        res["augment"][name] = {"batches_per_s": round(1 / wall, 1),
+                                "ms_per_batch": round(1000 * wall, 3),
+                                "cpu_ms_per_batch": round(1000 * cpu, 3)}
+        print(f"augment {name}: {1 / wall:.0f} batches/s ({BATCH / wall:.0f} images/s), "
+              f"{1000 * cpu:.2f} ms CPU a batch", flush=True)
+    save(res, args.out)
 
     # 3. The iterator (background thread), idle consumer.
     res["iterator_batches_per_s"] = {}
@@ -177,7 +195,8 @@ def main(argv=None) -> int:
         it = BatchIterator(x, y, BATCH, seed=0, transform=tf)
         r = iterator_rate(it, len(it))
         res["iterator_batches_per_s"][name] = round(r, 1)
-        print(f"iterator {name}: {r:.0f} batches/s (one epoch, {len(it)} batches)")
+        print(f"iterator {name}: {r:.0f} batches/s (one epoch, {len(it)} batches)", flush=True)
+    save(res, args.out)
 
     # 4-5. The Figure-1 training step on each backend that runs here.
     res["fig1_training"] = {}
@@ -188,22 +207,31 @@ def main(argv=None) -> int:
         except Exception as err:      # a backend missing on this machine is reported, not fatal
             res["fig1_training"][backend] = f"not measured: {type(err).__name__}: {err}"
             print(f"fig1 net on {backend}: not measured ({err})")
+        save(res, args.out)
 
     # For scale: the paper's recipe at ImageNet size on random images.
     big = np.random.default_rng(1).integers(0, 256, size=(BATCH, 3, 256, 256), dtype=np.uint8)
     big_tf = TrainTransform(mean_image(big), 227, *pca_eigen(big))
-    r = rate(lambda: big_tf(big, rng), args.seconds, min_calls=3)
-    res["augment_batches_per_s"]["imagenet_crop227_of_256_flip_pca_mean"] = round(r, 2)
-    print(f"augment 227 crops of 256x256: {r:.1f} batches/s ({r * BATCH:.0f} images/s)")
+    (wall, cpu), = best_of({"big": lambda: big_tf(big, rng)}, calls_for(lambda: big_tf(big, rng),
+                                                                          args.seconds)).values()
+    res["augment"]["imagenet_crop227_of_256_flip_pca_mean"] = {
+        "batches_per_s": round(1 / wall, 2), "ms_per_batch": round(1000 * wall, 1),
+        "cpu_ms_per_batch": round(1000 * cpu, 1)}
+    print(f"augment 227 crops of 256x256: {1 / wall:.1f} batches/s ({BATCH / wall:.0f} images/s)")
 
     res["machine"]["loadavg_at_end"] = list(os.getloadavg())
     res["note"] = ("the 24x24 recipe has no Figure-1 net to time (cifar_fig1's fc10 expects the "
                    "3x3x64 map of a 32x32 input); its step would cost about (24/32)^2 of the 32x32 one")
-    out = Path(args.out)
+    save(res, args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def save(res, path):
+    """Write what is measured so far (a run cut short still leaves its figures)."""
+    out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2) + "\n")
-    print(f"wrote {out}")
-    return 0
 
 
 if __name__ == "__main__":
