@@ -631,7 +631,8 @@ def save_state(net: Sequential, path) -> Path:
 # Fine-tuning
 # --------------------------------------------------------------------------- #
 def use_caffe_lrn(net: Sequential) -> Sequential:
-    """Give every LRN layer Caffe's bvlc_alexnet constants (k=1, alpha=1e-4/5); return ``net``.
+    """Give every LRN layer Caffe's bvlc_alexnet constants (k=1, alpha=1e-4/5, one window
+    over all channels, not per tower); return ``net``.
 
     Deviation from the paper's k=2, alpha=1e-4, named: the released weights
     were trained with these (see docs/finetuning.md).
@@ -640,6 +641,8 @@ def use_caffe_lrn(net: Sequential) -> Sequential:
         if isinstance(layer, LocalResponseNorm):
             layer.n, layer.k = CAFFE_LRN["n"], CAFFE_LRN["k"]
             layer.alpha, layer.beta = CAFFE_LRN["alpha"], CAFFE_LRN["beta"]
+            if hasattr(layer, "groups"):
+                layer.groups = 1                     # Caffe's window runs over all 96 (256) channels
     return net
 
 

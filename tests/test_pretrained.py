@@ -334,7 +334,7 @@ def torch_paper_alexnet(torch, weights, lrn):
     return forward
 
 
-def test_bvlc_alexnet_logits_match_torch(tmp_path):
+def test_bvlc_alexnet_logits_match_torch():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(11)
     shapes = dict(ALEXNET_BVLC_SHAPES, fc8=((4096, 20), (20,)))
@@ -343,10 +343,8 @@ def test_bvlc_alexnet_logits_match_torch(tmp_path):
         fan_in = np.prod(W.shape[:-1])
         W *= np.float32(1.5 / np.sqrt(fan_in))
         b *= np.float32(0.1)
-    path = tmp_path / "bvlc.npy"
-    np.save(path, weights, allow_pickle=True)
     x = (rng.standard_normal((2, 3, 227, 227)) * 50).astype(np.float32)
-    net = P.load_bvlc(path)                                # alexnet, Caffe's LRN, inverted dropout
+    net = P.load_bvlc(weights)                             # alexnet, Caffe's LRN, inverted dropout
     ours = net.forward(x, train=False)
     with torch.no_grad():
         ref = torch_paper_alexnet(torch, weights, P.CAFFE_LRN)(torch.from_numpy(x)).numpy()
