@@ -109,9 +109,10 @@ def relu_vs_tanh_plot(panels: list[dict], path, target: float = 0.25, suptitle: 
         ax.set_ylim(0, 0.9)
         ax.set_xlim(left=0)
         ax.set_title(panel.get("title", ""), fontsize=10)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     if suptitle:
-        fig.suptitle(suptitle, fontsize=10)
+        fig.suptitle(suptitle, fontsize=10, y=1.06)        # above the panels' two-line titles
     return _save(fig, path, dpi=90)
 
 

@@ -342,18 +342,23 @@ def figure(report: dict, path) -> None:
     panels = []
     for regime, entry in report["regimes"].items():
         sm = entry["summary"]
-        ratio = ("n/a" if "ratio_mean" not in sm else
-                 f"{'>=' if sm['lower_bound'] else ''}{sm['ratio_mean']:.2f}")
+        target = f"{report['settings']['target']:.0%}"
+        if "ratio_mean" in sm:
+            ratio = (f"tanh/ReLU epochs to {target} = "
+                     f"{'>=' if sm['lower_bound'] else ''}{sm['ratio_mean']:.2f}")
+        else:
+            ratio = f"ReLU did not reach {target} in {sm['cap']} epochs: no ratio"
         lr = entry["chosen_lr"]
         runs = [dict(r, label=f"{r['activation']} (lr {r['lr']:g})" if r["seed"] == 0 else None)
                 for r in entry["runs"]]
-        panels.append({"title": f"{regime}: tanh/ReLU epochs to {report['settings']['target']:.0%} "
-                                f"= {ratio}\nReLU lr {lr['relu']:g}, tanh lr {lr['tanh']:g}",
+        panels.append({"title": f"{regime}: {ratio}\nReLU lr {lr['relu']:g}, tanh lr {lr['tanh']:g}",
                        "runs": runs})
     s = report["settings"]
     sub = f"{s['subset']} training images" if s["subset"] else "50,000 training images"
     relu_vs_tanh_plot(panels, path, target=s["target"],
-                      suptitle=f"Figure 1 replication ({report['form']} form): CIFAR-10, {sub}, "
+                      suptitle=f"Figure 1, {report['form']} form"
+                               + ("" if report["form"] == "full" else " (not the full study)")
+                               + f": CIFAR-10, {sub}, "
                                f"batch {s['batch_size']}, {s['seeds']} seed(s), backend "
                                f"{report['backend']}")
 
