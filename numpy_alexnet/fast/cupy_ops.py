@@ -34,20 +34,21 @@ import cupy as cp
 from ..layers.base import conv_output_size
 
 _IM2COL = cp.ElementwiseKernel(
-    "raw T x, int32 H, int32 W, int32 Ho, int32 Wo, int32 kh, int32 kw, int32 stride, "
-    "int32 pad",
+    "raw T x, int32 N, int32 C, int32 H, int32 W, int32 Ho, int32 Wo, int32 kh, int32 kw, "
+    "int32 stride, int32 pad",
     "T col",
     """
-    // i runs over cols viewed as (N*C, KH, KW, Ho, Wo), C order.
+    // i runs over the memory of cols, laid out (C, KH, KW, N, Ho, Wo), C order.
     ptrdiff_t xo = i % Wo;
     ptrdiff_t yo = i / Wo % Ho;
-    ptrdiff_t kj = i / ((ptrdiff_t)Wo * Ho) % kw;
-    ptrdiff_t ki = i / ((ptrdiff_t)Wo * Ho * kw) % kh;
-    ptrdiff_t nc = i / ((ptrdiff_t)Wo * Ho * kw * kh);
+    ptrdiff_t n = i / ((ptrdiff_t)Wo * Ho) % N;
+    ptrdiff_t kj = i / ((ptrdiff_t)Wo * Ho * N) % kw;
+    ptrdiff_t ki = i / ((ptrdiff_t)Wo * Ho * N * kw) % kh;
+    ptrdiff_t c = i / ((ptrdiff_t)Wo * Ho * N * kw * kh);
     ptrdiff_t yy = yo * stride + ki - pad;
     ptrdiff_t xx = xo * stride + kj - pad;
     if (yy >= 0 && yy < H && xx >= 0 && xx < W) {
-        col = x[(nc * H + yy) * W + xx];
+        col = x[((n * C + c) * H + yy) * W + xx];
     } else {
         col = (T)0;                                   // padding
     }
@@ -55,14 +56,16 @@ _IM2COL = cp.ElementwiseKernel(
     "numpy_alexnet_im2col")
 
 _COL2IM = cp.ElementwiseKernel(
-    "raw T col, int32 H, int32 W, int32 Ho, int32 Wo, int32 kh, int32 kw, int32 stride, "
-    "int32 pad",
+    "raw T col, int32 N, int32 C, int32 H, int32 W, int32 Ho, int32 Wo, int32 kh, int32 kw, "
+    "int32 stride, int32 pad",
     "T dx",
     """
-    // i runs over dx (N*C, H, W); gather every column entry that read pixel (yy, xx).
+    // i runs over dx (N, C, H, W); col is laid out (C, KH, KW, N, Ho, Wo).
+    // Gather every column entry that read pixel (yy, xx).
     ptrdiff_t xx = i % W;
     ptrdiff_t yy = i / W % H;
-    ptrdiff_t nc = i / ((ptrdiff_t)W * H);
+    ptrdiff_t c = i / ((ptrdiff_t)W * H) % C;
+    ptrdiff_t n = i / ((ptrdiff_t)W * H * C);
     T acc = (T)0;
     for (int ki = 0; ki < kh; ++ki) {
         ptrdiff_t ty = yy + pad - ki;                 // = yo * stride for a window that covers it
@@ -74,7 +77,8 @@ _COL2IM = cp.ElementwiseKernel(
             if (tx < 0 || tx % stride != 0) continue;
             ptrdiff_t xo = tx / stride;
             if (xo >= Wo) continue;
-            acc += col[((nc * kh + ki) * kw + kj) * ((ptrdiff_t)Ho * Wo) + yo * Wo + xo];
+            ptrdiff_t row = (c * kh + ki) * kw + kj;
+            acc += col[(row * N + n) * ((ptrdiff_t)Ho * Wo) + yo * Wo + xo];
         }
     }
     dx = acc;
@@ -198,24 +202,29 @@ _LRN_BWD = cp.ElementwiseKernel(
 
 # -- the ops ------------------------------------------------------------------------------
 def im2col(x, kh: int, kw: int, stride: int, pad: int):
-    """x: (N, C, H, W) -> cols: (N, C*KH*KW, Ho*Wo), rows ordered (C, KH, KW)."""
+    """x: (N, C, H, W) -> cols: (N, C*KH*KW, Ho*Wo), rows ordered (C, KH, KW).
+
+    As in the reference, the memory is laid out (C*KH*KW, N, Ho*Wo) and cols
+    is a transposed view of it, so that ``Conv2D`` needs one GEMM per group.
+    """
     with x.device:
         x = cp.ascontiguousarray(x)
         N, C, H, W = x.shape
         Ho, Wo = conv_output_size(H, kh, stride, pad), conv_output_size(W, kw, stride, pad)
-        cols = cp.empty((N, C * kh * kw, Ho * Wo), dtype=x.dtype)
-        _IM2COL(x, H, W, Ho, Wo, kh, kw, stride, pad, cols)
-        return cols
+        cols = cp.empty((C * kh * kw, N, Ho * Wo), dtype=x.dtype)
+        _IM2COL(x, N, C, H, W, Ho, Wo, kh, kw, stride, pad, cols)
+        return cols.transpose(1, 0, 2)                           # (N, C*KH*KW, P), a view
 
 
 def col2im(cols, x_shape: tuple, kh: int, kw: int, stride: int, pad: int):
     """cols: (N, C*KH*KW, Ho*Wo) -> dx: (N, C, H, W), summing overlaps."""
     with cols.device:
-        cols = cp.ascontiguousarray(cols)
         N, C, H, W = x_shape
         Ho, Wo = conv_output_size(H, kh, stride, pad), conv_output_size(W, kw, stride, pad)
+        cols = cols.reshape(N, C * kh * kw, Ho * Wo)             # (N, C*KH*KW, P)
+        cols = cp.ascontiguousarray(cols.transpose(1, 0, 2))     # (C*KH*KW, N, P): free for Conv2D's
         dx = cp.empty((N, C, H, W), dtype=cols.dtype)
-        _COL2IM(cols, H, W, Ho, Wo, kh, kw, stride, pad, dx)
+        _COL2IM(cols, N, C, H, W, Ho, Wo, kh, kw, stride, pad, dx)
         return dx
 
 

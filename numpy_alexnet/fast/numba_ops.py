@@ -50,7 +50,7 @@ _valid_range_jit = numba.njit(cache=True, inline="always")(_valid_range)
 # -- convolution: im2col and col2im ---------------------------------------------------
 @_jit
 def _im2col(x, kh, kw, stride, pad, Ho, Wo, cols):
-    # x: (N, C, H, W); cols: (N, C*KH*KW, Ho*Wo), rows ordered (C, KH, KW).
+    # x: (N, C, H, W); cols: (C*KH*KW, N, Ho*Wo), rows ordered (C, KH, KW).
     N, C, H, W = x.shape
     for nc in prange(N * C):                          # one (n, c) plane per iteration
         n, c = nc // C, nc % C
@@ -63,21 +63,21 @@ def _im2col(x, kh, kw, stride, pad, Ho, Wo, cols):
                     base = y * Wo
                     if y < ylo or y >= yhi:           # a row of padding
                         for xo in range(Wo):
-                            cols[n, row, base + xo] = 0
+                            cols[row, n, base + xo] = 0
                         continue
                     yy = y * stride + i - pad
                     for xo in range(xlo):             # padding on the left
-                        cols[n, row, base + xo] = 0
+                        cols[row, n, base + xo] = 0
                     for xo in range(xlo, xhi):
-                        cols[n, row, base + xo] = x[n, c, yy, xo * stride + j - pad]
+                        cols[row, n, base + xo] = x[n, c, yy, xo * stride + j - pad]
                     for xo in range(xhi, Wo):         # padding on the right
-                        cols[n, row, base + xo] = 0
+                        cols[row, n, base + xo] = 0
     return cols
 
 
 @_jit
 def _col2im(cols, kh, kw, stride, pad, Ho, Wo, dx):
-    # cols: (N, C*KH*KW, Ho*Wo); dx: (N, C, H, W), zeroed here.
+    # cols: (C*KH*KW, N, Ho*Wo); dx: (N, C, H, W), zeroed here.
     N, C, H, W = dx.shape
     for nc in prange(N * C):                          # each thread owns whole dx planes
         n, c = nc // C, nc % C
@@ -87,7 +87,7 @@ def _col2im(cols, kh, kw, stride, pad, Ho, Wo, dx):
             ylo, yhi = _valid_range_jit(Ho, i, stride, pad, H)
             for j in range(kw):
                 xlo, xhi = _valid_range_jit(Wo, j, stride, pad, W)
-                row = cols[n, (c * kh + i) * kw + j]  # (Ho*Wo,), a view
+                row = cols[(c * kh + i) * kw + j, n]  # (Ho*Wo,), a view
                 for y in range(ylo, yhi):
                     dst = plane[y * stride + i - pad]  # (W,), a view
                     src = row[y * Wo:(y + 1) * Wo]     # (Wo,), a view
@@ -97,20 +97,25 @@ def _col2im(cols, kh, kw, stride, pad, Ho, Wo, dx):
 
 
 def im2col(x, kh: int, kw: int, stride: int, pad: int):
-    """x: (N, C, H, W) -> cols: (N, C*KH*KW, Ho*Wo), as ``layers.conv.im2col``."""
+    """x: (N, C, H, W) -> cols: (N, C*KH*KW, Ho*Wo), as ``layers.conv.im2col``.
+
+    As there, the memory is laid out (C*KH*KW, N, Ho*Wo) and cols is a
+    transposed view of it, so that ``Conv2D`` needs one GEMM per group.
+    """
     x = np.ascontiguousarray(x)
     N, C, H, W = x.shape
     Ho, Wo = conv_output_size(H, kh, stride, pad), conv_output_size(W, kw, stride, pad)
-    cols = np.empty((N, C * kh * kw, Ho * Wo), dtype=x.dtype)
-    return _im2col(x, kh, kw, stride, pad, Ho, Wo, cols)
+    cols = np.empty((C * kh * kw, N, Ho * Wo), dtype=x.dtype)
+    _im2col(x, kh, kw, stride, pad, Ho, Wo, cols)
+    return cols.transpose(1, 0, 2)                               # (N, C*KH*KW, P), a view
 
 
 def col2im(cols, x_shape: tuple, kh: int, kw: int, stride: int, pad: int):
     """cols: (N, C*KH*KW, Ho*Wo) -> dx: (N, C, H, W), summing overlaps, as ``layers.conv.col2im``."""
-    cols = np.ascontiguousarray(cols)
     N, C, H, W = x_shape
     Ho, Wo = conv_output_size(H, kh, stride, pad), conv_output_size(W, kw, stride, pad)
     cols = cols.reshape(N, C * kh * kw, Ho * Wo)                 # (N, C*KH*KW, P)
+    cols = np.ascontiguousarray(cols.transpose(1, 0, 2))         # (C*KH*KW, N, P): free for Conv2D's
     dx = np.empty((N, C, H, W), dtype=cols.dtype)
     return _col2im(cols, kh, kw, stride, pad, Ho, Wo, dx)
 

@@ -29,7 +29,11 @@ def im2col(x, kh: int, kw: int, stride: int, pad: int):
 
     No loops: a strided *view* of the padded input has shape
     (N, C, KH, KW, Ho, Wo) where element [n, c, i, j, y, x] is
-    ``x_padded[n, c, y*stride + i, x*stride + j]``; the final reshape copies it.
+    ``x_padded[n, c, y*stride + i, x*stride + j]``; one copy lays it out.
+
+    The memory is laid out (C*KH*KW, N, Ho*Wo) and cols is a transposed view
+    of it: then ``Conv2D`` multiplies the kernels with the columns of the
+    whole batch in one GEMM, (F, C*KH*KW) @ (C*KH*KW, N*P), without a copy.
     """
     xp = get_array_module(x)
     N, C, H, W = x.shape
@@ -41,7 +45,10 @@ def im2col(x, kh: int, kw: int, stride: int, pad: int):
     windows = xp.lib.stride_tricks.as_strided(
         x, shape=(N, C, kh, kw, Ho, Wo),
         strides=(sN, sC, sH, sW, sH * stride, sW * stride))    # (N, C, KH, KW, Ho, Wo), a view
-    return windows.reshape(N, C * kh * kw, Ho * Wo)             # (N, C*KH*KW, P), a copy
+    cols = xp.empty((C, kh, kw, N, Ho, Wo), dtype=x.dtype)
+    cols[...] = windows.transpose(1, 2, 3, 0, 4, 5)             # (C, KH, KW, N, Ho, Wo), the copy
+    cols = cols.reshape(C * kh * kw, N, Ho * Wo)                # (C*KH*KW, N, P), a view
+    return cols.transpose(1, 0, 2)                              # (N, C*KH*KW, P), a view
 
 
 def col2im(cols, x_shape: tuple, kh: int, kw: int, stride: int, pad: int):
@@ -106,29 +113,33 @@ class Conv2D(Layer):
         self.check_input(x, ndim=4, channels=self.in_channels,
                          min_hw=(self.kh - 2 * self.padding, self.kw - 2 * self.padding),
                          expected=f"(N, {self.in_channels}, H, W)")
+        xp = get_array_module(x)
         N, C, H, W = x.shape
         G, F = self.groups, self.out_channels
         _, Ho, Wo = self.output_shape((C, H, W))
         cols = self.ops.im2col(x, self.kh, self.kw, self.stride, self.padding)  # (N, C*K*K, P)
-        cols = cols.reshape(N, G, C // G * self.kh * self.kw, Ho * Wo)        # (N, G, Cg*K*K, P)
+        # Every backend lays cols out in memory as (C*K*K, N, P): this is a view, not a copy.
+        cols = cols.transpose(1, 0, 2).reshape(G, C // G * self.kh * self.kw, N * Ho * Wo)  # (G, Cg*K*K, N*P)
         Wm = self.params["W"].reshape(G, F // G, -1)                            # (G, Fg, Cg*K*K)
-        out = Wm @ cols                                                         # (N, G, Fg, P)
-        out = out.reshape(N, F, Ho, Wo) + self.params["b"].reshape(1, F, 1, 1)  # (N, F, Ho, Wo)
+        out = Wm @ cols                                                         # (G, Fg, N*P): a GEMM per group
+        out = out.reshape(F, N, Ho, Wo).transpose(1, 0, 2, 3)                   # (N, F, Ho, Wo), a view
+        out = xp.ascontiguousarray(out)                                         # (N, F, Ho, Wo), a copy
+        out += self.params["b"].reshape(1, F, 1, 1)
         self.cache = (cols, x.shape)
         return out
 
     def backward(self, dout):
-        xp = get_array_module(dout)
-        cols, x_shape = self.cache
-        N, G, CgKK, P = cols.shape
-        F = self.out_channels
-        dout_g = dout.reshape(N, G, F // G, P)                                  # (N, G, Fg, P)
+        cols, x_shape = self.cache                                              # (G, Cg*K*K, N*P)
+        G, CgKK, NP = cols.shape
+        N, F, Ho, Wo = dout.shape
+        P = Ho * Wo
         self.grads["b"] = dout.sum(axis=(0, 2, 3))                              # (F,)
-        # dW[g] = sum over n and p of dout[n, g, f, p] * cols[n, g, k, p]: one GEMM per group.
-        dW = xp.stack([xp.tensordot(dout_g[:, g], cols[:, g], axes=([0, 2], [0, 2]))
-                       for g in range(G)])                                      # (G, Fg, Cg*K*K)
+        dout_g = dout.reshape(N, G, F // G, P).transpose(1, 2, 0, 3)            # (G, Fg, N, P), a view
+        dout_g = dout_g.reshape(G, F // G, N * P)                               # (G, Fg, N*P), a copy
+        # dW[g] = sum over n and p of dout[n, g, f, p] * cols[g, k, (n, p)]: one GEMM per group.
+        dW = dout_g @ cols.transpose(0, 2, 1)                                   # (G, Fg, Cg*K*K)
         self.grads["W"] = dW.reshape(self.params["W"].shape)                    # (F, Cg, KH, KW)
         Wm = self.params["W"].reshape(G, F // G, CgKK)                          # (G, Fg, Cg*K*K)
-        dcols = Wm.transpose(0, 2, 1) @ dout_g                                  # (N, G, Cg*K*K, P)
-        dcols = dcols.reshape(N, G * CgKK, P)                                   # (N, C*K*K, P)
+        dcols = Wm.transpose(0, 2, 1) @ dout_g                                  # (G, Cg*K*K, N*P)
+        dcols = dcols.reshape(G * CgKK, N, P).transpose(1, 0, 2)                # (N, C*K*K, P), a view
         return self.ops.col2im(dcols, x_shape, self.kh, self.kw, self.stride, self.padding)
