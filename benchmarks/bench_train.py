@@ -189,6 +189,8 @@ def _rss_kib(field: str) -> int:
 def memory_child(net_name: str, backend: str, batch: int) -> dict:
     """Run in a child process: peak memory of two training steps (see the module docstring)."""
     runner = make_runner(net_name, backend, batch)
+    if backend == "numba":
+        numba_compile_child()            # load the compiled kernels (LLVM) before measuring
     gpu = backend.startswith("cupy") or backend == "torch-cuda"
     if gpu and backend == "torch-cuda":
         runner.torch.cuda.reset_peak_memory_stats()
@@ -288,6 +290,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=None, help="JSON file (default docs/results/bench_<device>.json)")
     p.add_argument("--markdown", action="store_true", help="print the docs/performance.md table")
     p.add_argument("--no-memory", action="store_true")
+    p.add_argument("--no-compile", action="store_true", help="skip timing numba's first compile")
     p.add_argument("--towers", action="store_true", help="GPU: also the two-tower AlexNet")
     p.add_argument("--threads", type=int, default=None,
                    help="threads for every library (OpenBLAS, Numba, PyTorch); default: their own")
@@ -334,7 +337,7 @@ def main(argv=None) -> int:
     except ImportError:
         pass
 
-    if "numba" in backends:
+    if "numba" in backends and not args.no_compile:
         with tempfile.TemporaryDirectory() as cache:
             env = dict(os.environ, NUMBA_CACHE_DIR=cache)
             cold = run_child(["--_child", "numba-compile"], env)
