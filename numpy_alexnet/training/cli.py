@@ -88,6 +88,17 @@ def build_model(name: str, num_classes: int, seed: int, init: str | None = None)
     return get_model(name, num_classes=num_classes, seed=seed)
 
 
+def model_input_size(name: str) -> int:
+    """The input height and width of a named model, without building it."""
+    from ..models import MODELS
+    sizes = {"alexnet": 227, "alexnet_torchvision": 224}
+    if name in sizes:
+        return sizes[name]
+    if name.startswith("cifar_fig1"):
+        return 32
+    return MODELS[name]().input_shape[-1]             # a model added later: build it once
+
+
 def pixel_std(images: np.ndarray, mean: np.ndarray, chunk: int = 2000) -> float:
     """Standard deviation of the mean-subtracted pixels of ``images`` (uint8 (N, 3, H, W))."""
     total, count = 0.0, 0
@@ -252,9 +263,8 @@ def _train(args) -> int:
         from ..models import MODELS
         if args.model not in MODELS:
             raise ValueError(f"unknown model {args.model!r}; expected one of {', '.join(sorted(MODELS))}")
-        probe = build_model(args.model, 10, 0, args.init)
         t0 = time.perf_counter()
-        d = prepare_data(args.data, probe.input_shape[-1], resize=args.resize,
+        d = prepare_data(args.data, model_input_size(args.model), resize=args.resize,
                          limit_per_class=args.limit_per_class, subset=args.subset,
                          val_subset=args.val_subset, input_scale=args.input_scale,
                          augment=args.augment, eval_crops=args.eval_crops,
