@@ -846,8 +846,11 @@ def _load_npz_mmap(path: Path) -> dict:
                 with np.load(path, allow_pickle=False) as z:
                     arrays[key] = z[key]
             else:
-                arrays[key] = np.memmap(path, dtype=dtype, mode="r", offset=f.tell(),
-                                        shape=shape, order="F" if fortran else "C")
+                mapped = np.memmap(path, dtype=dtype, mode="r", offset=f.tell(),
+                                   shape=shape, order="F" if fortran else "C")
+                # A plain ndarray view: np.memmap's Python-level hooks would slow
+                # every operation on every slice taken from it.
+                arrays[key] = np.asarray(mapped)
     return arrays
 
 
