@@ -70,6 +70,11 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     # The kernel inherits this process's environment.
     monkeypatch.setenv("NUMPY_ALEXNET_NB_OUT", str(tmp_path))
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    # One BLAS thread unless told otherwise: on a 2-core machine that is also running
+    # other jobs, two spinning BLAS threads per process made the training cells several
+    # times slower; with one, the batch iterator's prefetch thread has the other core.
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.setenv(var, os.environ.get(var, "1"))
     client = nbclient.NotebookClient(
         nb, timeout=CELL_TIMEOUT_S, kernel_name="python3",
         resources={"metadata": {"path": str(NOTEBOOKS)}})
