@@ -296,13 +296,27 @@ def parse_command(tokens: list[str]) -> tuple[tuple | None, list[str]]:
     return path, problems
 
 
-def command_lines(doc: Doc):
-    """Token lists after 'numpy-alexnet' / 'python -m numpy_alexnet', inline or in blocks."""
+def _shell_texts(doc: Doc) -> list[str]:
     texts = [span for span, _ in doc.spans]
     for lang, code in doc.blocks:
         if lang in ("", "bash", "sh", "shell", "console", "zsh", "text"):
             texts.extend(re.sub(r"\\\n\s*", " ", code).splitlines())
-    for text in texts:
+    # Indented code blocks (four spaces) are commands too.
+    texts.extend(line for line in re.sub(r"\\\n\s*", " ", doc.prose).splitlines()
+                 if re.match(r"( {4}|\t)\S", line))
+    return texts
+
+
+def script_lines(doc: Doc):
+    """(script path, tokens after it) for 'python path/to/script.py ...' command lines."""
+    for text in _shell_texts(doc):
+        for m in re.finditer(r"python3?\s+([\w./-]+\.py)\b([^|;&#]*)", text):
+            yield m.group(1), m.group(2).split()
+
+
+def command_lines(doc: Doc):
+    """Token lists after 'numpy-alexnet' / 'python -m numpy_alexnet', inline or in blocks."""
+    for text in _shell_texts(doc):
         text = re.sub(r"(^|\s)#.*$", "", text.strip().lstrip("$ "))
         for segment in re.split(r"&&|\|\||;|\|", text):
             try:
@@ -322,23 +336,42 @@ def check_cli(doc: Doc) -> list[str]:
     problems = []
     for tokens in command_lines(doc):
         problems += [f"{doc.path.name}: {p}" for p in parse_command(tokens)[1]]
+    # Flags of the repository's scripts (python benchmarks/x.py --flag): the script must
+    # define them (as the string '--flag'); a backticked flag of a script is not ours.
+    script_flags = set()
+    for script, tokens in script_lines(doc):
+        path = ROOT / script
+        if not path.exists():
+            continue                            # a missing script is check_paths' business
+        source = path.read_text()
+        for tok in tokens:
+            flag = tok.split("=", 1)[0]
+            if flag.startswith("--"):
+                script_flags.add(flag)
+                if f'"{flag}"' not in source and f"'{flag}'" not in source:
+                    problems.append(f"{doc.path.name}: `python {script} {flag}`: the script "
+                                    "defines no such flag")
     parsers = cli_parsers()
     all_flags = {f for p in parsers.values() for f in p._option_string_actions}
     for span, heading in doc.spans:
-        m = re.fullmatch(r"(--[\w-]+)(?:[ =].*)?", span.strip())
-        if not m:
-            continue
-        flag = m.group(1)
-        context = None
-        h = re.search(r"numpy-alexnet\s+([\w -]+)", heading.replace("`", ""))
-        if h:
-            path, _ = parse_command(h.group(1).split())
-            context = parsers.get(path) if path else None
-        accepted = (flag in context._option_string_actions) if context is not None else flag in all_flags
-        if not accepted:
-            problems.append(f"{doc.path.name}: `{flag}` (section '{heading}') is not a flag of "
-                            + ("that command" if context is not None else "any command"))
+        for flag in re.findall(r"(?:^|\s)(--[\w-]+)", span.strip()) if span.strip().startswith("--") else []:
+            if flag not in script_flags:
+                problems += _check_flag(doc, flag, heading, parsers, all_flags)
     return sorted(set(problems))
+
+
+def _check_flag(doc, flag, heading, parsers, all_flags) -> list[str]:
+    """A backticked numpy-alexnet flag on its own, in the section it sits in."""
+    context = None
+    h = re.search(r"numpy-alexnet\s+([\w -]+)", heading.replace("`", ""))
+    if h:
+        path, _ = parse_command(h.group(1).split())
+        context = parsers.get(path) if path else None
+    accepted = flag in (context._option_string_actions if context is not None else all_flags)
+    if accepted:
+        return []
+    return [f"{doc.path.name}: `{flag}` (section '{heading}') is not a flag of "
+            + ("that command" if context is not None else "any command")]
 
 
 def _path_exists(p: str, base: Path) -> bool:
@@ -431,6 +464,7 @@ net.forward(x)
 ```
 
 ```bash
+python benchmarks/bench_data.py --no-such-bench-flag
 numpy-alexnet summary alexnet --no-such-flag
 numpy-alexnet trian --epochs 3
 numpy-alexnet summary MODEL --num-classes 10 --num-classess 3
@@ -448,7 +482,7 @@ EXPECTED_CATCHES = [
     "numpy_alexnet.layers.NoSuchLayer", "numpy_alexnet.no_such_module.thing", "no_such_function",
     "Sequential.no_such_method", "MomentumSGD.stepp", "not_a_model", "net.frobnicate",
     "--no-such-flag", "trian", "--num-classess", "`--epochs` (section", "no_such_page.md",
-    "numpy_alexnet/layers/nope.py", "layers/nope2.py", "docs/nowhere.md",
+    "numpy_alexnet/layers/nope.py", "layers/nope2.py", "docs/nowhere.md", "--no-such-bench-flag",
 ]
 FINE_IN_BAD_DOC = ["`alexnet(...)`", "`--num-classes`", "--num-classes`", "net.forward"]
 
