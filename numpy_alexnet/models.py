@@ -29,13 +29,15 @@ def alexnet_spec(num_classes: int = 1000) -> list[tuple[str, str, dict]]:
 
     The two towers share one device as ``groups=2`` in conv2, conv4 and conv5,
     where each tower sees only its own half of the previous layer; conv3 and
-    fc6-fc8 see both towers.  Weights N(0, 0.01); biases 1 in conv2, conv4,
+    fc6-fc8 see both towers.  LRN in norm1 and norm2 also stays inside a tower
+    (``groups=2``): on the paper's two GPUs each tower normalizes over its own
+    48 or 128 channels, since the towers do not talk there.  Weights N(0, 0.01); biases 1 in conv2, conv4,
     conv5, fc6 and fc7, 0 elsewhere.
 
     Deviation: the paper says 224x224 inputs, which do not give its 55x55;
     227 does (see docs/faithfulness.md).
     """
-    lrn = dict(n=5, k=2.0, alpha=1e-4, beta=0.75)
+    lrn = dict(n=5, k=2.0, alpha=1e-4, beta=0.75, groups=2)  # each tower normalizes its own
     pool = dict(kernel_size=3, stride=2)                    # overlapping, section 3.4
     return [
         # name     kind        arguments

@@ -25,7 +25,7 @@ from numpy_alexnet.backend import OP_NAMES, cupy_available, get_ops, numba_avail
 from numpy_alexnet.gradcheck import check_layer, rel_error
 from numpy_alexnet.layers import (AvgPool2D, Conv2D, Dropout, Flatten, Linear, LocalResponseNorm,
                                   MaxPool2D, ReLU, Tanh)
-from numpy_alexnet.models import alexnet, alexnet_spec, build
+from numpy_alexnet.models import alexnet
 
 HAS_CUPY = cupy_available()
 needs_numba = pytest.mark.skipif(not numba_available(), reason="Numba is not installed")
@@ -222,10 +222,10 @@ def test_fig1_training_drift(numpy_losses, backend):
 
 # -- two towers ----------------------------------------------------------------------------
 def grouped_single(num_classes, seed, dtype):
-    """models.alexnet with each LRN per tower (groups=2): the one-device twin of the towers."""
-    spec = [(n, kind, dict(args, groups=2) if kind == "lrn" else args)
-            for n, kind, args in alexnet_spec(num_classes)]
-    return build(spec, (3, 227, 227), seed=seed, dtype=dtype, name="alexnet_grouped_lrn")
+    """models.alexnet, whose LRN is per tower (groups=2): the one-device twin of the towers."""
+    net = alexnet(num_classes=num_classes, seed=seed, dtype=dtype)
+    assert all(l.groups == 2 for l in net if isinstance(l, LocalResponseNorm))
+    return net
 
 
 def compare_towers_with_single(single, towers, x, labels, tol):
