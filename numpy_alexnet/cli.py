@@ -42,10 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _registrars():
     """The command families that live next to the code they drive."""
-    out = []
+    from .data.cli import register as data
     from .training.cli import register as training
-    out.append(training)
-    return out
+    return [data, training]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -212,3 +212,13 @@ def test_torchvision_variant_is_a_different_network():
     assert net.num_params() == 61_100_840
     assert net.shapes()[-1] == (1000,) and net.input_shape == (3, 224, 224)
     assert not any(type(l).__name__ == "LocalResponseNorm" for l in net)
+
+
+def test_build_rejects_a_spec_whose_shapes_do_not_chain():
+    spec = [("conv1", "conv", dict(in_channels=3, out_channels=4, kernel_size=3)),
+            ("flatten", "flatten", {}),
+            ("fc", "linear", dict(in_features=99, out_features=2))]
+    with pytest.raises(LayerInputError, match=r"Linear 'fc'.*expected \(99,\).*got \(144,\)"):
+        build(spec, (3, 8, 8))
+    with pytest.raises(LayerInputError, match=r"Conv2D 'conv1'.*expected \(3, H, W\).*got \(1, 8, 8\)"):
+        build(spec, (1, 8, 8))

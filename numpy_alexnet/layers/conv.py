@@ -105,6 +105,8 @@ class Conv2D(Layer):
                 f"stride {self.stride}, pad {self.padding}{g}")
 
     def output_shape(self, input_shape):
+        if len(input_shape) != 3 or input_shape[0] != self.in_channels:
+            self._fail("input shape", f"({self.in_channels}, H, W) per example", tuple(input_shape))
         C, H, W = input_shape
         return (self.out_channels, conv_output_size(H, self.kh, self.stride, self.padding),
                 conv_output_size(W, self.kw, self.stride, self.padding))

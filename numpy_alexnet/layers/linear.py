@@ -47,6 +47,8 @@ class Linear(Layer):
         return f"{self.in_features} -> {self.out_features}"
 
     def output_shape(self, input_shape):
+        if tuple(input_shape) != (self.in_features,):
+            self._fail("input shape", f"({self.in_features},) per example", tuple(input_shape))
         return (self.out_features,)
 
     def forward(self, x, train: bool = True):
