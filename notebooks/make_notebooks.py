@@ -767,20 +767,28 @@ assert np.array_equal(c2_a[:, :128], c2_b[:, :128]) and not np.array_equal(c2_a[
 assert int((np.abs(c3_a - c3_b).max(axis=(0, 2, 3)) > 0).sum()) == 384
 """),
     md("""
-**An interpretation worth knowing: LRN across the tower boundary.** On two
+**An interpretation worth knowing: LRN and the tower boundary.** On two
 GPUs, each tower normalizes its own 48 (conv1) or 128 (conv2) maps, since
-the towers do not communicate there. Here `norm1` and `norm2` run over all
-96 and 256 channels, as in Caffe's one-device AlexNet, so the windows of
-the two channels on each side of the boundary reach into the other tower.
-(`numpy_alexnet.towers.two_tower_alexnet`, which runs the towers apart as the
-paper did, normalizes each tower's maps on their own.)
+the towers do not communicate there. So `norm1` and `norm2` here have
+`groups=2`: two windows, each truncated at its tower's edge. Caffe's
+one-device AlexNet (and `bvlc_alexnet.npy`) instead runs one window over all
+96 and 256 channels, so the two channels on each side of the boundary reach
+into the other tower; `numpy_alexnet.pretrained.use_caffe_lrn` builds that.
+The check: change only tower 2's maps and see which tower-1 channels move.
 """),
     code("""
+from numpy_alexnet.layers import LocalResponseNorm
 relu1_out = np.maximum(net["conv1"].forward(x[:1]), 0)
 poked = relu1_out.copy(); poked[:, 48:] *= 3.0                    # only tower 2's maps change
-diff = np.abs(net["norm1"].forward(relu1_out) - net["norm1"].forward(poked)).max(axis=(0, 2, 3))
-print("tower-1 channels of norm1 that change:", np.flatnonzero(diff[:48] > 0).tolist(), "  (expect [46, 47])")
-assert np.flatnonzero(diff[:48] > 0).tolist() == [46, 47]
+
+def moved(lrn):
+    diff = np.abs(lrn.forward(relu1_out) - lrn.forward(poked)).max(axis=(0, 2, 3))
+    return np.flatnonzero(diff[:48] > 0).tolist()                 # tower-1 channels that change
+
+print("per tower (the paper, groups=2):   ", moved(net["norm1"]), "  (expect [])")
+print("one window over all 96 (Caffe):    ", moved(LocalResponseNorm(5, 2.0, 1e-4, 0.75)), "  (expect [46, 47])")
+assert net["norm1"].groups == 2 and moved(net["norm1"]) == []
+assert moved(LocalResponseNorm(5, 2.0, 1e-4, 0.75)) == [46, 47]
 """),
     md("""
 ## The 224/227 puzzle
@@ -800,7 +808,9 @@ images; the library's `alexnet()` takes 227x227 inputs (see `docs/faithfulness.m
 print("conv1 side, 224 no padding: ", conv_output_size(224, 11, 4, 0))
 print("conv1 side, 227 no padding: ", conv_output_size(227, 11, 4, 0))
 print("conv1 side, 224 padding 2:  ", conv_output_size(224, 11, 4, 2))
-s224 = {layer.name: s for layer, s in zip(net, net.shapes((3, 224, 224)))}
+s224, shape = {}, (3, 224, 224)
+for layer in net.layers[:net.layers.index(net["fc6"])]:           # up to fc6, which would refuse
+    shape = s224[layer.name] = layer.output_shape(shape)
 print("with 224 inputs: pool5", s224["pool5"], "-> flatten", s224["flatten"], "but fc6 expects", net["fc6"].in_features)
 assert conv_output_size(224, 11, 4, 0) == 54 and conv_output_size(227, 11, 4, 0) == 55
 assert conv_output_size(224, 11, 4, 2) == 55 and s224["flatten"] == (6400,)
