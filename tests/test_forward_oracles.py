@@ -1,4 +1,4 @@
-"""Forward passes against naive loops, and against PyTorch where it is installed."""
+"""Forward passes against naive loops (PyTorch, where installed: test_torch_oracle.py)."""
 import numpy as np
 import pytest
 
@@ -74,51 +74,3 @@ def test_softmax_cross_entropy_is_stable_and_correct():
     loss = SoftmaxCrossEntropy().forward(logits, labels)
     expected = (0.0 + (np.log(np.exp(1) + np.exp(2) + np.exp(3)) - 3.0)) / 2
     assert np.isfinite(loss) and abs(loss - expected) < 1e-12
-
-
-# -- PyTorch as an independent oracle (optional) ---------------------------------------
-torch = pytest.importorskip("torch", reason="PyTorch is an optional oracle")
-
-
-def test_conv_grouped_against_torch(rng):
-    layer = Conv2D(4, 6, 3, 2, 1, 2, weight_std=1.0, bias=0.5, rng=rng, dtype=np.float64)
-    x = rng.standard_normal((2, 4, 9, 7))
-    out = layer.forward(x)
-    dout = rng.standard_normal(out.shape)
-    dx = layer.backward(dout)
-    tx = torch.tensor(x, requires_grad=True)
-    tw = torch.tensor(layer.params["W"], requires_grad=True)
-    tb = torch.tensor(layer.params["b"], requires_grad=True)
-    tout = torch.nn.functional.conv2d(tx, tw, tb, stride=2, padding=1, groups=2)
-    tout.backward(torch.tensor(dout))
-    np.testing.assert_allclose(out, tout.detach().numpy(), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(layer.grads["W"], tw.grad.numpy(), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(layer.grads["b"], tb.grad.numpy(), rtol=1e-10, atol=1e-12)
-
-
-def test_lrn_alpha_convention_against_torch(rng):
-    """The paper's alpha=1e-4 is PyTorch's alpha=5e-4 (PyTorch divides by n)."""
-    x = rng.standard_normal((2, 9, 4, 3)) * 10
-    ours = LocalResponseNorm(5, 2.0, 1e-4, 0.75)
-    out = ours.forward(x)
-    dout = rng.standard_normal(out.shape)
-    dx = ours.backward(dout)
-    tx = torch.tensor(x, requires_grad=True)
-    tout = torch.nn.LocalResponseNorm(5, alpha=5 * 1e-4, beta=0.75, k=2.0)(tx)
-    tout.backward(torch.tensor(dout))
-    np.testing.assert_allclose(out, tout.detach().numpy(), rtol=1e-10)
-    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-9, atol=1e-12)
-
-
-def test_maxpool_against_torch(rng):
-    x = rng.standard_normal((2, 3, 11, 8))
-    layer = MaxPool2D(3, 2)
-    out = layer.forward(x)
-    dout = rng.standard_normal(out.shape)
-    dx = layer.backward(dout)
-    tx = torch.tensor(x, requires_grad=True)
-    tout = torch.nn.functional.max_pool2d(tx, 3, 2)
-    tout.backward(torch.tensor(dout))
-    np.testing.assert_allclose(out, tout.detach().numpy())
-    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-12)
