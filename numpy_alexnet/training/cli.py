@@ -283,10 +283,8 @@ def _train(args) -> int:
                                              freeze=_parse_list(args.freeze), lr_mults=lr_mults,
                                              num_classes=args.num_classes)
         net, device = _place(net, args.backend, devices)
-    except BackendUnavailable as err:
-        _err(cmd, str(err))
-        return EXIT_ERROR
-    except (DataError, FileNotFoundError, ImportError, ValueError, KeyError) as err:
+    except (BackendUnavailable, DataError, FileNotFoundError, ImportError, ValueError,
+            KeyError) as err:                     # what a person can fix: a message, exit 1
         _err(cmd, str(err))
         return EXIT_ERROR
     mover = _mover(args.backend, device)
@@ -371,10 +369,8 @@ def _eval(args) -> int:
         ds = load_dataset(data, resize=resize, limit_per_class=args.limit_per_class,
                           progress=not args.quiet)
         split = ds[args.split]
-    except BackendUnavailable as err:
-        _err(cmd, str(err))
-        return EXIT_ERROR
-    except (DataError, FileNotFoundError, ImportError, ValueError, KeyError) as err:
+    except (BackendUnavailable, DataError, FileNotFoundError, ImportError, ValueError,
+            KeyError) as err:                     # what a person can fix: a message, exit 1
         _err(cmd, str(err))
         return EXIT_ERROR
     mean = ck["extra"].get("mean_image")
