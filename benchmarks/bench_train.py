@@ -92,7 +92,7 @@ class OurRunner:
 
     def step(self):
         loss = self.crit.forward(self.net.forward(self.x), self.y)
-        self.net.backward(self.crit.backward())
+        self.net.backward(self.crit.backward(), input_grad=False)   # as PyTorch: no dx of x
         self.opt.step()
         return float(loss)
 

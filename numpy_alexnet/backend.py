@@ -7,7 +7,8 @@ Two questions are answered here, and nowhere else:
    math in the layers (ReLU, dropout, the softmax) is written once against that
    module, ``xp``.
 2. *Which kernels?*  The few operations that are not plain array math
-   (im2col/col2im, pooling, local response normalization) come as a set of
+   (the convolution's im2col/col2im and how it batches its GEMMs, pooling,
+   local response normalization) come as a set of
    functions, the *ops* of a backend:
 
    ======== =================================================== ==========
@@ -34,7 +35,7 @@ BACKENDS = ("numpy", "numba", "cupy")
 
 # The names every backend's ops must provide (same signatures as the reference).
 OP_NAMES = (
-    "im2col", "col2im",
+    "im2col", "col2im", "conv2d_forward", "conv2d_backward",
     "maxpool_forward", "maxpool_backward",
     "avgpool_forward", "avgpool_backward",
     "lrn_forward", "lrn_backward",
@@ -110,6 +111,7 @@ def get_ops(name: str) -> SimpleNamespace:
         from .layers import conv, normalization, pooling
         ops = SimpleNamespace(
             im2col=conv.im2col, col2im=conv.col2im,
+            conv2d_forward=conv.conv2d_forward, conv2d_backward=conv.conv2d_backward,
             maxpool_forward=pooling.maxpool_forward, maxpool_backward=pooling.maxpool_backward,
             avgpool_forward=pooling.avgpool_forward, avgpool_backward=pooling.avgpool_backward,
             lrn_forward=normalization.lrn_forward, lrn_backward=normalization.lrn_backward,

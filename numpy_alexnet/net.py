@@ -36,10 +36,18 @@ class Sequential:
             x = layer.forward(x, train)
         return x
 
-    def backward(self, dout):
-        for layer in reversed(self.layers):
+    def backward(self, dout, input_grad: bool = True):
+        """Gradients of every layer; returns dx of the input, or None with ``input_grad=False``.
+
+        Training needs no dx of the images: ``input_grad=False`` lets the
+        first layer skip it (for conv1, a GEMM and a col2im).
+        """
+        for layer in reversed(self.layers[1:]):
             dout = layer.backward(dout)
-        return dout
+        if not input_grad:
+            self.layers[0].param_backward(dout)
+            return None
+        return self.layers[0].backward(dout)
 
     __call__ = forward
 

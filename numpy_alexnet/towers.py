@@ -228,9 +228,9 @@ class TwoTowerAlexNet:
         with _on(self.devices[t]):
             return self.towers[t][stage].forward(x, train)
 
-    def _run_back(self, t: int, stage: str, dout):
+    def _run_back(self, t: int, stage: str, dout, input_grad: bool = True):
         with _on(self.devices[t]):
-            return self.towers[t][stage].backward(dout)
+            return self.towers[t][stage].backward(dout, input_grad)
 
     def forward(self, x, train: bool = True):
         if self.input_shape is not None and tuple(x.shape[1:]) != self.input_shape:
@@ -250,11 +250,15 @@ class TwoTowerAlexNet:
             other = self._cross("logits", h[1], 1, 0)
             return get_array_module(h[0]).concatenate([h[0], other], axis=1)   # (N, classes)
 
-    def backward(self, dlogits):
+    def backward(self, dlogits, input_grad: bool = True):
+        """Gradients of both towers; dx of the input, or None with ``input_grad=False``."""
         w = self._logit_width
         d = [dlogits[:, :w], self._cross("logits.grad", dlogits[:, w:], 0, 1)]
         for stage in reversed(STAGES):
-            d = [self._run_back(t, stage, d[t]) for t in (0, 1)]
+            need_dx = input_grad or stage != STAGES[0]
+            d = [self._run_back(t, stage, d[t], need_dx) for t in (0, 1)]
+            if not need_dx:
+                return None
             if stage in _CROSSING_INTO:
                 d = self._exchange_back(_CROSSING_INTO[stage], d)
             if stage in _DROPOUT_BEFORE:

@@ -82,6 +82,43 @@ def test_im2col_col2im(rng, backend, dtype):
         assert_close(dx, got, 1e-15 if dtype == np.float64 else 1e-7, f"col2im {(N, C, H, W, kh, s, p)}")
 
 
+# (N, C, H, W, F, K, stride, pad, groups): 'same' convolutions (the fast path's contiguous
+# runs), strided, unpadded, grouped, and H != W.
+CONV2D_CASES = [(5, 4, 9, 10, 6, 5, 1, 2, 1), (7, 4, 8, 8, 6, 3, 1, 1, 2), (3, 3, 13, 12, 4, 5, 2, 1, 1),
+                (4, 2, 7, 7, 4, 3, 1, 0, 1), (9, 6, 15, 15, 4, 5, 1, 2, 2), (2, 3, 23, 23, 4, 11, 4, 0, 1)]
+
+
+@pytest.mark.parametrize("backend", FAST)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv2d_ops(rng, backend, dtype, monkeypatch):
+    """The fused convolution against the reference, forward and backward (and without dx)."""
+    if backend == "numba":                       # chunks of one or two examples: many chunks
+        from numpy_alexnet.fast import numba_ops
+        monkeypatch.setattr(numba_ops, "CHUNK_BYTES", 3000)
+    ref, fast = get_ops("numpy"), get_ops(backend)
+    tol = 1e-13 if dtype == np.float64 else TOL32[backend]
+    for (N, C, H, W, F, K, s, p, G) in CONV2D_CASES:
+        x = rng.standard_normal((N, C, H, W)).astype(dtype)
+        Wt = rng.standard_normal((F, C // G, K, K)).astype(dtype)
+        b = rng.standard_normal(F).astype(dtype)
+        out, state = ref.conv2d_forward(x, Wt, b, s, p, G)
+        got, got_state = fast.conv2d_forward(on(backend, x), on(backend, Wt), on(backend, b), s, p, G)
+        assert got.dtype == dtype and got.shape == out.shape
+        assert_close(out, got, tol, f"conv forward {(N, C, H, W, F, K, s, p, G)}")
+        d = rng.standard_normal(out.shape).astype(dtype)
+        want = ref.conv2d_backward(d, state, Wt, s, p, G)
+        for input_grad in (True, False):
+            dx, dW, db = fast.conv2d_backward(on(backend, d), got_state, on(backend, Wt), s, p, G,
+                                              input_grad)
+            if input_grad:
+                assert dx.shape == x.shape
+                assert_close(want[0], dx, tol, f"conv dx {(N, C, H, W, F, K, s, p, G)}")
+            else:
+                assert dx is None
+            assert_close(want[1], dW, tol, f"conv dW {(N, C, H, W, F, K, s, p, G)}")
+            assert_close(want[2], db, tol, f"conv db {(N, C, H, W, F, K, s, p, G)}")
+
+
 @pytest.mark.parametrize("backend", FAST)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("kind", ["max", "avg"])

@@ -222,3 +222,20 @@ def test_build_rejects_a_spec_whose_shapes_do_not_chain():
         build(spec, (3, 8, 8))
     with pytest.raises(LayerInputError, match=r"Conv2D 'conv1'.*expected \(3, H, W\).*got \(1, 8, 8\)"):
         build(spec, (1, 8, 8))
+
+
+def test_backward_without_input_grad_gives_the_same_parameter_gradients(rng):
+    """Training skips conv1's dx (``input_grad=False``); every parameter gradient is unchanged."""
+    net = cifar_fig1(seed=3, dtype=np.float64)
+    x = rng.standard_normal((4, 3, 32, 32))
+    y = np.array([0, 3, 7, 9])
+    crit = SoftmaxCrossEntropy()
+    grads = []
+    for input_grad in (True, False):
+        crit.forward(net.forward(x), y)
+        dx = net.backward(crit.backward(), input_grad=input_grad)
+        assert (dx is None) == (not input_grad)
+        grads.append({name: layer.grads[key].copy() for name, layer, key in net.named_params()})
+    assert grads[0].keys() == grads[1].keys()
+    for name in grads[0]:
+        np.testing.assert_array_equal(grads[0][name], grads[1][name], err_msg=name)

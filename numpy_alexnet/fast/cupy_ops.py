@@ -27,10 +27,12 @@ same ops.  Index arithmetic is in ``ptrdiff_t`` (64 bits).
 """
 from __future__ import annotations
 
+import functools
 from types import SimpleNamespace
 
 import cupy as cp
 
+from ..layers import conv
 from ..layers.base import conv_output_size
 
 _IM2COL = cp.ElementwiseKernel(
@@ -298,6 +300,9 @@ def lrn_backward(dout, x, out, scale, n: int, k: float, alpha: float, beta: floa
 
 OPS = SimpleNamespace(
     im2col=im2col, col2im=col2im,
+    # The reference's whole-batch GEMMs suit a GPU; only the unfolding is CuPy's own.
+    conv2d_forward=functools.partial(conv.conv2d_forward, im2col=im2col),
+    conv2d_backward=functools.partial(conv.conv2d_backward, col2im=col2im),
     maxpool_forward=maxpool_forward, maxpool_backward=maxpool_backward,
     avgpool_forward=avgpool_forward, avgpool_backward=avgpool_backward,
     lrn_forward=lrn_forward, lrn_backward=lrn_backward,

@@ -52,26 +52,40 @@ _valid_range_jit = numba.njit(cache=True, inline="always")(_valid_range)
 def _im2col(x, kh, kw, stride, pad, Ho, Wo, cols):
     # x: (N, C, H, W); cols: (C*KH*KW, N, Ho*Wo), rows ordered (C, KH, KW).
     N, C, H, W = x.shape
+    same = stride == 1 and Ho == H and Wo == W        # a 'same' convolution, as in the Figure-1 net
     for nc in prange(N * C):                          # one (n, c) plane per iteration
         n, c = nc // C, nc % C
+        src = x[n, c].ravel()                         # (H*W,), a view
         for i in range(kh):
             ylo, yhi = _valid_range_jit(Ho, i, stride, pad, H)
             for j in range(kw):
                 xlo, xhi = _valid_range_jit(Wo, j, stride, pad, W)
-                row = (c * kh + i) * kw + j
-                for y in range(Ho):
-                    base = y * Wo
-                    if y < ylo or y >= yhi:           # a row of padding
-                        for xo in range(Wo):
-                            cols[row, n, base + xo] = 0
-                        continue
-                    yy = y * stride + i - pad
-                    for xo in range(xlo):             # padding on the left
-                        cols[row, n, base + xo] = 0
+                dst = cols[(c * kh + i) * kw + j, n]  # (Ho*Wo,), a view
+                if same:
+                    # Output p = y*W + x reads input p + off: one contiguous run,
+                    # then the columns that wrapped round a row edge are zeroed.
+                    off = (i - pad) * W + (j - pad)
+                    lo, hi = max(ylo * Wo, -off), min(yhi * Wo, H * W - off)
+                    dst[:lo] = 0
+                    dst[hi:] = 0
+                    run, run_src = dst[lo:hi], src[lo + off:hi + off]   # views, indices >= 0
+                    for p in range(hi - lo):
+                        run[p] = run_src[p]
+                    for y in range(ylo, yhi):         # scalar stores: no slicing per row
+                        for xo in range(xlo):
+                            dst[y * Wo + xo] = 0
+                        for xo in range(xhi, Wo):
+                            dst[y * Wo + xo] = 0
+                    continue
+                dst[:ylo * Wo] = 0                    # rows of padding above
+                dst[yhi * Wo:] = 0                    # and below
+                for y in range(ylo, yhi):
+                    row = dst[y * Wo:(y + 1) * Wo]    # (Wo,), a view
+                    base = (y * stride + i - pad) * W + j - pad
+                    row[:xlo] = 0                     # padding on the left
                     for xo in range(xlo, xhi):
-                        cols[row, n, base + xo] = x[n, c, yy, xo * stride + j - pad]
-                    for xo in range(xhi, Wo):         # padding on the right
-                        cols[row, n, base + xo] = 0
+                        row[xo] = src[base + xo * stride]
+                    row[xhi:] = 0                     # padding on the right
     return cols
 
 
@@ -93,6 +107,28 @@ def _col2im(cols, kh, kw, stride, pad, Ho, Wo, dx):
                     src = row[y * Wo:(y + 1) * Wo]     # (Wo,), a view
                     for xo in range(xlo, xhi):
                         dst[xo * stride + j - pad] += src[xo]
+    return dx
+
+
+@numba.njit(cache=True, nogil=True)
+def _col2im_wide(cols, kh, kw, pad, Ho, Wp, dx, plane):
+    # Stride 1 only.  cols: (C*KH*KW, N, Ho*Wp), 'wide' columns: every output
+    # row carries Wp - Wo extra columns which are exactly 0 (see
+    # conv2d_backward).  Then offset (i, j) of plane (n, c) adds one contiguous
+    # run into the padded plane (flat, (H+2p)*Wp + KW slack), where the
+    # narrow columns needed a short run per output row.  dx: (N, C, H, W).
+    N, C, H, W = dx.shape
+    for nc in range(N * C):
+        n, c = nc // C, nc % C
+        plane[:] = 0
+        for i in range(kh):
+            for j in range(kw):
+                src = cols[(c * kh + i) * kw + j, n]  # (Ho*Wp,), a view
+                run = plane[i * Wp + j:i * Wp + j + Ho * Wp]  # a view: indices >= 0, so it vectorizes
+                for p in range(Ho * Wp):
+                    run[p] += src[p]
+        for y in range(H):
+            dx[n, c, y] = plane[(y + pad) * Wp + pad:(y + pad) * Wp + pad + W]
     return dx
 
 
@@ -118,6 +154,150 @@ def col2im(cols, x_shape: tuple, kh: int, kw: int, stride: int, pad: int):
     cols = np.ascontiguousarray(cols.transpose(1, 0, 2))         # (C*KH*KW, N, P): free for Conv2D's
     dx = np.empty((N, C, H, W), dtype=cols.dtype)
     return _col2im(cols, kh, kw, stride, pad, Ho, Wo, dx)
+
+
+# -- the convolution, a chunk of the batch at a time -------------------------------------
+# The reference unfolds the whole batch at once: for the Figure-1 net's conv2
+# an 800 x 28,800 float32 matrix (92 MB) that im2col writes to main memory and
+# the GEMM reads back.  Here the batch goes through in chunks whose columns
+# fit in a core's cache (about ``CHUNK_BYTES``): unfold a chunk, multiply,
+# move on.  The backward unfolds each chunk again rather than keep 92 MB of
+# columns from the forward.
+#
+# Threads: each of ``numba.get_num_threads()`` Python threads takes every
+# T-th chunk and runs the serial kernels below (they release the GIL) and a
+# one-thread BLAS GEMM on it.  One pool of threads, never two: OpenBLAS's own
+# threads spin for a while after every GEMM, and when they and Numba's
+# threads take turns on the same cores each waits for the other (a 5x slower
+# step, measured).  dW is summed per thread and then over threads in a fixed
+# order, so results do not depend on timing.
+CHUNK_BYTES = 1 << 20
+
+_im2col_serial = numba.njit(cache=True, nogil=True)(_im2col.py_func)
+_col2im_serial = numba.njit(cache=True, nogil=True)(_col2im.py_func)
+_POOL = None
+_BLAS = None
+
+
+def _chunk(C: int, kh: int, kw: int, P: int, itemsize: int, N: int) -> int:
+    """How many examples go into one chunk: at least 1, at most N."""
+    return max(1, min(N, CHUNK_BYTES // (C * kh * kw * P * itemsize)))
+
+
+def _over_chunks(work, N: int, nb: int) -> list:
+    """[work(chunk starts of thread t) for each thread t], the threads run at once."""
+    global _POOL, _BLAS
+    starts = list(range(0, N, nb))
+    T = min(numba.get_num_threads(), len(starts))
+    if T == 1:
+        return [work(starts)]
+    if _POOL is None:
+        from concurrent.futures import ThreadPoolExecutor
+        from threadpoolctl import ThreadpoolController
+        _POOL = ThreadPoolExecutor(max_workers=numba.config.NUMBA_NUM_THREADS,
+                                   thread_name_prefix="numpy_alexnet_conv")
+        _BLAS = ThreadpoolController()
+    with _BLAS.limit(limits=1, user_api="blas"):     # each GEMM on its caller's core only
+        futures = [_POOL.submit(work, starts[t::T]) for t in range(T)]
+        return [f.result() for f in futures]
+
+
+def conv2d_forward(x, W, b, stride: int, pad: int, groups: int):
+    """As ``layers.conv.conv2d_forward``; the state for the backward is x itself."""
+    x = np.ascontiguousarray(x)
+    N, C, H, Wd = x.shape
+    F, Cg, kh, kw = W.shape
+    G = groups
+    Ho, Wo = conv_output_size(H, kh, stride, pad), conv_output_size(Wd, kw, stride, pad)
+    P = Ho * Wo
+    Wm = W.reshape(G, F // G, Cg * kh * kw)                              # (G, Fg, Cg*K*K)
+    out = np.empty((N, F, P), dtype=x.dtype)
+    nb = _chunk(C, kh, kw, P, x.itemsize, N)
+
+    def work(starts):
+        cols_buf = np.empty(C * kh * kw * nb * P, dtype=x.dtype)         # flat, reused by every chunk
+        prod_buf = np.empty(F * nb * P, dtype=x.dtype)
+        for n0 in starts:
+            m = min(nb, N - n0)
+            cols = cols_buf[:C * kh * kw * m * P].reshape(C * kh * kw, m, P)  # (C*K*K, m, P)
+            _im2col_serial(x[n0:n0 + m], kh, kw, stride, pad, Ho, Wo, cols)
+            cols = cols.reshape(G, Cg * kh * kw, m * P)                  # (G, Cg*K*K, m*P)
+            prod = prod_buf[:F * m * P].reshape(G, F // G, m * P)        # (G, Fg, m*P)
+            for g in range(G):
+                np.matmul(Wm[g], cols[g], out=prod[g])
+            prod = prod.reshape(F, m, P).transpose(1, 0, 2)              # (m, F, P), a view
+            np.add(prod, b.reshape(1, F, 1), out=out[n0:n0 + m])
+
+    _over_chunks(work, N, nb)
+    return out.reshape(N, F, Ho, Wo), (x,)
+
+
+def conv2d_backward(dout, state, W, stride: int, pad: int, groups: int, input_grad: bool = True):
+    """As ``layers.conv.conv2d_backward``: (dx or None, dW, db)."""
+    (x,) = state
+    dout = np.ascontiguousarray(dout)
+    N, C, H, Wd = x.shape
+    F, Cg, kh, kw = W.shape
+    G, Fg, CgKK = groups, F // groups, Cg * kh * kw
+    _, _, Ho, Wo = dout.shape
+    P = Ho * Wo
+    d3 = dout.reshape(N, F, P)                                           # (N, F, P)
+    Wm = W.reshape(G, Fg, CgKK)                                          # (G, Fg, Cg*K*K)
+    dx = np.empty(x.shape, dtype=dout.dtype) if input_grad else None
+    nb = _chunk(C, kh, kw, P, x.itemsize, N)
+
+    wide = input_grad and stride == 1
+    Wp = Wd + 2 * pad                                                    # stride 1: Wo = Wp - KW + 1
+
+    def work(starts):
+        dW = np.zeros((G, Fg, CgKK), dtype=dout.dtype)                   # this thread's share
+        dW_part = np.empty_like(dW)
+        cols_buf = np.empty(C * kh * kw * nb * P, dtype=x.dtype)         # flat, reused by every chunk
+        dch_buf = np.empty(F * nb * P, dtype=dout.dtype)
+        if wide:
+            # dout widened to Wp columns per row, the extra ones 0 (they stay 0: only
+            # [..., :Wo] is ever written), so W^T @ it gives wide dcols, extra columns 0.
+            dwide_buf = np.zeros(F * nb * Ho * Wp, dtype=dout.dtype)
+            dcols_buf = np.empty(C * kh * kw * nb * Ho * Wp, dtype=dout.dtype)
+            plane = np.empty((H + 2 * pad) * Wp + kw, dtype=dout.dtype)
+        elif input_grad:
+            dcols_buf = np.empty_like(cols_buf)
+        for n0 in starts:
+            m = min(nb, N - n0)
+            cols = cols_buf[:C * kh * kw * m * P].reshape(C * kh * kw, m, P)  # (C*K*K, m, P)
+            _im2col_serial(x[n0:n0 + m], kh, kw, stride, pad, Ho, Wo, cols)
+            cols = cols.reshape(G, CgKK, m * P)                          # (G, Cg*K*K, m*P)
+            dch = dch_buf[:F * m * P].reshape(F, m, P)                   # (F, m, P)
+            dch[...] = d3[n0:n0 + m].transpose(1, 0, 2)                  # a copy
+            dch = dch.reshape(G, Fg, m * P)                              # (G, Fg, m*P)
+            for g in range(G):
+                np.matmul(dch[g], cols[g].T, out=dW_part[g])            # (Fg, Cg*K*K)
+            dW += dW_part
+            if wide:
+                if m < nb:                                               # a shorter last chunk
+                    dwide_buf[:] = 0
+                dwide = dwide_buf[:F * m * Ho * Wp].reshape(F, m, Ho, Wp)   # (F, m, Ho, Wp)
+                dwide[..., :Wo] = dout[n0:n0 + m].transpose(1, 0, 2, 3)
+                dwide = dwide.reshape(G, Fg, m * Ho * Wp)                # (G, Fg, m*Ho*Wp)
+                dcols = dcols_buf[:C * kh * kw * m * Ho * Wp].reshape(G, CgKK, m * Ho * Wp)
+                for g in range(G):
+                    np.matmul(Wm[g].T, dwide[g], out=dcols[g])          # (Cg*K*K, m*Ho*Wp)
+                _col2im_wide(dcols.reshape(C * kh * kw, m, Ho * Wp), kh, kw, pad, Ho, Wp,
+                             dx[n0:n0 + m], plane)
+            elif input_grad:
+                dcols = dcols_buf[:C * kh * kw * m * P].reshape(G, CgKK, m * P)  # (G, Cg*K*K, m*P)
+                for g in range(G):
+                    np.matmul(Wm[g].T, dch[g], out=dcols[g])
+                _col2im_serial(dcols.reshape(C * kh * kw, m, P), kh, kw, stride, pad, Ho, Wo,
+                               dx[n0:n0 + m])
+        return dW
+
+    parts = _over_chunks(work, N, nb)
+    dW = parts[0]
+    for part in parts[1:]:
+        dW += part
+    db = d3.sum(axis=(0, 2))                                             # (F,)
+    return dx, dW.reshape(W.shape), db
 
 
 # -- pooling --------------------------------------------------------------------------
@@ -283,7 +463,7 @@ def lrn_backward(dout, x, out, scale, n: int, k: float, alpha: float, beta: floa
 
 
 OPS = SimpleNamespace(
-    im2col=im2col, col2im=col2im,
+    im2col=im2col, col2im=col2im, conv2d_forward=conv2d_forward, conv2d_backward=conv2d_backward,
     maxpool_forward=maxpool_forward, maxpool_backward=maxpool_backward,
     avgpool_forward=avgpool_forward, avgpool_backward=avgpool_backward,
     lrn_forward=lrn_forward, lrn_backward=lrn_backward,

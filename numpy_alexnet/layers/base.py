@@ -43,6 +43,14 @@ class Layer:
     def backward(self, dout):
         raise NotImplementedError
 
+    def param_backward(self, dout) -> None:
+        """The backward pass of a net's first layer, whose dx nobody needs.
+
+        Only the parameter gradients are wanted; a layer that can skip the
+        work of dx (``Conv2D``) overrides this.
+        """
+        self.backward(dout)
+
     def output_shape(self, input_shape: tuple) -> tuple:
         """The shape of one example's output, given one example's input shape."""
         return tuple(input_shape)

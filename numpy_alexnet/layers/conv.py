@@ -71,6 +71,51 @@ def col2im(cols, x_shape: tuple, kh: int, kw: int, stride: int, pad: int):
     return dx[:, :, pad:pad + H, pad:pad + W]                   # (N, C, H, W); safe for pad=0
 
 
+def conv2d_forward(x, W, b, stride: int, pad: int, groups: int, im2col=im2col):
+    """x (N, C, H, W), W (F, C/G, KH, KW), b (F,) -> (out (N, F, Ho, Wo), state for the backward).
+
+    The whole batch in one GEMM per group: (Fg, Cg*K*K) @ (Cg*K*K, N*P).
+    ``im2col`` is the backend's (the CuPy backend passes its own kernel).
+    """
+    xp = get_array_module(x)
+    N, C, H, Wd = x.shape
+    F, _, kh, kw = W.shape
+    G = groups
+    Ho, Wo = conv_output_size(H, kh, stride, pad), conv_output_size(Wd, kw, stride, pad)
+    cols = im2col(x, kh, kw, stride, pad)                                   # (N, C*K*K, P)
+    # Every backend lays cols out in memory as (C*K*K, N, P): this is a view, not a copy.
+    cols = cols.transpose(1, 0, 2).reshape(G, C // G * kh * kw, N * Ho * Wo)  # (G, Cg*K*K, N*P)
+    Wm = W.reshape(G, F // G, -1)                                           # (G, Fg, Cg*K*K)
+    out = Wm @ cols                                                         # (G, Fg, N*P): a GEMM per group
+    out = out.reshape(F, N, Ho, Wo).transpose(1, 0, 2, 3)                   # (N, F, Ho, Wo), a view
+    out = xp.ascontiguousarray(out)                                         # (N, F, Ho, Wo), a copy
+    out += b.reshape(1, F, 1, 1)
+    return out, (cols, x.shape)
+
+
+def conv2d_backward(dout, state, W, stride: int, pad: int, groups: int,
+                    input_grad: bool = True, col2im=col2im):
+    """dout (N, F, Ho, Wo) -> (dx (N, C, H, W) or None, dW like W, db (F,)).
+
+    ``input_grad=False`` skips dx (the first layer of a net needs none).
+    """
+    cols, x_shape = state                                                   # (G, Cg*K*K, N*P)
+    G, CgKK, NP = cols.shape
+    N, F, Ho, Wo = dout.shape
+    P = Ho * Wo
+    db = dout.sum(axis=(0, 2, 3))                                           # (F,)
+    dout_g = dout.reshape(N, G, F // G, P).transpose(1, 2, 0, 3)            # (G, Fg, N, P), a view
+    dout_g = dout_g.reshape(G, F // G, N * P)                               # (G, Fg, N*P), a copy
+    # dW[g] = sum over n and p of dout[n, g, f, p] * cols[g, k, (n, p)]: one GEMM per group.
+    dW = (dout_g @ cols.transpose(0, 2, 1)).reshape(W.shape)                # (F, Cg, KH, KW)
+    if not input_grad:
+        return None, dW, db
+    Wm = W.reshape(G, F // G, CgKK)                                         # (G, Fg, Cg*K*K)
+    dcols = Wm.transpose(0, 2, 1) @ dout_g                                  # (G, Cg*K*K, N*P)
+    dcols = dcols.reshape(G * CgKK, N, P).transpose(1, 0, 2)                # (N, C*K*K, P), a view
+    return col2im(dcols, x_shape, kh=W.shape[2], kw=W.shape[3], stride=stride, pad=pad), dW, db
+
+
 # -- the layer ----------------------------------------------------------------------
 class Conv2D(Layer):
     """2-d convolution with ``groups``: W (F, C/G, KH, KW), b (F,).
@@ -115,33 +160,16 @@ class Conv2D(Layer):
         self.check_input(x, ndim=4, channels=self.in_channels,
                          min_hw=(self.kh - 2 * self.padding, self.kw - 2 * self.padding),
                          expected=f"(N, {self.in_channels}, H, W)")
-        xp = get_array_module(x)
-        N, C, H, W = x.shape
-        G, F = self.groups, self.out_channels
-        _, Ho, Wo = self.output_shape((C, H, W))
-        cols = self.ops.im2col(x, self.kh, self.kw, self.stride, self.padding)  # (N, C*K*K, P)
-        # Every backend lays cols out in memory as (C*K*K, N, P): this is a view, not a copy.
-        cols = cols.transpose(1, 0, 2).reshape(G, C // G * self.kh * self.kw, N * Ho * Wo)  # (G, Cg*K*K, N*P)
-        Wm = self.params["W"].reshape(G, F // G, -1)                            # (G, Fg, Cg*K*K)
-        out = Wm @ cols                                                         # (G, Fg, N*P): a GEMM per group
-        out = out.reshape(F, N, Ho, Wo).transpose(1, 0, 2, 3)                   # (N, F, Ho, Wo), a view
-        out = xp.ascontiguousarray(out)                                         # (N, F, Ho, Wo), a copy
-        out += self.params["b"].reshape(1, F, 1, 1)
-        self.cache = (cols, x.shape)
+        out, self.cache = self.ops.conv2d_forward(x, self.params["W"], self.params["b"],
+                                                  self.stride, self.padding, self.groups)
         return out
 
-    def backward(self, dout):
-        cols, x_shape = self.cache                                              # (G, Cg*K*K, N*P)
-        G, CgKK, NP = cols.shape
-        N, F, Ho, Wo = dout.shape
-        P = Ho * Wo
-        self.grads["b"] = dout.sum(axis=(0, 2, 3))                              # (F,)
-        dout_g = dout.reshape(N, G, F // G, P).transpose(1, 2, 0, 3)            # (G, Fg, N, P), a view
-        dout_g = dout_g.reshape(G, F // G, N * P)                               # (G, Fg, N*P), a copy
-        # dW[g] = sum over n and p of dout[n, g, f, p] * cols[g, k, (n, p)]: one GEMM per group.
-        dW = dout_g @ cols.transpose(0, 2, 1)                                   # (G, Fg, Cg*K*K)
-        self.grads["W"] = dW.reshape(self.params["W"].shape)                    # (F, Cg, KH, KW)
-        Wm = self.params["W"].reshape(G, F // G, CgKK)                          # (G, Fg, Cg*K*K)
-        dcols = Wm.transpose(0, 2, 1) @ dout_g                                  # (G, Cg*K*K, N*P)
-        dcols = dcols.reshape(G * CgKK, N, P).transpose(1, 0, 2)                # (N, C*K*K, P), a view
-        return self.ops.col2im(dcols, x_shape, self.kh, self.kw, self.stride, self.padding)
+    def backward(self, dout, input_grad: bool = True):
+        dx, self.grads["W"], self.grads["b"] = self.ops.conv2d_backward(
+            dout, self.cache, self.params["W"], self.stride, self.padding, self.groups,
+            input_grad)
+        return dx
+
+    def param_backward(self, dout) -> None:
+        """Only dW and db: the im2col-transpose GEMM and col2im for dx are skipped."""
+        self.backward(dout, input_grad=False)

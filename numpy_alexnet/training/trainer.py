@@ -354,7 +354,7 @@ class Trainer:
                 f"training stopped before this batch's update and {kept}. "
                 "Try a smaller learning rate or check the input scale.",
                 self.step + 1, self.epoch + 1, self.batch + 1)
-        self.net.backward(self.loss_fn.backward())
+        self.net.backward(self.loss_fn.backward(), input_grad=False)   # no dx of the images
         self.optimizer.step()
         pred = to_numpy(logits).argmax(axis=1)
         wrong = int((pred != to_numpy(y)).sum())
