@@ -24,7 +24,43 @@ LAYER_KINDS = {
 _WITH_RNG = ("conv", "linear")
 
 
-def alexnet_spec(num_classes: int = 1000) -> list[tuple[str, str, dict]]:
+# Initial (weight std, bias) of AlexNet's eight learned layers, by name.
+#   'paper': section 5, weights N(0, 0.01); biases 1 in conv2, conv4, conv5, fc6, fc7.
+#   'caffe': Caffe's bvlc_alexnet (models/bvlc_alexnet/train_val.prototxt), a
+#            deviation: biases 0.1 where the paper has 1, and N(0, 0.005) in fc6
+#            and fc7.
+#   'kaiming': He et al. (2015), a deviation: N(0, 2 / fan-in), biases 0, made
+#            for unit-variance inputs (--input-scale unit).
+# Why the deviations exist (benchmarks/diag_alexnet_init.py, CIFAR-10 at 256):
+# at the paper's start, weights of 0.01 shrink the image-dependent part of the
+# activations layer by layer while the biases of 1 add a constant, so from
+# conv4 on it is 2-9% of the activation and at test time the logits differ
+# across images by about 0.003 (dropout moves them by 0.36); fc8 then mostly
+# learns the label mix of each batch.  Caffe's start calms that (the loss
+# stays at ln 10) but keeps the image signal small (0.0006); Kaiming's keeps
+# it (0.12), and a short run on a small set learns.  See docs/replication.md.
+ALEXNET_INITS = {
+    "paper": {"conv1": (0.01, 0.0), "conv2": (0.01, 1.0), "conv3": (0.01, 0.0),
+              "conv4": (0.01, 1.0), "conv5": (0.01, 1.0), "fc6": (0.01, 1.0),
+              "fc7": (0.01, 1.0), "fc8": (0.01, 0.0)},
+    "caffe": {"conv1": (0.01, 0.0), "conv2": (0.01, 0.1), "conv3": (0.01, 0.0),
+              "conv4": (0.01, 0.1), "conv5": (0.01, 0.1), "fc6": (0.005, 0.1),
+              "fc7": (0.005, 0.1), "fc8": (0.01, 0.0)},
+    # "he": sqrt(2 / fan-in), computed per layer in alexnet_spec.
+    "kaiming": {name: ("he", 0.0) for name in
+                ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")},
+}
+
+
+def _fan_in(kind: str, args: dict) -> int:
+    """Inputs each output unit sees: (in_channels / groups) * k * k, or in_features."""
+    if kind == "linear":
+        return int(args["in_features"])
+    k = args["kernel_size"]
+    return int(args["in_channels"] // args.get("groups", 1) * k * k)
+
+
+def alexnet_spec(num_classes: int = 1000, init: str = "paper") -> list[tuple[str, str, dict]]:
     """The paper's network (section 3.5, figure 2) for 227x227x3 inputs.
 
     The two towers share one device as ``groups=2`` in conv2, conv4 and conv5,
@@ -34,12 +70,20 @@ def alexnet_spec(num_classes: int = 1000) -> list[tuple[str, str, dict]]:
     48 or 128 channels, since the towers do not talk there.  Weights N(0, 0.01); biases 1 in conv2, conv4,
     conv5, fc6 and fc7, 0 elsewhere.
 
+    ``init`` picks the starting weights from ``ALEXNET_INITS``: 'paper' (the
+    default), or one of two named deviations: 'caffe' (Caffe's bvlc_alexnet
+    start, biases 0.1 and N(0, 0.005) in fc6 and fc7) or 'kaiming' (N(0,
+    2/fan-in), biases 0, for unit-variance inputs); see docs/faithfulness.md
+    and docs/replication.md for why a short run on a small set needs one.
+
     Deviation: the paper says 224x224 inputs, which do not give its 55x55;
     227 does (see docs/faithfulness.md).
     """
+    if init not in ALEXNET_INITS:
+        raise ValueError(f"unknown AlexNet init {init!r}; expected one of {sorted(ALEXNET_INITS)}")
     lrn = dict(n=5, k=2.0, alpha=1e-4, beta=0.75, groups=2)  # each tower normalizes its own
     pool = dict(kernel_size=3, stride=2)                    # overlapping, section 3.4
-    return [
+    spec = [
         # name     kind        arguments
         ("conv1", "conv",    dict(in_channels=3, out_channels=96, kernel_size=11, stride=4, bias=0.0)),
         ("relu1", "relu",    {}),
@@ -69,6 +113,12 @@ def alexnet_spec(num_classes: int = 1000) -> list[tuple[str, str, dict]]:
         ("drop7", "dropout", dict(rate=0.5)),
         ("fc8",   "linear",  dict(in_features=4096, out_features=num_classes, bias=0.0)),  # cross
     ]
+    starts = ALEXNET_INITS[init]
+    for name, kind, args in spec:
+        if name in starts:
+            std, args["bias"] = starts[name]
+            args["weight_std"] = float(np.sqrt(2.0 / _fan_in(kind, args))) if std == "he" else std
+    return spec
 
 
 def alexnet_torchvision_spec(num_classes: int = 1000) -> list[tuple[str, str, dict]]:
@@ -165,9 +215,14 @@ def build(spec, input_shape: tuple, seed: int = 0, dtype=np.float32,
 
 
 def alexnet(num_classes: int = 1000, seed: int = 0, dtype=np.float32,
-            dropout_mode: str = "paper") -> Sequential:
-    """The paper's AlexNet for (N, 3, 227, 227) inputs: 60,965,224 parameters at 1000 classes."""
-    return build(alexnet_spec(num_classes), (3, 227, 227), seed, dtype, dropout_mode, "alexnet")
+            dropout_mode: str = "paper", init: str = "paper") -> Sequential:
+    """The paper's AlexNet for (N, 3, 227, 227) inputs: 60,965,224 parameters at 1000 classes.
+
+    ``init``: 'paper' (section 5), or 'caffe' or 'kaiming' (named deviations, see
+    ``ALEXNET_INITS``).
+    """
+    return build(alexnet_spec(num_classes, init), (3, 227, 227), seed, dtype, dropout_mode,
+                 "alexnet")
 
 
 def cifar_fig1(activation: str = "relu", num_classes: int = 10, seed: int = 0, dtype=np.float32,

@@ -83,8 +83,15 @@ def build_model(name: str, num_classes: int, seed: int, init: str | None = None)
         act = {"cifar_fig1": "relu", "cifar_fig1_relu": "relu", "cifar_fig1_tanh": "tanh"}[name]
         return cifar_fig1(act, num_classes=num_classes, seed=seed,
                           weight_stds=fig1_weight_stds(init or "cuda-convnet"))
+    if name == "alexnet":
+        from ..models import ALEXNET_INITS
+        if init not in (None, "default", *ALEXNET_INITS):
+            raise ValueError(f"--init {init}: alexnet takes {' or '.join(sorted(ALEXNET_INITS))}")
+        return get_model(name, num_classes=num_classes, seed=seed,
+                         init="paper" if init in (None, "default") else init)
     if init not in (None, "default"):
-        raise ValueError(f"--init {init} applies to the cifar_fig1 models; {name} uses the paper's")
+        raise ValueError(f"--init {init} applies to the cifar_fig1 and alexnet models; "
+                         f"{name} uses the paper's")
     return get_model(name, num_classes=num_classes, seed=seed)
 
 
@@ -263,6 +270,11 @@ def _train(args) -> int:
         from ..models import MODELS
         if args.model not in MODELS:
             raise ValueError(f"unknown model {args.model!r}; expected one of {', '.join(sorted(MODELS))}")
+        if args.init == "kaiming" and args.input_scale != "unit":
+            # N(0, 2/fan-in) keeps the inputs' scale through the layers: raw 0-255
+            # pixels (standard deviation ~60) would give logits in the tens.
+            raise ValueError("--init kaiming is made for unit-variance inputs; "
+                             "add --input-scale unit")
         t0 = time.perf_counter()
         d = prepare_data(args.data, model_input_size(args.model), resize=args.resize,
                          limit_per_class=args.limit_per_class, subset=args.subset,
@@ -459,8 +471,12 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="weights, data order, augmentation, dropout")
     p.add_argument("--input-scale", choices=("raw", "unit"), default="raw",
                    help="raw: 0-255 minus the mean image (the paper); unit: scaled to unit variance")
-    p.add_argument("--init", choices=("cuda-convnet", "fan-in"), default=None,
-                   help="cifar_fig1 only: cuda-convnet's initialization (default) or 1/sqrt(fan-in)")
+    p.add_argument("--init", choices=("cuda-convnet", "fan-in", "paper", "caffe", "kaiming"),
+                   default=None,
+                   help="cifar_fig1: cuda-convnet's initialization (default) or 1/sqrt(fan-in); "
+                        "alexnet: the paper's (default), caffe (bvlc_alexnet's: biases 0.1, "
+                        "N(0, 0.005) in fc6/fc7) or kaiming (N(0, 2/fan-in), biases 0, with "
+                        "--input-scale unit); the last two are deviations")
     p.add_argument("--augment", choices=("none", "flip", "paper"), default=None,
                    help="paper: random crops, reflections, PCA colour (default for alexnet); "
                         "flip: crops and reflections; none (default for the cifar nets)")
