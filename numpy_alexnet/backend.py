@@ -39,6 +39,7 @@ OP_NAMES = (
     "maxpool_forward", "maxpool_backward",
     "avgpool_forward", "avgpool_backward",
     "lrn_forward", "lrn_backward",
+    "relu_forward", "relu_backward", "tanh_forward", "tanh_backward",
 )
 
 _OPS_CACHE: dict[str, SimpleNamespace] = {}
@@ -108,13 +109,15 @@ def get_ops(name: str) -> SimpleNamespace:
     if name in _OPS_CACHE:
         return _OPS_CACHE[name]
     if name == "numpy":
-        from .layers import conv, normalization, pooling
+        from .layers import activation, conv, normalization, pooling
         ops = SimpleNamespace(
             im2col=conv.im2col, col2im=conv.col2im,
             conv2d_forward=conv.conv2d_forward, conv2d_backward=conv.conv2d_backward,
             maxpool_forward=pooling.maxpool_forward, maxpool_backward=pooling.maxpool_backward,
             avgpool_forward=pooling.avgpool_forward, avgpool_backward=pooling.avgpool_backward,
             lrn_forward=normalization.lrn_forward, lrn_backward=normalization.lrn_backward,
+            relu_forward=activation.relu_forward, relu_backward=activation.relu_backward,
+            tanh_forward=activation.tanh_forward, tanh_backward=activation.tanh_backward,
         )
     elif name == "numba":
         if not numba_available():

@@ -121,6 +121,25 @@ def test_conv2d_ops(rng, backend, dtype, monkeypatch):
 
 @pytest.mark.parametrize("backend", FAST)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kind", ["relu", "tanh"])
+def test_activation_ops(rng, backend, dtype, kind):
+    """The fused neurons give the reference's numbers exactly, zeros included."""
+    ref, fast = get_ops("numpy"), get_ops(backend)
+    x = rng.standard_normal((3, 4, 5, 6)).astype(dtype)
+    x[0, 0, 0, :3] = 0                                # ReLU's gradient at 0 is 0
+    d = rng.standard_normal(x.shape).astype(dtype)
+    out, state = getattr(ref, f"{kind}_forward")(x)
+    got, got_state = getattr(fast, f"{kind}_forward")(on(backend, x))
+    assert got.dtype == dtype
+    np.testing.assert_allclose(to_numpy(got), out, rtol=TOL32[backend] if backend == "cupy" else 0)
+    dx = getattr(ref, f"{kind}_backward")(d, state)
+    got = getattr(fast, f"{kind}_backward")(on(backend, d), got_state)
+    assert got.dtype == dtype
+    np.testing.assert_allclose(to_numpy(got), dx, rtol=TOL32[backend] if backend == "cupy" else 0)
+
+
+@pytest.mark.parametrize("backend", FAST)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("kind", ["max", "avg"])
 def test_pooling_ops(rng, backend, dtype, kind):
     ref, fast = get_ops("numpy"), get_ops(backend)

@@ -311,6 +311,33 @@ def test_sigkill_mid_epoch_then_resume(folder, cache, tmp_path):
     assert [r["epoch"] for r in rows] == list(range(1, end + 1))
 
 
+def _study_args(folder, out, work, cap):
+    return ["relu-vs-tanh", "--quick", "--subset", "60", "--regimes", "unit", "--train-to-cap",
+            "--batch-size", "8", "--cap", str(cap), "--data", str(folder), "--out", str(out),
+            "--work", str(work), "--quiet"]
+
+
+def test_study_run_cut_off_midway_goes_on_from_its_checkpoint(folder, cache, tmp_path, capsys):
+    """A study re-run after a stop continues each unfinished run from its last checkpoint."""
+    straight = tmp_path / "straight"
+    assert main(_study_args(folder, straight, straight / "work", 2)) == 0
+    # A study stopped after one epoch of every run: its checkpoints, and no finished runs.
+    cut = tmp_path / "cut"
+    assert main(_study_args(folder, cut, cut / "one_epoch", 1)) == 0
+    for ck in (cut / "one_epoch").glob("*/checkpoints/latest.npz"):
+        key = ck.parent.parent.name.replace("-ep1-", "-ep2-")
+        (cut / "work" / key / "checkpoints").mkdir(parents=True)
+        ck.replace(cut / "work" / key / "checkpoints" / "latest.npz")
+    assert main(_study_args(folder, cut, cut / "work", 2)) == 0
+    assert "resumed at epoch 2, batch 0" in capsys.readouterr().err
+    a = json.loads((straight / "relu_vs_tanh_quick.json").read_text())["regimes"]["unit"]["runs"]
+    b = json.loads((cut / "relu_vs_tanh_quick.json").read_text())["regimes"]["unit"]["runs"]
+    assert [r["activation"] for r in b] == ["relu", "tanh"]
+    for ra, rb in zip(a, b):
+        assert rb["epochs_run"] == 2
+        assert ra["train_error"] == rb["train_error"] and ra["train_loss"] == rb["train_loss"]
+
+
 # --------------------------------------------------------------------------- #
 # The study's arithmetic and the plots
 # --------------------------------------------------------------------------- #

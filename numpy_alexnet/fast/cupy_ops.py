@@ -32,7 +32,7 @@ from types import SimpleNamespace
 
 import cupy as cp
 
-from ..layers import conv
+from ..layers import activation, conv
 from ..layers.base import conv_output_size
 
 _IM2COL = cp.ElementwiseKernel(
@@ -306,4 +306,7 @@ OPS = SimpleNamespace(
     maxpool_forward=maxpool_forward, maxpool_backward=maxpool_backward,
     avgpool_forward=avgpool_forward, avgpool_backward=avgpool_backward,
     lrn_forward=lrn_forward, lrn_backward=lrn_backward,
+    # Elementwise: the reference's array math runs on CuPy arrays as it is.
+    relu_forward=activation.relu_forward, relu_backward=activation.relu_backward,
+    tanh_forward=activation.tanh_forward, tanh_backward=activation.tanh_backward,
 )

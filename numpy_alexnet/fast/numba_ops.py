@@ -462,9 +462,63 @@ def lrn_backward(dout, x, out, scale, n: int, k: float, alpha: float, beta: floa
     return dx.reshape(N, C, H, W)                                # (N, C, H, W), a view
 
 
+# -- the neurons: one pass each, where NumPy makes two or three ------------------------
+@_jit
+def _relu_forward(x, out):
+    for i in prange(x.size):
+        v = x[i]
+        out[i] = v if v > 0 else 0
+    return out
+
+
+@_jit
+def _relu_backward(dout, out, dx):
+    for i in prange(dout.size):
+        dx[i] = dout[i] if out[i] > 0 else 0
+    return dx
+
+
+@_jit
+def _tanh_backward(dout, out, one, dx):
+    for i in prange(dout.size):                       # one: 1 in the arrays' dtype (no upcast)
+        o = out[i]
+        dx[i] = dout[i] * (one - o * o)
+    return dx
+
+
+def relu_forward(x):
+    """x -> (max(0, x), state: the output, positive exactly where x was)."""
+    x = np.ascontiguousarray(x)
+    out = np.empty_like(x)
+    _relu_forward(x.reshape(-1), out.reshape(-1))
+    return out, out
+
+
+def relu_backward(dout, out):
+    dout = np.ascontiguousarray(dout)
+    dx = np.empty_like(dout)
+    _relu_backward(dout.reshape(-1), out.reshape(-1), dx.reshape(-1))
+    return dx
+
+
+def tanh_forward(x):
+    """NumPy's own tanh (vectorized); the state is the output."""
+    out = np.tanh(x)
+    return out, out
+
+
+def tanh_backward(dout, out):
+    dout = np.ascontiguousarray(dout)
+    dx = np.empty_like(dout)
+    _tanh_backward(dout.reshape(-1), out.reshape(-1), dout.dtype.type(1), dx.reshape(-1))
+    return dx
+
+
 OPS = SimpleNamespace(
     im2col=im2col, col2im=col2im, conv2d_forward=conv2d_forward, conv2d_backward=conv2d_backward,
     maxpool_forward=maxpool_forward, maxpool_backward=maxpool_backward,
     avgpool_forward=avgpool_forward, avgpool_backward=avgpool_backward,
     lrn_forward=lrn_forward, lrn_backward=lrn_backward,
+    relu_forward=relu_forward, relu_backward=relu_backward,
+    tanh_forward=tanh_forward, tanh_backward=tanh_backward,
 )

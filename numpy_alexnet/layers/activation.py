@@ -10,17 +10,38 @@ from ..backend import get_array_module
 from .base import Layer
 
 
+# -- the reference kernels (the Numba backend fuses each into one pass) -------------
+def relu_forward(x):
+    """x -> (max(0, x), state for the backward: the mask of positive inputs)."""
+    positive = x > 0
+    return x * positive, positive
+
+
+def relu_backward(dout, positive):
+    return dout * positive
+
+
+def tanh_forward(x):
+    """x -> (tanh(x), state for the backward: the output itself)."""
+    out = get_array_module(x).tanh(x)
+    return out, out
+
+
+def tanh_backward(dout, out):
+    return dout * (1 - out * out)
+
+
+# -- the layers ---------------------------------------------------------------------
 class ReLU(Layer):
-    """Rectified linear unit; caches the mask of positive inputs."""
+    """Rectified linear unit."""
 
     def forward(self, x, train: bool = True):
         self.check_input(x)
-        positive = x > 0
-        self.cache = positive
-        return x * positive
+        out, self.cache = self.ops.relu_forward(x)
+        return out
 
     def backward(self, dout):
-        return dout * self.cache
+        return self.ops.relu_backward(dout, self.cache)
 
 
 class Tanh(Layer):
@@ -28,13 +49,11 @@ class Tanh(Layer):
 
     def forward(self, x, train: bool = True):
         self.check_input(x)
-        out = get_array_module(x).tanh(x)
-        self.cache = out
+        out, self.cache = self.ops.tanh_forward(x)
         return out
 
     def backward(self, dout):
-        out = self.cache
-        return dout * (1 - out * out)
+        return self.ops.tanh_backward(dout, self.cache)
 
 
 def make_activation(kind: str, name: str | None = None) -> Layer:

@@ -35,7 +35,8 @@ Forms: ``--quick`` (a subset, a few minutes on a CPU, to watch it happen; not
 the study), ``--reduced`` (full data, the committed chosen rates, one seed,
 cap 60) and the default full form (sweep, 3 seeds, cap 100).  Each finished
 run is kept as JSON under ``--work``, so an interrupted study re-run with the
-same arguments skips what is done.
+same arguments skips what is done; a run cut off midway keeps checkpoints
+under ``--work`` and goes on from the last one.
 """
 from __future__ import annotations
 
@@ -238,10 +239,19 @@ class _Study:
                                 seed=seed, transform=d["train_transform"],
                                 to_device=_mover(self.s["backend"], device))
         opt = MomentumSGD(net, lr=lr, momentum=self.s["momentum"], weight_decay=0.0)
-        tr = Trainer(net, opt, batches, schedule=FixedSchedule(), out_dir=None,
+        # A run in progress keeps a checkpoint at every epoch's end and every 100 steps
+        # under WORK/KEY/, so a study stopped mid-run goes on from there when re-run.
+        run_dir = self.work / key
+        tr = Trainer(net, opt, batches, schedule=FixedSchedule(), out_dir=run_dir,
+                     checkpoint_every=100, plot=False, config={"study_run": spec},
                      target_error=self.s["target"], stop_at_target=stop_at_target,
                      progress=not self.args.quiet, quiet=self.args.quiet,
                      log=lambda m: self.say(f"    {regime} {act} lr {lr:g} seed {seed}: {m}"))
+        earlier = 0.0
+        if tr.latest_path.exists():
+            tr.resume()
+            earlier = sum(r["seconds"] for r in tr.history)
+            self.say(f"  {key}: resumed at epoch {tr.epoch + 1}, batch {tr.batch}")
         t0 = time.perf_counter()
         diverged = None
         try:
@@ -252,7 +262,7 @@ class _Study:
         res = {"spec": spec, "train_error": errs, "train_loss": [r["train_loss"] for r in tr.history],
                "epochs_run": len(errs), "diverged": diverged,
                "epochs_to_target": epochs_to_target(errs, self.s["target"]),
-               "seconds": round(time.perf_counter() - t0, 1), "steps": tr.step,
+               "seconds": round(earlier + time.perf_counter() - t0, 1), "steps": tr.step,
                "input_scale": d["scale"]}
         self.work.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(res))
