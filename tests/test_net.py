@@ -94,15 +94,16 @@ def test_same_seed_same_weights_different_seed_different():
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
 def test_fig1_net_fits_a_small_fixed_batch(activation):
     """Training error goes to zero on 16 fixed examples: forward, backward and
-    the optimizer work together."""
+    the optimizer work together.  (lr 0.01: at 0.02 the ReLU run was on the edge
+    of stability and its end depended on the BLAS thread count's rounding.)"""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((16, 3, 32, 32)).astype(np.float32)
     y = rng.integers(0, 10, 16)
     net = cifar_fig1(activation, seed=0, weight_stds=(0.05, 0.05, 0.05, 0.05))
     crit = SoftmaxCrossEntropy()
-    opt = MomentumSGD(net, lr=0.02, momentum=0.9, weight_decay=0.0)
+    opt = MomentumSGD(net, lr=0.01, momentum=0.9, weight_decay=0.0)
     first = None
-    for step in range(100):
+    for step in range(150):
         loss = crit.forward(net.forward(x), y)
         first = loss if first is None else first
         net.backward(crit.backward())
