@@ -325,14 +325,24 @@ def test_study_run_cut_off_midway_goes_on_from_its_checkpoint(folder, cache, tmp
     cut = tmp_path / "cut"
     assert main(_study_args(folder, cut, cut / "one_epoch", 1)) == 0
     for ck in (cut / "one_epoch").glob("*/checkpoints/latest.npz"):
-        key = ck.parent.parent.name.replace("-ep1-", "-ep2-")
+        run = ck.parent.parent
+        key = run.name.replace("-ep1-", "-ep2-")
         (cut / "work" / key / "checkpoints").mkdir(parents=True)
         ck.replace(cut / "work" / key / "checkpoints" / "latest.npz")
+        (run / "metrics.json").replace(cut / "work" / key / "metrics.json")
+    # --report-only trains nothing and reports the runs as far as they got.
+    assert main(_study_args(folder, cut, cut / "work", 2) + ["--report-only"]) == 0
+    part = json.loads((cut / "relu_vs_tanh_quick.json").read_text())
+    assert part["complete"] is False
+    assert [(r["in_progress"], r["epochs_run"]) for r in part["regimes"]["unit"]["runs"]] == \
+        [(True, 1), (True, 1)]
+    assert not list((cut / "work").glob("*.json"))            # no run was finished by it
     assert main(_study_args(folder, cut, cut / "work", 2)) == 0
     assert "resumed at epoch 2, batch 0" in capsys.readouterr().err
     a = json.loads((straight / "relu_vs_tanh_quick.json").read_text())["regimes"]["unit"]["runs"]
     b = json.loads((cut / "relu_vs_tanh_quick.json").read_text())["regimes"]["unit"]["runs"]
     assert [r["activation"] for r in b] == ["relu", "tanh"]
+    assert json.loads((cut / "relu_vs_tanh_quick.json").read_text())["complete"] is True
     for ra, rb in zip(a, b):
         assert rb["epochs_run"] == 2
         assert ra["train_error"] == rb["train_error"] and ra["train_loss"] == rb["train_loss"]
@@ -344,6 +354,7 @@ def test_study_run_cut_off_midway_goes_on_from_its_checkpoint(folder, cache, tmp
 def test_epochs_to_target_and_ratios():
     assert epochs_to_target([0.9, 0.5, 0.25, 0.2], 0.25) == 3
     assert epochs_to_target([0.9, 0.5], 0.25) is None
+    assert summarize([6], [None], cap=40, censored_at=[12])["ratios"] == [2.0]   # still running
     s = summarize([6, 5, 6], [36, 30, None], cap=40)
     assert s["ratios"] == [6.0, 6.0, 40 / 6]
     assert s["lower_bound"] is True

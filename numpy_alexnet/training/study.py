@@ -126,6 +126,9 @@ def add_arguments(p) -> None:
     p.add_argument("--work", default=None,
                    help="per-run results kept to resume an interrupted study (default OUT/work)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--report-only", action="store_true",
+                   help="train nothing: write the report from the runs under --work, an "
+                        "unfinished run as far as its last epoch (marked in progress)")
 
 
 def settings_from_args(args) -> dict:
@@ -171,25 +174,32 @@ def epochs_to_target(errors, target: float) -> int | None:
     return None
 
 
-def summarize(relu_epochs: list, tanh_epochs: list, cap: int) -> dict:
-    """Per-seed ratios tanh/ReLU with their spread; censored tanh runs count as ``cap``."""
+def summarize(relu_epochs: list, tanh_epochs: list, cap: int, censored_at: list | None = None) -> dict:
+    """Per-seed ratios tanh/ReLU with their spread.
+
+    A tanh run that did not reach the target counts as ``cap`` epochs (or, for a
+    run still in progress, as the epochs in ``censored_at``) and makes the
+    ratio a lower bound.
+    """
+    censored_at = list(censored_at) if censored_at is not None else [cap] * len(tanh_epochs)
     ratios, lower_bound, undefined = [], False, False
-    for r, t in zip(relu_epochs, tanh_epochs):
+    for r, t, c in zip(relu_epochs, tanh_epochs, censored_at):
         if r is None:
             undefined = True
             continue
         if t is None:
             lower_bound = True
-            t = cap
+            t = c
         ratios.append(t / r)
     out = {"relu_epochs": relu_epochs, "tanh_epochs": tanh_epochs, "ratios": ratios,
-           "lower_bound": lower_bound, "undefined_pairs": undefined, "cap": cap}
+           "lower_bound": lower_bound, "undefined_pairs": undefined, "cap": cap,
+           "tanh_censored_at": censored_at}
     if ratios:
         a = np.asarray(ratios, dtype=np.float64)
         out.update(ratio_mean=float(a.mean()), ratio_std=float(a.std(ddof=1)) if len(a) > 1 else None,
                    ratio_min=float(a.min()), ratio_max=float(a.max()))
     reached_r = [r for r in relu_epochs if r is not None]
-    tanh_c = [cap if t is None else t for t in tanh_epochs]
+    tanh_c = [c if t is None else t for t, c in zip(tanh_epochs, censored_at)]
     if reached_r and len(reached_r) == len(relu_epochs):
         out["ratio_of_means"] = float(np.mean(tanh_c) / np.mean(reached_r))
     return out
@@ -227,6 +237,9 @@ class _Study:
             if done.get("spec") == spec:
                 self.say(f"  {key}: done before ({path})")
                 return done
+        run_dir = self.work / key
+        if getattr(self.args, "report_only", False):
+            return self.progress_so_far(key, spec, run_dir)
         from ..data import BatchIterator
         from ..optim import MomentumSGD
         from .cli import _mover, _place, build_model
@@ -241,7 +254,6 @@ class _Study:
         opt = MomentumSGD(net, lr=lr, momentum=self.s["momentum"], weight_decay=0.0)
         # A run in progress keeps a checkpoint at every epoch's end and every 100 steps
         # under WORK/KEY/, so a study stopped mid-run goes on from there when re-run.
-        run_dir = self.work / key
         tr = Trainer(net, opt, batches, schedule=FixedSchedule(), out_dir=run_dir,
                      checkpoint_every=100, plot=False, config={"study_run": spec},
                      target_error=self.s["target"], stop_at_target=stop_at_target,
@@ -274,6 +286,19 @@ class _Study:
                        f"did not reach {self.s['target']:.0%}"))
                  + f" ({res['seconds']:.0f} s)")
         return res
+
+    def progress_so_far(self, key: str, spec: dict, run_dir: Path) -> dict:
+        """An unfinished run as far as the epochs its metrics.json holds (``--report-only``)."""
+        path = run_dir / "metrics.json"
+        rows = json.loads(path.read_text())["epochs"] if path.exists() else []
+        errs = [r["train_error"] for r in rows]
+        self.say(f"  {key}: in progress, {len(errs)} epoch(s) so far" if rows else
+                 f"  {key}: not started")
+        return {"spec": spec, "train_error": errs, "train_loss": [r["train_loss"] for r in rows],
+                "epochs_run": len(errs), "diverged": None, "in_progress": True,
+                "epochs_to_target": epochs_to_target(errs, self.s["target"]),
+                "seconds": round(sum(r["seconds"] for r in rows), 1),
+                "steps": rows[-1]["step"] if rows else 0}
 
     def say(self, msg):
         print(msg, file=sys.stderr, flush=True)
@@ -319,7 +344,7 @@ class _Study:
                     self.say(f"  sweep {regime} {act}: chose lr {lr:g}")
                 else:
                     entry["chosen_lr"][act] = self.chosen(regime, act)
-            per_act = {}
+            per_act, censor = {}, []
             for act in ACTIVATIONS:
                 per_act[act] = []
                 for seed in range(s["seeds"]):
@@ -329,12 +354,18 @@ class _Study:
                            "train_error": r["train_error"], "train_loss": r["train_loss"],
                            "epochs_run": r["epochs_run"], "epochs_to_target": r["epochs_to_target"],
                            "reached_target": r["epochs_to_target"] is not None,
-                           "diverged": r["diverged"], "seconds": r["seconds"]}
+                           "diverged": r["diverged"], "seconds": r["seconds"],
+                           "in_progress": r.get("in_progress", False)}
                     entry["runs"].append(run)
                     per_act[act].append(r["epochs_to_target"])
-            entry["input_scale_factor"] = self.regime_data(regime)["scale"]
-            entry["summary"] = summarize(per_act["relu"], per_act["tanh"], s["cap"])
+                    if act == "tanh":   # a tanh run short of the target counts as its last epoch
+                        censor.append(r["epochs_run"] if run["in_progress"] else s["cap"])
+            if not getattr(self.args, "report_only", False):
+                entry["input_scale_factor"] = self.regime_data(regime)["scale"]
+            entry["summary"] = summarize(per_act["relu"], per_act["tanh"], s["cap"], censor)
+            entry["complete"] = not any(r["in_progress"] for r in entry["runs"])
             report["regimes"][regime] = entry
+        report["complete"] = all(e["complete"] for e in report["regimes"].values())
         report["total_seconds"] = round(time.perf_counter() - t0, 1)
         report["run_seconds_sum"] = round(sum(
             [r["seconds"] for e in report["regimes"].values() for r in e["runs"]]
@@ -359,7 +390,9 @@ def figure(report: dict, path) -> None:
         else:
             ratio = f"ReLU did not reach {target} in {sm['cap']} epochs: no ratio"
         lr = entry["chosen_lr"]
-        runs = [dict(r, label=f"{r['activation']} (lr {r['lr']:g})" if r["seed"] == 0 else None)
+        runs = [dict(r, label=(f"{r['activation']} (lr {r['lr']:g})"
+                               + (", still running" if r.get("in_progress") else ""))
+                     if r["seed"] == 0 else None)
                 for r in entry["runs"]]
         panels.append({"title": f"{regime}: {ratio}\nReLU lr {lr['relu']:g}, tanh lr {lr['tanh']:g}",
                        "runs": runs})
@@ -380,18 +413,23 @@ def format_table(report: dict) -> str:
     for regime, e in report["regimes"].items():
         sm = e["summary"]
 
-        def eps(xs):
-            return ", ".join(str(x) if x is not None else f">{sm['cap']}" for x in xs)
+        def eps(act):
+            runs = [r for r in e["runs"] if r["activation"] == act]
+            return ", ".join(str(r["epochs_to_target"]) if r["epochs_to_target"] is not None
+                             else (f">{r['epochs_run']} (still running)" if r.get("in_progress")
+                                   else f">{sm['cap']}") for r in runs)
         if "ratio_mean" in sm:
             lb = ">= " if sm["lower_bound"] else ""
             sd = f" ± {sm['ratio_std']:.2f}" if sm.get("ratio_std") is not None else ""
             rng = (f", {sm['ratio_min']:.2f}-{sm['ratio_max']:.2f}"
                    if len(sm["ratios"]) > 1 else "")
             ratio = f"{lb}{sm['ratio_mean']:.2f}{sd}{rng}"
+        elif any(r.get("in_progress") for r in e["runs"] if r["activation"] == "relu"):
+            ratio = "not yet (ReLU still running)"
         else:
             ratio = "undefined (ReLU did not reach the target)"
         lines.append(f"| {regime} | {e['chosen_lr']['relu']:g} | {e['chosen_lr']['tanh']:g} | "
-                     f"{eps(sm['relu_epochs'])} | {eps(sm['tanh_epochs'])} | {ratio} |")
+                     f"{eps('relu')} | {eps('tanh')} | {ratio} |")
     return "\n".join(lines)
 
 
