@@ -1025,6 +1025,8 @@ if not any(report.get("is_full_study") for _, report in reports):
           "Produce them with:  numpy-alexnet relu-vs-tanh --data ../shared/data/cifar10-jpeg.tar.gz\\n")
 for path, report in reports:
     kind = "the full study" if report.get("is_full_study") else f"the '{report['form']}' form, NOT the full study"
+    if not report.get("complete", True):
+        kind += "; INCOMPLETE: some runs were still training when it was written (--report-only)"
     print(f"{path.relative_to(ROOT)}: {kind}")
     print(f"  command: {report['command']}\\n  machine: {report['machine']}, backend {report['backend']}")
     print(format_table(report))

@@ -189,14 +189,18 @@ def _over_chunks(work, N: int, nb: int) -> list:
     global _POOL, _BLAS
     starts = list(range(0, N, nb))
     T = min(numba.get_num_threads(), len(starts))
-    if T == 1:
+    if T > 1 and _POOL is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:          # without it BLAS threads cannot be capped: stay serial
+            T = 1
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+            _POOL = ThreadPoolExecutor(max_workers=numba.config.NUMBA_NUM_THREADS,
+                                       thread_name_prefix="numpy_alexnet_conv")
+            _BLAS = ThreadpoolController()
+    if T == 1 or _POOL is None:
         return [work(starts)]
-    if _POOL is None:
-        from concurrent.futures import ThreadPoolExecutor
-        from threadpoolctl import ThreadpoolController
-        _POOL = ThreadPoolExecutor(max_workers=numba.config.NUMBA_NUM_THREADS,
-                                   thread_name_prefix="numpy_alexnet_conv")
-        _BLAS = ThreadpoolController()
     with _BLAS.limit(limits=1, user_api="blas"):     # each GEMM on its caller's core only
         futures = [_POOL.submit(work, starts[t::T]) for t in range(T)]
         return [f.result() for f in futures]
