@@ -20,6 +20,10 @@ Fairness:
   after one untimed warm-up step each, so that load from other processes
   on a shared machine hits them alike; the median step is reported, and the
   load average before and after is recorded.
+* BLAS threads: the Numba backend sets OpenBLAS to one thread for the
+  process (its convolutions run on their own pool of threads); the NumPy
+  backend's steps are timed with OpenBLAS's default count restored
+  (``threadpool_limits``), as it would have in a process of its own.
 * Numba's first compilation is kept out of the timings: it is measured
   separately, in a child process with an empty cache (``NUMBA_CACHE_DIR``),
   together with the time to load the compiled kernels from a warm cache.
@@ -60,6 +64,19 @@ BATCH = {("fig1", "cpu"): 128, ("fig1", "gpu"): 128, ("alexnet", "cpu"): 32,
 LR = 0.001
 
 
+def _blas_threads() -> int | None:
+    """BLAS's thread count as the process started (before any backend changed it)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return None
+    counts = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    return max(counts) if counts else None
+
+
+BLAS_THREADS = _blas_threads()
+
+
 # -- the runners: one object per (net, backend) with a .step() ------------------------------
 class OurRunner:
     """numpy_alexnet on 'numpy', 'numba' or 'cupy' (optionally as two towers)."""
@@ -91,6 +108,15 @@ class OurRunner:
             cupy.cuda.Device(0).synchronize()
 
     def step(self):
+        if self.backend == "numpy" and BLAS_THREADS:
+            # The Numba backend sets BLAS to one thread for the process (numba_ops.py);
+            # the NumPy backend is timed with BLAS's own default, as in a process of its own.
+            from threadpoolctl import threadpool_limits
+            with threadpool_limits(BLAS_THREADS, user_api="blas"):
+                return self._step()
+        return self._step()
+
+    def _step(self):
         loss = self.crit.forward(self.net.forward(self.x), self.y)
         self.net.backward(self.crit.backward(), input_grad=False)   # as PyTorch: no dx of x
         self.opt.step()

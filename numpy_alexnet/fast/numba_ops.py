@@ -201,11 +201,14 @@ def _over_chunks(work, N: int, nb: int) -> list:
             T = 1
         else:
             from concurrent.futures import ThreadPoolExecutor
-            _BLAS = ThreadpoolController().limit(limits=1, user_api="blas")  # kept: see above
+            _BLAS = ThreadpoolController().select(user_api="blas").lib_controllers
             _POOL = ThreadPoolExecutor(max_workers=numba.config.NUMBA_NUM_THREADS,
                                        thread_name_prefix="numpy_alexnet_conv")
     if T == 1 or _POOL is None:
         return [work(starts)]
+    for blas in _BLAS:
+        if blas.get_num_threads() != 1:
+            blas.set_num_threads(1)      # and left so (see above)
     futures = [_POOL.submit(work, starts[t::T]) for t in range(T)]     # each GEMM on its own core
     return [f.result() for f in futures]
 
