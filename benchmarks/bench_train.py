@@ -268,6 +268,13 @@ def numba_compile_child() -> dict:
         getattr(ops, f"{kind}pool_backward")(out, state, x.shape, 3, 3, 2)
     out, scale = ops.lrn_forward(x, 5, 2.0, 1e-4, 0.75)
     ops.lrn_backward(out, x, out, scale, 5, 2.0, 1e-4, 0.75)
+    W, b = rng.standard_normal((6, 4, 3, 3)).astype(np.float32), np.zeros(6, np.float32)
+    for stride in (1, 2):                                   # 'same' and general unfolding
+        out, state = ops.conv2d_forward(x, W, b, stride, 1, 1)
+        ops.conv2d_backward(out, state, W, stride, 1, 1)
+    for kind in ("relu", "tanh"):
+        out, state = getattr(ops, f"{kind}_forward")(x)
+        getattr(ops, f"{kind}_backward")(out, state)
     return {"import_s": t_import, "first_calls_s": time.perf_counter() - t0}
 
 
