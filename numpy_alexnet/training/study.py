@@ -384,9 +384,13 @@ def figure(report: dict, path) -> None:
     for regime, entry in report["regimes"].items():
         sm = entry["summary"]
         target = f"{report['settings']['target']:.0%}"
+        running = {r["activation"] for r in entry["runs"] if r.get("in_progress")}
         if "ratio_mean" in sm:
             ratio = (f"tanh/ReLU epochs to {target} = "
-                     f"{'>=' if sm['lower_bound'] else ''}{sm['ratio_mean']:.2f}")
+                     f"{'>=' if sm['lower_bound'] else ''}{sm['ratio_mean']:.2f}"
+                     + (" (tanh still running)" if "tanh" in running else ""))
+        elif "relu" in running:
+            ratio = "no ratio yet: ReLU still running"
         else:
             ratio = f"ReLU did not reach {target} in {sm['cap']} epochs: no ratio"
         lr = entry["chosen_lr"]
