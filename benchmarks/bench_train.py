@@ -19,7 +19,10 @@ Fairness:
 * All backends are timed in the same process, interleaved (A B C A B C ...)
   after one untimed warm-up step each, so that load from other processes
   on a shared machine hits them alike; the median step is reported, and the
-  load average before and after is recorded.
+  load average before and after is recorded.  Each timed step starts after a
+  0.3 s pause (``SETTLE_S``, not timed), so that the previous backend's
+  spinning BLAS threads do not slow it (they took the Numba Figure-1 step
+  from about 140 ms to 186 ms when it followed NumPy's).
 * BLAS threads: the Numba backend sets OpenBLAS to one thread for the
   process (its convolutions run on their own pool of threads); the NumPy
   backend's steps are timed with OpenBLAS's default count restored
@@ -62,6 +65,10 @@ NETS = {"fig1": dict(shape=(3, 32, 32), classes=10),
 BATCH = {("fig1", "cpu"): 128, ("fig1", "gpu"): 128, ("alexnet", "cpu"): 32,
          ("alexnet", "gpu"): 128}
 LR = 0.001
+# A pause, outside the timing, before every timed step: OpenBLAS's worker threads
+# spin for about 0.1 s after a GEMM, and without it one backend's spinning
+# threads would take cores from the next backend's step.
+SETTLE_S = 0.3
 
 
 def _blas_threads() -> int | None:
@@ -197,6 +204,7 @@ def time_interleaved(net_name: str, backends: list[str], batch: int, rounds: int
         for b, r in runners.items():
             for _ in range(steps):
                 r.sync()
+                time.sleep(SETTLE_S)                     # let the last backend's threads go idle
                 t0 = time.perf_counter()
                 r.step()
                 r.sync()
