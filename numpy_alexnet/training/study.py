@@ -386,8 +386,8 @@ def figure(report: dict, path) -> None:
         target = f"{report['settings']['target']:.0%}"
         running = {r["activation"] for r in entry["runs"] if r.get("in_progress")}
         if "ratio_mean" in sm:
-            ratio = (f"tanh/ReLU epochs to {target} = "
-                     f"{'>=' if sm['lower_bound'] else ''}{sm['ratio_mean']:.2f}"
+            ratio = (f"tanh/ReLU epochs to {target} {'>=' if sm['lower_bound'] else '='} "
+                     f"{sm['ratio_mean']:.2f}"
                      + (" (tanh still running)" if "tanh" in running else ""))
         elif "relu" in running:
             ratio = "no ratio yet: ReLU still running"
