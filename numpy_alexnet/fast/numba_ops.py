@@ -213,6 +213,13 @@ def _over_chunks(work, N: int, nb: int) -> list:
     return [f.result() for f in futures]
 
 
+def _unfold_chunk(x, n0: int, m: int, kh, kw, stride, pad, Ho, Wo, buf):
+    """im2col of examples n0 .. n0+m-1 into the front of the flat ``buf``: (C*K*K, m, P)."""
+    C = x.shape[1]
+    cols = buf[:C * kh * kw * m * Ho * Wo].reshape(C * kh * kw, m, Ho * Wo)
+    return _im2col_serial(x[n0:n0 + m], kh, kw, stride, pad, Ho, Wo, cols)
+
+
 def conv2d_forward(x, W, b, stride: int, pad: int, groups: int):
     """As ``layers.conv.conv2d_forward``; the state for the backward is x itself."""
     x = np.ascontiguousarray(x)
@@ -230,8 +237,7 @@ def conv2d_forward(x, W, b, stride: int, pad: int, groups: int):
         prod_buf = np.empty(F * nb * P, dtype=x.dtype)
         for n0 in starts:
             m = min(nb, N - n0)
-            cols = cols_buf[:C * kh * kw * m * P].reshape(C * kh * kw, m, P)  # (C*K*K, m, P)
-            _im2col_serial(x[n0:n0 + m], kh, kw, stride, pad, Ho, Wo, cols)
+            cols = _unfold_chunk(x, n0, m, kh, kw, stride, pad, Ho, Wo, cols_buf)  # (C*K*K, m, P)
             cols = cols.reshape(G, Cg * kh * kw, m * P)                  # (G, Cg*K*K, m*P)
             prod = prod_buf[:F * m * P].reshape(G, F // G, m * P)        # (G, Fg, m*P)
             for g in range(G):
@@ -275,8 +281,7 @@ def conv2d_backward(dout, state, W, stride: int, pad: int, groups: int, input_gr
             dcols_buf = np.empty_like(cols_buf)
         for n0 in starts:
             m = min(nb, N - n0)
-            cols = cols_buf[:C * kh * kw * m * P].reshape(C * kh * kw, m, P)  # (C*K*K, m, P)
-            _im2col_serial(x[n0:n0 + m], kh, kw, stride, pad, Ho, Wo, cols)
+            cols = _unfold_chunk(x, n0, m, kh, kw, stride, pad, Ho, Wo, cols_buf)  # (C*K*K, m, P)
             cols = cols.reshape(G, CgKK, m * P)                          # (G, Cg*K*K, m*P)
             dch = dch_buf[:F * m * P].reshape(F, m, P)                   # (F, m, P)
             dch[...] = d3[n0:n0 + m].transpose(1, 0, 2)                  # a copy
