@@ -360,13 +360,18 @@ def test_two_towers_need_an_even_class_count_and_matching_devices():
 @pytest.mark.gpu
 @pytest.mark.slow
 def test_two_towers_on_one_gpu_are_the_single_device_model():
-    """devices=(0, 0): the same code on one GPU gives the grouped one-device model's numbers."""
+    """devices=(0, 0): the same code on one GPU gives the grouped one-device model's numbers.
+
+    In float64, for the reason given in ``test_two_towers_numba_match_numpy``: on
+    an H100 the float32 logits agreed to 1.8e-7, but splitting the GEMMs in two
+    moved a max-pool's choice between near-equal inputs and so dx by 7e-3.
+    """
     from numpy_alexnet.towers import two_tower_alexnet
-    towers = two_tower_alexnet(num_classes=10, seed=3, devices=(0, 0))
-    single = grouped_single(10, seed=3, dtype=np.float32).to("cupy", 0)
-    x = np.random.default_rng(0).standard_normal((4, 3, 227, 227)).astype(np.float32)
+    towers = two_tower_alexnet(num_classes=10, seed=3, dtype=np.float64, devices=(0, 0))
+    single = grouped_single(10, seed=3, dtype=np.float64).to("cupy", 0)
+    x = np.random.default_rng(0).standard_normal((4, 3, 227, 227))
     import cupy
-    compare_towers_with_single(single, towers, cupy.asarray(x), cupy.asarray([1, 7, 0, 9]), 1e-5)
+    compare_towers_with_single(single, towers, cupy.asarray(x), cupy.asarray([1, 7, 0, 9]), 1e-10)
 
 
 @needs_gpu
