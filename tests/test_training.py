@@ -348,6 +348,24 @@ def test_study_run_cut_off_midway_goes_on_from_its_checkpoint(folder, cache, tmp
         assert ra["train_error"] == rb["train_error"] and ra["train_loss"] == rb["train_loss"]
 
 
+def test_study_jobs_run_in_workers_and_give_the_same_report(folder, cache, tmp_path, capsys):
+    """--jobs 2: the sweep and the runs train in worker processes, with the same numbers."""
+    args = ["--sweep", "--sweep-epochs", "1", "--lr-grid", "0.01,0.03"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert main(_study_args(folder, one, one / "work", 2) + args) == 0
+    capsys.readouterr()
+    assert main(_study_args(folder, two, two / "work", 2) + args + ["--jobs", "2"]) == 0
+    err = capsys.readouterr().err
+    assert "sweeps: 4 run(s), 2 at a time" in err and "runs at the chosen rates: 2 run(s)" in err
+    a = json.loads((one / "relu_vs_tanh_quick.json").read_text())["regimes"]["unit"]
+    b = json.loads((two / "relu_vs_tanh_quick.json").read_text())["regimes"]["unit"]
+    assert b["chosen_lr"] == a["chosen_lr"]
+    assert [x["train_error"] for x in b["sweep"]["relu"] + b["sweep"]["tanh"]] == \
+        [x["train_error"] for x in a["sweep"]["relu"] + a["sweep"]["tanh"]]
+    assert [r["train_error"] for r in b["runs"]] == [r["train_error"] for r in a["runs"]]
+    assert [r["train_loss"] for r in b["runs"]] == [r["train_loss"] for r in a["runs"]]
+
+
 # --------------------------------------------------------------------------- #
 # The study's arithmetic and the plots
 # --------------------------------------------------------------------------- #

@@ -126,6 +126,10 @@ def add_arguments(p) -> None:
     p.add_argument("--work", default=None,
                    help="per-run results kept to resume an interrupted study (default OUT/work)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="training runs at once, each in a process of its own (default 1). On "
+                        "a GPU the runs share the device, which one small-batch run leaves "
+                        "mostly idle; on a CPU use it only with cores to spare")
     p.add_argument("--report-only", action="store_true",
                    help="train nothing: write the report from the runs under --work, an "
                         "unfinished run as far as its last epoch (marked in progress)")
@@ -149,11 +153,11 @@ def settings_from_args(args) -> dict:
     f.update(form=args.form, target=args.target, batch_size=args.batch_size,
              momentum=args.momentum, weight_decay=0.0, augmentation="none", dropout="none",
              lr_relu=args.lr_relu, lr_tanh=args.lr_tanh, backend=args.backend,
-             devices=args.devices)
+             devices=args.devices, jobs=max(1, int(getattr(args, "jobs", 1) or 1)))
     return f
 
 
-def machine_description() -> str:
+def machine_description(backend: str = "numpy", device=None) -> str:
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as fh:
@@ -163,7 +167,16 @@ def machine_description() -> str:
                     break
     except OSError:
         pass
-    return f"{cpu}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}"
+    out = f"{cpu}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}"
+    if backend == "cupy":
+        try:
+            import cupy
+            dev = cupy.cuda.Device(int(device or 0))
+            name = cupy.cuda.runtime.getDeviceProperties(dev.id)["name"]
+            out += f"; GPU {name.decode() if isinstance(name, bytes) else name}"
+        except Exception as err:          # pragma: no cover - depends on the machine
+            out += f"; GPU unknown ({err})"
+    return out
 
 
 def epochs_to_target(errors, target: float) -> int | None:
@@ -222,21 +235,19 @@ class _Study:
         return self.data[regime]
 
     # -- one training run --------------------------------------------------------
+    def key(self, regime, act, lr, seed, epochs, kind) -> str:
+        return (f"{kind}-{regime}-{act}-lr{lr:g}-seed{seed}-ep{epochs}"
+                f"-n{self.s['subset'] or 'all'}")
+
     def run(self, regime: str, act: str, lr: float, seed: int, epochs: int, kind: str,
             stop_at_target: bool) -> dict:
-        key = (f"{kind}-{regime}-{act}-lr{lr:g}-seed{seed}-ep{epochs}"
-               f"-n{self.s['subset'] or 'all'}")
-        sub = self.s["subset"]
-        spec = {"regime": regime, "activation": act, "lr": lr, "seed": seed, "epochs": epochs,
-                "kind": kind, "subset": sub, "target": self.s["target"],
-                "stop_at_target": stop_at_target, "batch_size": self.s["batch_size"],
-                "momentum": self.s["momentum"]}
+        key = self.key(regime, act, lr, seed, epochs, kind)
+        spec = self.spec(regime, act, lr, seed, epochs, kind, stop_at_target)
         path = self.work / f"{key}.json"
-        if path.exists():
-            done = json.loads(path.read_text())
-            if done.get("spec") == spec:
-                self.say(f"  {key}: done before ({path})")
-                return done
+        done = self.done(regime, act, lr, seed, epochs, kind, stop_at_target)
+        if done:
+            self.say(f"  {key}: done before ({path})")
+            return done
         run_dir = self.work / key
         if getattr(self.args, "report_only", False):
             return self.progress_so_far(key, spec, run_dir)
@@ -317,6 +328,62 @@ class _Study:
             raise ValueError(f"{regime}/{act}: every rate of the sweep diverged: {grid}")
         return min(ok, key=lambda x: x["score"])["lr"], results
 
+    def train_in_parallel(self) -> None:
+        """``--jobs N``: train every run of the study in N worker processes, ahead of ``go``.
+
+        First the sweeps (all regimes and activations at once), then the seeded
+        runs at the rates the sweeps chose.  Each run writes its JSON under
+        ``--work`` as always, so ``go`` afterwards finds every run done and only
+        assembles the report; what is printed and saved is the same as with one
+        job.  The data are prepared here first, so that the workers read the
+        decoded cache rather than decoding it at once.
+        """
+        import concurrent.futures as cf
+        import multiprocessing
+
+        s = self.s
+        for regime in s["regimes"]:
+            self.regime_data(regime)
+
+        def run_all(specs, what):
+            specs = [sp for sp in specs if not self.done(*sp)]
+            if not specs:
+                return
+            self.say(f"{what}: {len(specs)} run(s), {s['jobs']} at a time")
+            # 'spawn': a forked child must not inherit a CUDA context (or Numba's threads).
+            ctx = multiprocessing.get_context("spawn")
+            with cf.ProcessPoolExecutor(max_workers=s["jobs"], mp_context=ctx) as pool:
+                for fut in cf.as_completed([pool.submit(_worker_run, self.args, s, sp)
+                                            for sp in specs]):
+                    fut.result()                     # a worker's error stops the study here
+
+        if s["sweep"]:
+            run_all([(regime, act, lr, 0, s["sweep_epochs"], "sweep", False)
+                     for regime in s["regimes"] for act in ACTIVATIONS
+                     for lr in (s["lr_grid"] or GRIDS[(regime, act)])], "sweeps")
+        specs = []
+        for regime in s["regimes"]:
+            for act in ACTIVATIONS:
+                lr = self.sweep(regime, act)[0] if s["sweep"] else self.chosen(regime, act)
+                specs += [(regime, act, lr, seed, s["cap"], "run", s["stop_at_target"])
+                          for seed in range(s["seeds"])]
+        run_all(specs, "runs at the chosen rates")
+
+    def spec(self, regime, act, lr, seed, epochs, kind, stop_at_target) -> dict:
+        return {"regime": regime, "activation": act, "lr": lr, "seed": seed, "epochs": epochs,
+                "kind": kind, "subset": self.s["subset"], "target": self.s["target"],
+                "stop_at_target": stop_at_target, "batch_size": self.s["batch_size"],
+                "momentum": self.s["momentum"]}
+
+    def done(self, regime, act, lr, seed, epochs, kind, stop_at_target) -> dict | None:
+        """This run's result if it is already under ``--work`` with the same settings."""
+        path = self.work / f"{self.key(regime, act, lr, seed, epochs, kind)}.json"
+        if path.exists():
+            done = json.loads(path.read_text())
+            if done.get("spec") == self.spec(regime, act, lr, seed, epochs, kind, stop_at_target):
+                return done
+        return None
+
     def chosen(self, regime: str, act: str) -> float:
         given = self.s["lr_relu"] if act == "relu" else self.s["lr_tanh"]
         return float(given) if given is not None else CHOSEN[(regime, act)]
@@ -327,11 +394,14 @@ class _Study:
         report = {"study": "relu-vs-tanh (paper section 3.1, Figure 1)", "form": s["form"],
                   "is_full_study": s["form"] == "full",
                   "command": "numpy-alexnet " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-                  "machine": machine_description(), "backend": s["backend"],
+                  "machine": machine_description(s["backend"], (s["devices"] or "0").split(",")[0]),
+                  "backend": s["backend"],
                   "devices": s["devices"], "settings": dict(s, regimes=list(s["regimes"])),
                   "regimes": {}}
         from .cli import library_versions
         report["versions"] = library_versions()
+        if s["jobs"] > 1 and not getattr(self.args, "report_only", False):
+            self.train_in_parallel()
         for regime in s["regimes"]:
             self.say(f"regime {regime}: {REGIMES[regime]['description']}")
             entry = {"description": REGIMES[regime]["description"], "sweep": {}, "chosen_lr": {},
@@ -372,6 +442,13 @@ class _Study:
             + [x.get("seconds", 0) for e in report["regimes"].values()
                for res in e["sweep"].values() for x in res]), 1)
         return report
+
+
+def _worker_run(args, settings: dict, spec: tuple) -> None:
+    """One training run in a worker process of ``--jobs`` (no progress bar: they would mix)."""
+    import argparse
+    args = argparse.Namespace(**dict(vars(args), quiet=True))
+    _Study(args, settings).run(*spec)
 
 
 def stem_for(form: str) -> str:
