@@ -39,11 +39,15 @@ def library_versions() -> dict:
     """Versions of Python and of the libraries a run may use (None: not installed)."""
     from importlib import metadata
     out = {"python": platform.python_version(), "platform": platform.platform()}
-    for dist in ("numpy", "numba", "cupy-cuda12x", "cupy", "pillow", "tqdm", "matplotlib"):
+    for dist in ("numpy", "numba", "pillow", "tqdm", "matplotlib"):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             out[dist] = None
+    # CuPy ships as one wheel per CUDA version: cupy-cuda12x, cupy-cuda13x, ... (or 'cupy').
+    cupys = sorted(d.metadata["Name"] for d in metadata.distributions()
+                   if (d.metadata["Name"] or "").lower().startswith("cupy"))
+    out["cupy"] = ", ".join(f"{n} {metadata.version(n)}" for n in cupys) or None
     from .. import __version__
     out["numpy-alexnet"] = __version__
     return out
