@@ -169,8 +169,7 @@ def machine_description(backend: str = "numpy", device=None) -> str:
     if backend == "cupy":
         try:
             import cupy
-            dev = cupy.cuda.Device(int(device or 0))
-            name = cupy.cuda.runtime.getDeviceProperties(dev.id)["name"]
+            name = cupy.cuda.runtime.getDeviceProperties(int(device or 0))["name"]
             out += f"; GPU {name.decode() if isinstance(name, bytes) else name}"
         except Exception as err:          # pragma: no cover - depends on the machine
             out += f"; GPU unknown ({err})"
@@ -313,9 +312,13 @@ class _Study:
         print(msg, file=sys.stderr, flush=True)
 
     # -- the study ---------------------------------------------------------------------
+    def grid(self, regime: str, act: str) -> tuple:
+        """The rates the sweep tries: ``--lr-grid``, else the regime's grid."""
+        return self.s["lr_grid"] or GRIDS[(regime, act)]
+
     def sweep(self, regime: str, act: str) -> tuple[float, list]:
         results = []
-        grid = self.s["lr_grid"] or GRIDS[(regime, act)]
+        grid = self.grid(regime, act)
         for lr in grid:
             r = self.run(regime, act, lr, 0, self.s["sweep_epochs"], "sweep", False)
             score = np.inf if r["diverged"] or not r["train_error"] else r["train_error"][-1]
@@ -358,14 +361,11 @@ class _Study:
         if s["sweep"]:
             run_all([(regime, act, lr, 0, s["sweep_epochs"], "sweep", False)
                      for regime in s["regimes"] for act in ACTIVATIONS
-                     for lr in (s["lr_grid"] or GRIDS[(regime, act)])], "sweeps")
-        specs = []
-        for regime in s["regimes"]:
-            for act in ACTIVATIONS:
-                lr = self.sweep(regime, act)[0] if s["sweep"] else self.chosen(regime, act)
-                specs += [(regime, act, lr, seed, s["cap"], "run", s["stop_at_target"])
-                          for seed in range(s["seeds"])]
-        run_all(specs, "runs at the chosen rates")
+                     for lr in self.grid(regime, act)], "sweeps")
+        run_all([(regime, act, self.rate(regime, act)[0], seed, s["cap"], "run",
+                  s["stop_at_target"])
+                 for regime in s["regimes"] for act in ACTIVATIONS for seed in range(s["seeds"])],
+                "runs at the chosen rates")
 
     def spec(self, regime, act, lr, seed, epochs, kind, stop_at_target) -> dict:
         return {"regime": regime, "activation": act, "lr": lr, "seed": seed, "epochs": epochs,
@@ -386,6 +386,10 @@ class _Study:
         given = self.s["lr_relu"] if act == "relu" else self.s["lr_tanh"]
         return float(given) if given is not None else CHOSEN[(regime, act)]
 
+    def rate(self, regime: str, act: str) -> tuple[float, list | None]:
+        """(the rate of the seeded runs, the sweep's results or None without a sweep)."""
+        return self.sweep(regime, act) if self.s["sweep"] else (self.chosen(regime, act), None)
+
     def go(self) -> dict:
         s = self.s
         t0 = time.perf_counter()
@@ -405,13 +409,10 @@ class _Study:
             entry = {"description": REGIMES[regime]["description"], "sweep": {}, "chosen_lr": {},
                      "runs": []}
             for act in ACTIVATIONS:
-                if s["sweep"]:
-                    lr, results = self.sweep(regime, act)
+                entry["chosen_lr"][act], results = self.rate(regime, act)
+                if results is not None:
                     entry["sweep"][act] = results
-                    entry["chosen_lr"][act] = lr
-                    self.say(f"  sweep {regime} {act}: chose lr {lr:g}")
-                else:
-                    entry["chosen_lr"][act] = self.chosen(regime, act)
+                    self.say(f"  sweep {regime} {act}: chose lr {entry['chosen_lr'][act]:g}")
             per_act, censor = {}, []
             for act in ACTIVATIONS:
                 per_act[act] = []
