@@ -362,9 +362,10 @@ class _Study:
             run_all([(regime, act, lr, 0, s["sweep_epochs"], "sweep", False)
                      for regime in s["regimes"] for act in ACTIVATIONS
                      for lr in self.grid(regime, act)], "sweeps")
-        run_all([(regime, act, self.rate(regime, act)[0], seed, s["cap"], "run",
-                  s["stop_at_target"])
-                 for regime in s["regimes"] for act in ACTIVATIONS for seed in range(s["seeds"])],
+        rates = {(regime, act): self.rate(regime, act)[0]       # once each: it reads the sweep
+                 for regime in s["regimes"] for act in ACTIVATIONS}
+        run_all([(regime, act, lr, seed, s["cap"], "run", s["stop_at_target"])
+                 for (regime, act), lr in rates.items() for seed in range(s["seeds"])],
                 "runs at the chosen rates")
 
     def spec(self, regime, act, lr, seed, epochs, kind, stop_at_target) -> dict:
