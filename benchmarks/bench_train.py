@@ -2,6 +2,7 @@
 
     python benchmarks/bench_train.py                       # CPU: numpy, numba, torch
     python benchmarks/bench_train.py --device gpu --out docs/results/bench_gpu.json
+    python benchmarks/bench_train.py --nets fig1 --floor     # and the GEMMs alone
 
 Nets and batches (the issue's): the Figure-1 net (``cifar_fig1``, 32x32x3,
 batch 128) and the paper's AlexNet (227x227x3, 1000 classes; batch 32 on the
@@ -36,6 +37,12 @@ Fairness:
   the net and the batch were made; on a GPU the bytes held by CuPy's memory
   pool (``total_bytes``) or PyTorch's caching allocator
   (``max_memory_reserved``) after two steps.
+
+``--floor`` also times ``numba-gemms`` (``GemmFloorRunner``): the matrix
+products of the Numba backend's convolutions and nothing else, on the same
+chunks and threads.  It is not a backend but a floor: how fast a step whose
+convolutions are im2col + GEMM could be on this machine if everything around
+the GEMMs were free.
 
 Results go to a JSON file (``--out``); ``--markdown`` prints the table used
 in docs/performance.md.
@@ -130,6 +137,69 @@ class OurRunner:
         return float(loss)
 
 
+class GemmFloorRunner:
+    """'numba-gemms': only the matrix products of the Numba backend's convolutions.
+
+    For every convolution of the net, the products that ``numba_ops`` does in a
+    training step (forward W @ cols; dW = dout @ cols^T; dcols = W^T @ dout,
+    except for the first layer, whose input gradient the step skips), on the
+    same chunks of the batch and the same threads (``numba_ops._chunk`` and
+    ``_over_chunks``, one-thread BLAS each) -- and nothing else: no unfolding,
+    col2im, pooling, neurons, fully connected layer, loss or update; the
+    input-gradient product at its exact size (the backend's 'wide' one is
+    larger); random operands made once, so they are warm in cache.  A step
+    that does its convolutions as im2col and these GEMMs cannot be faster
+    than this on the machine: it is a floor, not a backend.
+    """
+    backend = "numba-gemms"
+
+    def __init__(self, net_name: str, batch: int):
+        from numpy_alexnet import alexnet, cifar_fig1
+        from numpy_alexnet.fast import numba_ops
+        from numpy_alexnet.layers import Conv2D
+        net = cifar_fig1(seed=0) if net_name == "fig1" else alexnet(seed=0)
+        rng = np.random.default_rng(0)
+        self.batch, self.convs, self.flops = batch, [], 0
+        shape, first = net.input_shape, True
+        for layer in net.layers:
+            out_shape = layer.output_shape(shape)
+            if isinstance(layer, Conv2D):
+                (C, _, _), (F, Ho, Wo) = shape, out_shape
+                G, P = layer.groups, Ho * Wo
+                CgKK = C // G * layer.kh * layer.kw
+                nb = numba_ops._chunk(C, layer.kh, layer.kw, P, 4, batch)
+                self.convs.append(dict(
+                    nb=nb, P=P, input_grad=not first,
+                    W=rng.standard_normal((G, F // G, CgKK), dtype=np.float32),
+                    cols=rng.standard_normal((G, CgKK, nb * P), dtype=np.float32),
+                    dout=rng.standard_normal((G, F // G, nb * P), dtype=np.float32)))
+                self.flops += 2 * F * CgKK * P * batch * (2 if first else 3)
+                first = False
+            shape = out_shape
+        self.over_chunks = numba_ops._over_chunks
+
+    def sync(self):
+        pass
+
+    def step(self):
+        for c in self.convs:
+            W, cols, dout, P = c["W"], c["cols"], c["dout"], c["P"]
+
+            def work(starts, c=c):
+                out, dW = np.empty_like(dout), np.empty_like(W)          # this thread's own
+                dcols = np.empty_like(cols)
+                for n0 in starts:
+                    mP = min(c["nb"], self.batch - n0) * P               # a shorter last chunk
+                    for g in range(W.shape[0]):
+                        np.matmul(W[g], cols[g, :, :mP], out=out[g, :, :mP])
+                        np.matmul(dout[g, :, :mP], cols[g, :, :mP].T, out=dW[g])
+                        if c["input_grad"]:
+                            np.matmul(W[g].T, dout[g, :, :mP], out=dcols[g, :, :mP])
+
+            self.over_chunks(work, self.batch, c["nb"])
+        return 0.0
+
+
 def torch_net(net_name: str):
     import torch.nn as nn
     if net_name == "fig1":
@@ -185,6 +255,8 @@ def make_runner(net_name: str, backend: str, batch: int):
         return TorchRunner(net_name, "cpu", batch)
     if backend == "torch-cuda":
         return TorchRunner(net_name, "cuda", batch)
+    if backend == "numba-gemms":
+        return GemmFloorRunner(net_name, batch)
     if backend == "cupy-towers(0,0)":
         return OurRunner(net_name, "cupy", batch, towers=(0, 0))
     if backend == "cupy-towers(0,1)":
@@ -333,6 +405,8 @@ def main(argv=None) -> int:
     p.add_argument("--no-memory", action="store_true")
     p.add_argument("--no-compile", action="store_true", help="skip timing numba's first compile")
     p.add_argument("--towers", action="store_true", help="GPU: also the two-tower AlexNet")
+    p.add_argument("--floor", action="store_true",
+                   help="CPU: also time 'numba-gemms', the Numba step's convolution GEMMs alone")
     p.add_argument("--threads", type=int, default=None,
                    help="threads for every library (OpenBLAS, Numba, PyTorch); default: their own")
     p.add_argument("--_child", nargs="*", help=argparse.SUPPRESS)
@@ -392,6 +466,8 @@ def main(argv=None) -> int:
         bks = list(backends)
         if args.towers and net_name == "alexnet" and args.device == "gpu":
             bks.append("cupy-towers(0,0)")
+        if args.floor and args.device == "cpu":
+            bks.insert(bks.index("numba") + 1 if "numba" in bks else 0, "numba-gemms")
         rounds = args.rounds or (3 if net_name == "fig1" else 2)
         steps = 2 if net_name == "fig1" or args.device == "gpu" else 1
         if args.device == "gpu":
@@ -409,8 +485,16 @@ def main(argv=None) -> int:
                 rows[b]["ratio_vs_torch"] = rows[b]["images_per_s"] / rows[peer]["images_per_s"]
         if "numba" in rows and "numpy" in rows:
             rows["numpy"]["ratio_vs_numba"] = rows["numpy"]["images_per_s"] / rows["numba"]["images_per_s"]
+        if "numba-gemms" in rows:
+            flops = GemmFloorRunner(net_name, batch).flops
+            rows["numba-gemms"]["gemm_gflop_per_step"] = flops / 1e9
+            rows["numba-gemms"]["gemm_gflop_per_s"] = flops / 1e9 / rows["numba-gemms"]["median_step_s"]
+            print(f"  numba-gemms: {flops / 1e9:.2f} GFLOP a step, "
+                  f"{rows['numba-gemms']['gemm_gflop_per_s']:.0f} GFLOP/s", flush=True)
         if not args.no_memory:
             for b in bks:
+                if b == "numba-gemms":
+                    continue                              # not a backend: no step to hold memory
                 rows[b]["memory"] = run_child(["--_child", "memory", net_name, b, str(batch)])
         for b in bks:
             r = rows[b]
