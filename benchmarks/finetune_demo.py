@@ -20,7 +20,7 @@
 
 All arms share one recipe: batch 128, momentum 0.9, weight decay 0.0005,
 ``--lr`` fixed, pixels minus the mean image of the whole training set divided
-by the pixels' standard deviation (unit variance), weights N(0, 1/fan-in)
+by the pixels' standard deviation (unit variance), weights N(0, std 1/sqrt(fan-in))
 (cuda-convnet's raw-pixel initialization learns too slowly for a short
 demonstration), random horizontal reflections, the same data order.  The new
 classifier is N(0, 0.01) (``replace_classifier``).  On a shared machine run it

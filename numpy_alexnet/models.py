@@ -72,8 +72,8 @@ def alexnet_spec(num_classes: int = 1000, init: str = "paper") -> list[tuple[str
 
     ``init`` picks the starting weights from ``ALEXNET_INITS``: 'paper' (the
     default), or one of two named deviations: 'caffe' (Caffe's bvlc_alexnet
-    start, biases 0.1 and N(0, 0.005) in fc6 and fc7) or 'kaiming' (N(0,
-    2/fan-in), biases 0, for unit-variance inputs); see docs/faithfulness.md
+    start, biases 0.1 and N(0, 0.005) in fc6 and fc7) or 'kaiming' (N(0, std
+    sqrt(2/fan-in)), biases 0, for unit-variance inputs); see docs/faithfulness.md
     and docs/replication.md for why a short run on a small set needs one.
 
     Deviation: the paper says 224x224 inputs, which do not give its 55x55;

@@ -275,7 +275,7 @@ def _train(args) -> int:
         if args.model not in MODELS:
             raise ValueError(f"unknown model {args.model!r}; expected one of {', '.join(sorted(MODELS))}")
         if args.init == "kaiming" and args.input_scale != "unit":
-            # N(0, 2/fan-in) keeps the inputs' scale through the layers: raw 0-255
+            # N(0, std sqrt(2/fan-in)) keeps the inputs' scale through the layers: raw 0-255
             # pixels (standard deviation ~60) would give logits in the tens.
             raise ValueError("--init kaiming is made for unit-variance inputs; "
                              "add --input-scale unit")
@@ -447,7 +447,8 @@ def register(subparsers) -> None:
                     "error, the paper's or a fixed learning-rate schedule, atomic checkpoints "
                     "(OUT/checkpoints/latest.npz and best.npz), metrics CSV/JSON and a plot.")
     p.add_argument("--model", default="alexnet",
-                   help="alexnet (default), alexnet_torchvision, cifar_fig1_relu, cifar_fig1_tanh")
+                   help="alexnet (default), alexnet_torchvision, cifar_fig1 (= cifar_fig1_relu), "
+                        "cifar_fig1_relu, cifar_fig1_tanh")
     p.add_argument("--data", required=True,
                    help="image-folder tree split/class/image (dir, .tar, .tar.gz) or a CIFAR-10 "
                         "python release, e.g. ../shared/data/cifar10-jpeg.tar.gz")
@@ -479,7 +480,7 @@ def register(subparsers) -> None:
                    default=None,
                    help="cifar_fig1: cuda-convnet's initialization (default) or 1/sqrt(fan-in); "
                         "alexnet: the paper's (default), caffe (bvlc_alexnet's: biases 0.1, "
-                        "N(0, 0.005) in fc6/fc7) or kaiming (N(0, 2/fan-in), biases 0, with "
+                        "N(0, 0.005) in fc6/fc7) or kaiming (N(0, std sqrt(2/fan-in)), biases 0, with "
                         "--input-scale unit); the last two are deviations")
     p.add_argument("--augment", choices=("none", "flip", "paper"), default=None,
                    help="paper: random crops, reflections, PCA colour (default for alexnet); "

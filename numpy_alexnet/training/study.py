@@ -92,7 +92,7 @@ def add_arguments(p) -> None:
     p.add_argument("--data", required=True, help="CIFAR-10, e.g. ../shared/data/cifar10-jpeg.tar.gz")
     form = p.add_mutually_exclusive_group()
     form.add_argument("--quick", action="store_const", dest="form", const="quick",
-                      help="a subset, the committed rates, one seed, one regime: minutes on a CPU")
+                      help="1,000 images, the committed rates, one seed, both regimes, cap 30 epochs: minutes on a CPU")
     form.add_argument("--reduced", action="store_const", dest="form", const="reduced",
                       help="full data, the committed rates, one seed per activation and regime, "
                            "cap 60 epochs")
@@ -102,7 +102,7 @@ def add_arguments(p) -> None:
     p.add_argument("--seeds", type=int, default=None, help="runs per activation at the chosen rate")
     p.add_argument("--cap", type=int, default=None, help="most epochs a run may take")
     p.add_argument("--target", type=float, default=0.25, help="training error to reach (0.25)")
-    p.add_argument("--subset", type=int, default=None, help="training images (default: all 50,000)")
+    p.add_argument("--subset", type=int, default=None, help="training images (default: the form's: 1,000 for --quick, else all 50,000)")
     p.add_argument("--sweep", dest="sweep", action="store_true", default=None,
                    help="choose the rates by a sweep (default in the full form)")
     p.add_argument("--no-sweep", dest="sweep", action="store_false",
