@@ -1,0 +1,54 @@
+"""Argument types for the command line that refuse nonsense before any work starts.
+
+Used as ``type=`` in argparse: a bad value stops the command at once with
+``error: argument --epochs: expected an integer >= 1, got '0'``, naming the
+flag, what was expected and what was given, instead of training on it or
+failing an epoch later.
+
+    p.add_argument("--epochs", type=integer(1))
+    p.add_argument("--lr", type=number(above=0))
+    p.add_argument("--momentum", type=number(at_least=0, below=1))
+"""
+from __future__ import annotations
+
+import argparse
+import math
+
+
+def integer(at_least: int):
+    """An int >= ``at_least``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {at_least}, got {text!r}")
+        if value < at_least:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {at_least}, got {text!r}")
+        return value
+    parse.__name__ = f"integer >= {at_least}"
+    return parse
+
+
+def number(above: float | None = None, at_least: float | None = None,
+           below: float | None = None, at_most: float | None = None):
+    """A finite float within the given bounds (strict: ``above``/``below``; inclusive: the others)."""
+    bounds = [f"> {above}" if above is not None else None,
+              f">= {at_least}" if at_least is not None else None,
+              f"< {below}" if below is not None else None,
+              f"<= {at_most}" if at_most is not None else None]
+    wanted = "a number " + " and ".join(b for b in bounds if b) if any(bounds) else "a number"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}")
+        if (not math.isfinite(value)
+                or (above is not None and not value > above)
+                or (at_least is not None and not value >= at_least)
+                or (below is not None and not value < below)
+                or (at_most is not None and not value <= at_most)):
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}")
+        return value
+    parse.__name__ = wanted
+    return parse
