@@ -9,6 +9,7 @@ import argparse
 import sys
 
 from . import __version__
+from .argtypes import integer
 
 
 def _summary(args) -> int:
@@ -32,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("summary", help="print a model's layers, output shapes and parameters")
     p.add_argument("model", help="alexnet, alexnet_torchvision, cifar_fig1, cifar_fig1_relu, cifar_fig1_tanh")
-    p.add_argument("--num-classes", type=int, default=None, help="size of the last layer")
+    p.add_argument("--num-classes", type=integer(1), default=None, help="size of the last layer")
     p.set_defaults(func=_summary)
 
     for register in _registrars():

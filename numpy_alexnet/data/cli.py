@@ -12,6 +12,8 @@ import json
 import sys
 import time
 
+from ..argtypes import integer
+
 
 def register(subparsers) -> None:
     data = subparsers.add_parser("data", help="datasets: counts, statistics, download",
@@ -25,9 +27,9 @@ def register(subparsers) -> None:
                     "image-folder tree and report what is in it.")
     info.add_argument("path", help="cifar-10-batches-py/, cifar-10-python.tar.gz, an image-folder "
                                    "tree split/class/image (dir, .tar, .tar.gz), or 'cifar10'")
-    info.add_argument("--resize", type=int, default=None,
+    info.add_argument("--resize", type=integer(1), default=None,
                       help="short side to this size then a centre square crop (the paper: 256)")
-    info.add_argument("--limit-per-class", type=int, default=None,
+    info.add_argument("--limit-per-class", type=integer(1), default=None,
                       help="keep the first N images (sorted names) of each class and split")
     info.add_argument("--cache-dir", default=None,
                       help="cache directory (default $NUMPY_ALEXNET_CACHE or ~/.cache/numpy-alexnet)")

@@ -13,6 +13,7 @@ non-finite guard stopped the run.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 import sys
@@ -20,6 +21,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from ..argtypes import integer, number
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NONFINITE = 0, 1, 2, 3
 
@@ -122,6 +125,8 @@ def pixel_std(images: np.ndarray, mean: np.ndarray, chunk: int = 2000) -> float:
 
 def subset_indices(n: int, k: int | None, seed: int = 0) -> np.ndarray:
     """The first ``k`` of a fixed permutation of range(n), sorted (all of them if k is None)."""
+    if k is not None and k < 1:
+        raise ValueError(f"subset size must be at least 1 (or None for all {n}), got {k}")
     if k is None or k >= n:
         return np.arange(n)
     return np.sort(np.random.default_rng(seed).permutation(n)[:k])
@@ -243,7 +248,7 @@ def _train(args) -> int:
 
     cmd = "train"
     out = Path(args.out)
-    devices = tuple(int(d) for d in _parse_list(args.devices)) if args.devices else ()
+    devices = tuple(int(d) for d in _parse_list(args.devices))
     args.devices = list(devices)
     # Defaults that depend on the model: the paper's recipe for AlexNet.
     is_alexnet = args.model.startswith("alexnet")
@@ -285,7 +290,7 @@ def _train(args) -> int:
                          val_subset=args.val_subset, input_scale=args.input_scale,
                          augment=args.augment, eval_crops=args.eval_crops,
                          progress=not args.quiet)
-        num_classes = args.num_classes or len(d["classes"])
+        num_classes = args.num_classes if args.num_classes is not None else len(d["classes"])
         net = build_model(args.model, num_classes, args.seed, args.init)
         lr_mults = _parse_lr_mults(args.lr_mult)
         if args.init_from or args.reinit or args.freeze or lr_mults:
@@ -375,7 +380,7 @@ def _eval(args) -> int:
         return EXIT_ERROR
     cfg = ck["meta"]["config"]
     data = args.data or cfg.get("data")
-    devices = tuple(int(x) for x in _parse_list(args.devices)) if args.devices else ()
+    devices = tuple(int(x) for x in _parse_list(args.devices))
     try:
         num_classes = int(ck["params"][[k for k in ck["params"]][-1]].shape[0])
         net = build_model(cfg["model"], num_classes, 0, cfg.get("init"))
@@ -432,10 +437,18 @@ def _relu_vs_tanh(args) -> int:
 # --------------------------------------------------------------------------- #
 # registration
 # --------------------------------------------------------------------------- #
+def device_list(text: str) -> str:
+    """argparse type of --devices: GPU indexes, '0' or '0,1'; checked, kept as the text."""
+    items = _parse_list(text)
+    if not items or not all(i.isdigit() for i in items):
+        raise argparse.ArgumentTypeError(f"expected GPU indexes such as 0 or 0,1, got {text!r}")
+    return text
+
+
 def _add_backend_args(p):
     p.add_argument("--backend", default="numpy", choices=("numpy", "numba", "cupy"),
                    help="array backend (default numpy, the readable reference)")
-    p.add_argument("--devices", "--device", dest="devices", default=None,
+    p.add_argument("--devices", "--device", dest="devices", default=None, type=device_list,
                    help="GPU index for --backend cupy (e.g. 0); two, '0,1', to put the towers "
                         "on two devices where the network supports it")
 
@@ -452,28 +465,30 @@ def register(subparsers) -> None:
     p.add_argument("--data", required=True,
                    help="image-folder tree split/class/image (dir, .tar, .tar.gz) or a CIFAR-10 "
                         "python release, e.g. ../shared/data/cifar10-jpeg.tar.gz")
-    p.add_argument("--resize", type=int, default=None,
+    p.add_argument("--resize", type=integer(1), default=None,
                    help="short side to this size, centre square crop (default 256 for alexnet)")
-    p.add_argument("--limit-per-class", type=int, default=None,
+    p.add_argument("--limit-per-class", type=integer(1), default=None,
                    help="keep the first N images of each class and split (image folders)")
-    p.add_argument("--subset", type=int, default=None,
+    p.add_argument("--subset", type=integer(1), default=None,
                    help="train on N training images (a fixed random choice)")
-    p.add_argument("--val-subset", type=int, default=None, help="validate on N images")
+    p.add_argument("--val-subset", type=integer(1), default=None, help="validate on N images")
     p.add_argument("--no-val", action="store_true", help="skip validation")
-    p.add_argument("--num-classes", type=int, default=None,
+    p.add_argument("--num-classes", type=integer(1), default=None,
                    help="size of the last layer (default: the dataset's class count)")
     _add_backend_args(p)
-    p.add_argument("--epochs", type=int, default=90, help="epochs in all (default 90, the paper's)")
-    p.add_argument("--batch-size", type=int, default=128, help="default 128 (section 5)")
-    p.add_argument("--lr", type=float, default=0.01, help="initial learning rate (default 0.01)")
-    p.add_argument("--momentum", type=float, default=0.9)
-    p.add_argument("--weight-decay", type=float, default=0.0005)
+    p.add_argument("--epochs", type=integer(1), default=90,
+                   help="epochs in all (default 90, the paper's)")
+    p.add_argument("--batch-size", type=integer(1), default=128, help="default 128 (section 5)")
+    p.add_argument("--lr", type=number(above=0), default=0.01,
+                   help="initial learning rate (default 0.01)")
+    p.add_argument("--momentum", type=number(at_least=0, below=1), default=0.9)
+    p.add_argument("--weight-decay", type=number(at_least=0), default=0.0005)
     p.add_argument("--schedule", choices=("paper", "fixed"), default="paper",
                    help="paper: divide by 10 when validation error stops improving, 3 times at "
                         "most; fixed: keep the learning rate")
-    p.add_argument("--patience", type=int, default=1,
+    p.add_argument("--patience", type=integer(1), default=1,
                    help="epochs without improvement before the paper schedule divides (default 1)")
-    p.add_argument("--seed", type=int, default=0, help="weights, data order, augmentation, dropout")
+    p.add_argument("--seed", type=integer(0), default=0, help="weights, data order, augmentation, dropout")
     p.add_argument("--input-scale", choices=("raw", "unit"), default="raw",
                    help="raw: 0-255 minus the mean image (the paper); unit: scaled to unit variance")
     p.add_argument("--init", choices=("cuda-convnet", "fan-in", "paper", "caffe", "kaiming"),
@@ -490,10 +505,10 @@ def register(subparsers) -> None:
     p.add_argument("--out", default="runs/train", help="output folder (default runs/train)")
     p.add_argument("--resume", nargs="?", const="latest", default=None,
                    help="go on from OUT/checkpoints/latest.npz, or from the checkpoint given")
-    p.add_argument("--checkpoint-every", type=int, default=0,
-                   help="also write checkpoints/latest.npz every N steps (default: each epoch only)")
-    p.add_argument("--max-steps", type=int, default=None, help="stop after N steps in all")
-    p.add_argument("--time-limit", type=float, default=None,
+    p.add_argument("--checkpoint-every", type=integer(0), default=0,
+                   help="also write checkpoints/latest.npz every N steps (default 0: each epoch only)")
+    p.add_argument("--max-steps", type=integer(1), default=None, help="stop after N steps in all")
+    p.add_argument("--time-limit", type=number(above=0), default=None,
                    help="stop (with a checkpoint, resumable) after this many seconds")
     p.add_argument("--quiet", action="store_true",
                    help="no progress bar: one line per epoch, for logs")
@@ -510,10 +525,10 @@ def register(subparsers) -> None:
     e.add_argument("--split", default="test", help="split to evaluate (default test)")
     e.add_argument("--crops", choices=("center", "ten"), default="center",
                    help="centre crop, or the paper's 10 crops with averaged softmax")
-    e.add_argument("--resize", type=int, default=None, help="default: as in training")
-    e.add_argument("--limit-per-class", type=int, default=None)
-    e.add_argument("--limit", type=int, default=None, help="evaluate N images (a fixed choice)")
-    e.add_argument("--batch-size", type=int, default=128)
+    e.add_argument("--resize", type=integer(1), default=None, help="default: as in training")
+    e.add_argument("--limit-per-class", type=integer(1), default=None)
+    e.add_argument("--limit", type=integer(1), default=None, help="evaluate N images (a fixed choice)")
+    e.add_argument("--batch-size", type=integer(1), default=128)
     _add_backend_args(e)
     e.add_argument("--json", action="store_true", help="print the result as JSON")
     e.add_argument("--quiet", action="store_true")

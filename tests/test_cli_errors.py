@@ -1,0 +1,184 @@
+"""Bad input to ``train``, ``eval`` and ``data``: a clear error, and nothing saved is lost.
+
+Each test runs the command line in-process on a tiny image folder (2 classes,
+32x32 PNGs) and checks the exit code, that the message names what was wrong,
+and, where a run already exists, that its files are byte-identical afterwards.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import zipfile
+
+import numpy as np
+import pytest
+
+from numpy_alexnet.argtypes import integer, number
+from numpy_alexnet.cli import main
+from numpy_alexnet.training.checkpoint import read_checkpoint
+from numpy_alexnet.training.cli import subset_indices
+
+
+# --------------------------------------------------------------------------- #
+# Helpers and fixtures
+# --------------------------------------------------------------------------- #
+def make_folder(root, classes=("cat", "dog"), test_classes=None, size=32, seed=0):
+    """root/{train,test}/CLASS/i.png: 4 training and 2 test images per class."""
+    from PIL import Image
+    rng = np.random.default_rng(seed)
+    for split, n, names in (("train", 4, classes), ("test", 2, test_classes or classes)):
+        for c in names:
+            d = root / split / c
+            d.mkdir(parents=True)
+            for i in range(n):
+                img = rng.integers(0, 256, size=(size, size, 3)).astype(np.uint8)
+                Image.fromarray(img).save(d / f"{i}.png")
+    return root
+
+
+def train_args(data, out, *extra):
+    return ["train", "--model", "cifar_fig1_relu", "--data", str(data), "--batch-size", "4",
+            "--lr", "0.001", "--weight-decay", "0", "--schedule", "fixed", "--epochs", "1",
+            "--out", str(out), "--quiet", *extra]
+
+
+def run(argv, capsys):
+    """(exit code, stderr) of the command line; argparse's own exits included."""
+    try:
+        rc = main(argv)
+    except SystemExit as stop:
+        rc = stop.code
+    return rc, capsys.readouterr().err
+
+
+def snapshot(folder):
+    """{relative path: bytes} of every file under ``folder``."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("NUMPY_ALEXNET_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_folder(tmp_path_factory.mktemp("data") / "pets")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, data):
+    """A one-epoch run (2 steps) on ``data``: the folder it was written to."""
+    out = tmp_path_factory.mktemp("trained") / "run"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NUMPY_ALEXNET_CACHE", str(out.parent / "cache"))
+        assert main(train_args(data, out)) == 0
+    return out
+
+
+@pytest.fixture
+def run_dir(trained, tmp_path):
+    """A fresh copy of the trained run, and its files' bytes."""
+    out = tmp_path / "run"
+    shutil.copytree(trained, out)
+    return out, snapshot(out)
+
+
+# --------------------------------------------------------------------------- #
+# argtypes
+# --------------------------------------------------------------------------- #
+def test_integer_type():
+    assert integer(1)("3") == 3
+    for bad in ("0", "-1", "abc", "1.5"):
+        with pytest.raises(argparse.ArgumentTypeError, match=rf"integer >= 1, got '{bad}'"):
+            integer(1)(bad)
+
+
+def test_number_type():
+    assert number(at_least=0, below=1)("0") == 0.0
+    assert number(above=0)("1e-3") == 1e-3
+    for parse, bad in ((number(above=0), "0"), (number(above=0), "nan"), (number(above=0), "inf"),
+                       (number(at_least=0, below=1), "1"), (number(at_least=0), "-1"),
+                       (number(), "abc")):
+        with pytest.raises(argparse.ArgumentTypeError, match=rf"got '{bad}'"):
+            parse(bad)
+    with pytest.raises(argparse.ArgumentTypeError, match=r"a number >= 0 and < 1"):
+        number(at_least=0, below=1)("1.5")
+
+
+def test_subset_indices_rejects_counts_below_one():
+    assert list(subset_indices(5, None)) == [0, 1, 2, 3, 4]
+    assert len(subset_indices(5, 3)) == 3 and len(subset_indices(5, 9)) == 5
+    for k in (0, -1):
+        with pytest.raises(ValueError, match=rf"at least 1.*got {k}"):
+            subset_indices(5, k)
+
+
+# --------------------------------------------------------------------------- #
+# Ranges checked before anything runs (A2, A3, B9, B10, C13, 16)
+# --------------------------------------------------------------------------- #
+BAD_TRAIN_FLAGS = [
+    ("--epochs", "0"), ("--epochs", "-1"), ("--max-steps", "0"), ("--max-steps", "-1"),
+    ("--time-limit", "-5"), ("--time-limit", "0"), ("--lr", "0"), ("--lr", "-0.1"),
+    ("--momentum", "-1"), ("--momentum", "1.5"), ("--weight-decay", "-1"), ("--patience", "0"),
+    ("--checkpoint-every", "-1"), ("--num-classes", "0"), ("--subset", "0"), ("--subset", "-1"),
+    ("--val-subset", "0"), ("--val-subset", "-1"), ("--batch-size", "0"), ("--batch-size", "-2"),
+    ("--seed", "-1"), ("--devices", "abc"), ("--resize", "0"), ("--limit-per-class", "0"),
+]
+
+
+@pytest.mark.parametrize("flag,value", BAD_TRAIN_FLAGS)
+def test_train_refuses_out_of_range_values_and_keeps_the_run(run_dir, data, capsys, flag, value):
+    out, before = run_dir
+    for resume in ((), ("--resume",)):
+        rc, err = run(train_args(data, out, flag, value, *resume), capsys)
+        assert rc == 2 and f"argument {flag}" in err and repr(value) in err, err
+        assert snapshot(out) == before
+
+
+@pytest.mark.parametrize("flag,value", [("--limit", "0"), ("--limit", "-1"), ("--batch-size", "0"),
+                                        ("--devices", "abc"), ("--resize", "0"),
+                                        ("--limit-per-class", "-1")])
+def test_eval_refuses_out_of_range_values(trained, capsys, flag, value):
+    rc, err = run(["eval", str(trained / "checkpoints" / "best.npz"), flag, value], capsys)
+    assert rc == 2 and f"argument {flag}" in err, err
+
+
+@pytest.mark.parametrize("flag,value", [("--resize", "0"), ("--resize", "-5"),
+                                        ("--limit-per-class", "0")])
+def test_data_info_refuses_out_of_range_values(data, capsys, flag, value):
+    rc, err = run(["data", "info", str(data), flag, value], capsys)
+    assert rc == 2 and f"argument {flag}" in err, err
+
+
+def test_summary_refuses_zero_classes(capsys):
+    rc, err = run(["summary", "cifar_fig1", "--num-classes", "0"], capsys)
+    assert rc == 2 and "argument --num-classes" in err
+
+
+# --------------------------------------------------------------------------- #
+# Saved work is not replaced (A1, A3, A6)
+# --------------------------------------------------------------------------- #
+# --------------------------------------------------------------------------- #
+# Classes (B7, B8, C13)
+# --------------------------------------------------------------------------- #
+def _without_classes(src, dst):
+    """A copy of checkpoint ``src`` whose config lacks 'classes' (as older checkpoints)."""
+    with np.load(src) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays["meta"]))
+    del meta["config"]["classes"]
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(dst, **arrays)
+    return dst
+
+
+# --------------------------------------------------------------------------- #
+# One clear line instead of a traceback (B10, C12, C13, 14, 15, 20)
+# --------------------------------------------------------------------------- #
+def _truncated(src, dst):
+    dst.write_bytes(src.read_bytes()[:200])
+    return dst
+
