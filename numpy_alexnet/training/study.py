@@ -40,6 +40,7 @@ under ``--work`` and goes on from the last one.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -49,6 +50,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from ..argtypes import integer, number
 
 REGIMES = {
     "cuda-convnet": {"input_scale": "raw", "init": "cuda-convnet",
@@ -88,6 +91,33 @@ FORMS = {
 }
 
 
+def comma_list(item, expected: str):
+    """An argparse type: a comma list of one or more entries, each read by ``item``.
+
+    ``item(text)`` returns the entry or raises ValueError (or argparse's
+    ArgumentTypeError); the error names the bad entry and what was expected.
+    """
+    def parse(text: str) -> tuple:
+        entries = [e.strip() for e in text.split(",") if e.strip()]
+        if not entries:
+            raise argparse.ArgumentTypeError(f"expected a comma list of {expected}, got {text!r}")
+        out = []
+        for e in entries:
+            try:
+                out.append(item(e))
+            except (ValueError, argparse.ArgumentTypeError):
+                raise argparse.ArgumentTypeError(
+                    f"expected a comma list of {expected}, got {e!r} in {text!r}") from None
+        return tuple(out)
+    return parse
+
+
+def _regime_name(text: str) -> str:
+    if text not in REGIMES:
+        raise ValueError(text)
+    return text
+
+
 def add_arguments(p) -> None:
     p.add_argument("--data", required=True, help="CIFAR-10, e.g. ../shared/data/cifar10-jpeg.tar.gz")
     form = p.add_mutually_exclusive_group()
@@ -97,34 +127,35 @@ def add_arguments(p) -> None:
                       help="full data, the committed rates, one seed per activation and regime, "
                            "cap 60 epochs")
     p.set_defaults(form="full")
-    p.add_argument("--regimes", default=None,
-                   help="comma list of cuda-convnet, unit (default: the form's)")
-    p.add_argument("--seeds", type=int, default=None, help="runs per activation at the chosen rate")
-    p.add_argument("--cap", type=int, default=None, help="most epochs a run may take")
-    p.add_argument("--target", type=float, default=0.25, help="training error to reach (0.25)")
-    p.add_argument("--subset", type=int, default=None, help="training images (default: the form's: 1,000 for --quick, else all 50,000)")
+    p.add_argument("--regimes", type=comma_list(_regime_name, "regimes (cuda-convnet or unit)"),
+                   default=None, help="comma list of cuda-convnet, unit (default: the form's)")
+    p.add_argument("--seeds", type=integer(1), default=None, help="runs per activation at the chosen rate")
+    p.add_argument("--cap", type=integer(1), default=None, help="most epochs a run may take")
+    p.add_argument("--target", type=number(above=0, below=1), default=0.25,
+                   help="training error to reach (0.25)")
+    p.add_argument("--subset", type=integer(1), default=None, help="training images (default: the form's: 1,000 for --quick, else all 50,000)")
     p.add_argument("--sweep", dest="sweep", action="store_true", default=None,
                    help="choose the rates by a sweep (default in the full form)")
     p.add_argument("--no-sweep", dest="sweep", action="store_false",
                    help="use the committed rates (or --lr-relu/--lr-tanh)")
-    p.add_argument("--sweep-epochs", type=int, default=None, help="epochs per sweep run (5)")
-    p.add_argument("--lr-grid", default=None,
+    p.add_argument("--sweep-epochs", type=integer(1), default=None, help="epochs per sweep run (5)")
+    p.add_argument("--lr-grid", type=comma_list(number(above=0), "rates > 0"), default=None,
                    help="comma list of rates to sweep for both activations (default: the "
                         "regime's grid)")
-    p.add_argument("--lr-relu", type=float, default=None, help="ReLU rate without a sweep")
-    p.add_argument("--lr-tanh", type=float, default=None, help="tanh rate without a sweep")
+    p.add_argument("--lr-relu", type=number(above=0), default=None, help="ReLU rate without a sweep")
+    p.add_argument("--lr-tanh", type=number(above=0), default=None, help="tanh rate without a sweep")
     p.add_argument("--stop-at-target", dest="stop_at_target", action="store_true", default=None,
                    help="end a run at the epoch it reaches the target (default but in the full form)")
     p.add_argument("--train-to-cap", dest="stop_at_target", action="store_false",
                    help="train every run to the cap (full curves in the figure)")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--batch-size", type=integer(1), default=128)
+    p.add_argument("--momentum", type=number(at_least=0, below=1), default=0.9)
     p.add_argument("--out", default="runs/relu_vs_tanh",
                    help="where relu_vs_tanh[_FORM].json and .png go (the committed ones: docs/results)")
     p.add_argument("--work", default=None,
                    help="per-run results kept to resume an interrupted study (default OUT/work)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--jobs", type=int, default=1,
+    p.add_argument("--jobs", type=integer(1), default=1,
                    help="training runs at once, each in a process of its own (default 1). On "
                         "a GPU the runs share the device, which one small-batch run leaves "
                         "mostly idle; on a CPU use it only with cores to spare")
@@ -135,23 +166,17 @@ def add_arguments(p) -> None:
 
 def settings_from_args(args) -> dict:
     f = dict(FORMS[args.form])
-    for k in ("seeds", "cap", "subset", "sweep", "sweep_epochs", "stop_at_target"):
+    for k in ("seeds", "cap", "subset", "sweep", "sweep_epochs", "stop_at_target", "regimes"):
         v = getattr(args, k, None)
         if v is not None:
             f[k] = v
-    if args.regimes:
-        f["regimes"] = tuple(r.strip() for r in args.regimes.split(",") if r.strip())
-    for r in f["regimes"]:
-        if r not in REGIMES:
-            raise ValueError(f"unknown regime {r!r}; expected one of {', '.join(REGIMES)}")
     if f["sweep"] and not f["sweep_epochs"]:
         f["sweep_epochs"] = 5
-    f["lr_grid"] = (tuple(float(v) for v in args.lr_grid.split(",") if v.strip())
-                    if getattr(args, "lr_grid", None) else None)
+    f["lr_grid"] = args.lr_grid
     f.update(form=args.form, target=args.target, batch_size=args.batch_size,
              momentum=args.momentum, weight_decay=0.0, augmentation="none", dropout="none",
              lr_relu=args.lr_relu, lr_tanh=args.lr_tanh, backend=args.backend,
-             devices=args.devices, jobs=max(1, int(getattr(args, "jobs", 1) or 1)))
+             devices=args.devices, jobs=args.jobs)
     return f
 
 
