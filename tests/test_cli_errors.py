@@ -161,6 +161,23 @@ def test_summary_refuses_zero_classes(capsys):
 # --------------------------------------------------------------------------- #
 # Saved work is not replaced (A1, A3, A6)
 # --------------------------------------------------------------------------- #
+@pytest.mark.parametrize("model", ["cifar_fig1_relu", "cifar_fig1_tanh"])
+def test_train_into_an_existing_run_without_resume_refuses(run_dir, data, capsys, model):
+    out, before = run_dir
+    rc, err = run(train_args(data, out, "--model", model), capsys)
+    assert rc == 2 and str(out) in err and "--resume" in err and "--out" in err, err
+    assert len(err.strip().splitlines()) == 1
+    assert snapshot(out) == before
+
+
+def test_out_that_is_a_file_is_refused_before_training(data, tmp_path, capsys):
+    out = tmp_path / "notes.txt"
+    out.write_text("keep me")
+    rc, err = run(train_args(data, out), capsys)
+    assert rc == 2 and str(out) in err and "folder" in err, err
+    assert out.read_text() == "keep me"
+
+
 # --------------------------------------------------------------------------- #
 # Classes (B7, B8, C13)
 # --------------------------------------------------------------------------- #

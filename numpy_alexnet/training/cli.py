@@ -26,6 +26,10 @@ from ..argtypes import integer, number
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NONFINITE = 0, 1, 2, 3
 
+# The files of a run in OUT; a new run there would replace them.
+RUN_FILES = ("checkpoints/latest.npz", "checkpoints/best.npz", "metrics.json", "metrics.csv",
+             "steps.csv")
+
 # Keys of the configuration that a resumed run must share with its checkpoint.
 RESUME_MUST_MATCH = ("model", "data", "resize", "limit_per_class", "subset", "batch_size", "seed",
                      "input_scale", "init", "augment", "schedule", "num_classes")
@@ -259,6 +263,16 @@ def _train(args) -> int:
     if args.resize is None and is_alexnet and args.data:
         args.resize = 256
     config = _train_config(args)
+
+    # Refuse before anything is loaded or written: a file in the way, or a run already there.
+    if out.exists() and not out.is_dir():
+        _err(cmd, f"--out {out} is a file; expected a folder to write the run into")
+        return EXIT_USAGE
+    earlier = [f for f in RUN_FILES if (out / f).exists()]
+    if earlier and not args.resume:
+        _err(cmd, f"--out {out} already holds a run ({', '.join(earlier)}); pass --resume to "
+                  "continue it, or choose another --out")
+        return EXIT_USAGE
 
     resume_path = None
     if args.resume:
@@ -502,7 +516,9 @@ def register(subparsers) -> None:
                         "flip: crops and reflections; none (default for the cifar nets)")
     p.add_argument("--eval-crops", choices=("center", "ten"), default=None,
                    help="validation on the centre crop or the paper's 10 crops (default for alexnet)")
-    p.add_argument("--out", default="runs/train", help="output folder (default runs/train)")
+    p.add_argument("--out", default="runs/train",
+                   help="output folder (default runs/train); one that already holds a run is "
+                        "refused unless --resume is given")
     p.add_argument("--resume", nargs="?", const="latest", default=None,
                    help="go on from OUT/checkpoints/latest.npz, or from the checkpoint given")
     p.add_argument("--checkpoint-every", type=integer(0), default=0,
