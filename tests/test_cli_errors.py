@@ -178,6 +178,38 @@ def test_out_that_is_a_file_is_refused_before_training(data, tmp_path, capsys):
     assert out.read_text() == "keep me"
 
 
+@pytest.mark.parametrize("extra", [("--epochs", "1"), ("--epochs", "2", "--max-steps", "2")])
+def test_resume_with_nothing_left_to_do_writes_nothing(run_dir, data, capsys, extra):
+    out, before = run_dir
+    rc, err = run(train_args(data, out, "--resume", *extra), capsys)
+    assert rc == 0 and "nothing to do" in err and "wrote" not in err, err
+    assert snapshot(out) == before
+
+
+@pytest.mark.parametrize("flag,value", [("--lr", "0.1"), ("--momentum", "0.5"),
+                                        ("--weight-decay", "0.01"), ("--patience", "3")])
+def test_resume_refuses_new_optimizer_settings(run_dir, data, capsys, flag, value):
+    out, before = run_dir
+    rc, err = run(train_args(data, out, "--epochs", "2", "--resume", flag, value), capsys)
+    key = flag[2:].replace("-", "_")
+    assert rc == 2 and f"{key}: checkpoint" in err and value in err, err
+    assert snapshot(out) == before
+
+
+def test_resume_accepts_a_run_folder(run_dir, data, capsys):
+    out, _ = run_dir
+    rc, err = run(train_args(data, out, "--epochs", "2", "--resume", str(out)), capsys)
+    assert rc == 0, err
+    assert read_checkpoint(out / "checkpoints" / "latest.npz")["meta"]["epoch"] == 2
+
+
+def test_resume_from_a_folder_without_a_checkpoint_says_so(data, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    rc, err = run(train_args(data, tmp_path / "new", "--resume", str(empty)), capsys)
+    assert rc == 1 and str(empty) in err and "checkpoints/latest.npz" in err, err
+
+
 # --------------------------------------------------------------------------- #
 # Classes (B7, B8, C13)
 # --------------------------------------------------------------------------- #

@@ -30,9 +30,12 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NONFINITE = 0, 1, 2, 3
 RUN_FILES = ("checkpoints/latest.npz", "checkpoints/best.npz", "metrics.json", "metrics.csv",
              "steps.csv")
 
-# Keys of the configuration that a resumed run must share with its checkpoint.
+# Keys of the configuration that a resumed run must share with its checkpoint: it goes on
+# bit for bit with the checkpoint's weights, velocities, learning rate and schedule, so a
+# new --lr, --momentum, --weight-decay or --patience would be ignored: refused instead.
 RESUME_MUST_MATCH = ("model", "data", "resize", "limit_per_class", "subset", "batch_size", "seed",
-                     "input_scale", "init", "augment", "schedule", "num_classes")
+                     "input_scale", "init", "augment", "schedule", "num_classes",
+                     "lr", "momentum", "weight_decay", "patience")
 
 
 def _err(cmd: str, msg: str) -> None:
@@ -276,17 +279,35 @@ def _train(args) -> int:
 
     resume_path = None
     if args.resume:
-        resume_path = out / "checkpoints" / "latest.npz" if args.resume == "latest" else Path(args.resume)
+        # OUT's latest checkpoint, a checkpoint file, or the latest checkpoint of a run folder.
+        resume_path = Path(args.resume)
+        if args.resume == "latest" or resume_path.is_dir():
+            run_dir = out if args.resume == "latest" else resume_path
+            resume_path = run_dir / "checkpoints" / "latest.npz"
+            if not resume_path.is_file():
+                _err(cmd, f"--resume: {run_dir} holds no run (no checkpoints/latest.npz); "
+                          "expected a run folder or a checkpoint file")
+                return EXIT_ERROR
         try:
-            saved = read_checkpoint(resume_path)["meta"]["config"]
+            meta = read_checkpoint(resume_path)["meta"]
         except CheckpointError as err:
             _err(cmd, f"--resume: {err}")
             return EXIT_ERROR
+        saved = meta["config"]
         diff = [k for k in RESUME_MUST_MATCH if saved.get(k) != config.get(k)]
         if diff:
             _err(cmd, "--resume: the checkpoint was made with different settings: " + "; ".join(
-                f"{k}: checkpoint {saved.get(k)!r}, now {config.get(k)!r}" for k in diff))
+                f"{k}: checkpoint {saved.get(k)!r}, now {config.get(k)!r}" for k in diff)
+                + " (a resumed run goes on bit for bit with its own settings: give the same ones)")
             return EXIT_USAGE
+        if meta["epoch"] >= args.epochs or (args.max_steps is not None
+                                            and meta["step"] >= args.max_steps):
+            limits = f"--epochs {args.epochs}" + (f", --max-steps {args.max_steps}"
+                                                  if args.max_steps is not None else "")
+            print(f"numpy-alexnet train: {resume_path} has trained {meta['epoch']} epochs "
+                  f"({meta['step']} steps) and {limits} asks for no more: nothing to do, "
+                  "nothing written", file=sys.stderr)
+            return EXIT_OK
     print_start(cmd, config)
 
     try:
@@ -520,7 +541,10 @@ def register(subparsers) -> None:
                    help="output folder (default runs/train); one that already holds a run is "
                         "refused unless --resume is given")
     p.add_argument("--resume", nargs="?", const="latest", default=None,
-                   help="go on from OUT/checkpoints/latest.npz, or from the checkpoint given")
+                   help="go on from OUT/checkpoints/latest.npz, or from the checkpoint (or run "
+                        "folder) given, bit for bit: the other settings, --lr, --momentum, "
+                        "--weight-decay and --patience included, must be the run's; --epochs, "
+                        "--max-steps and --time-limit may change")
     p.add_argument("--checkpoint-every", type=integer(0), default=0,
                    help="also write checkpoints/latest.npz every N steps (default 0: each epoch only)")
     p.add_argument("--max-steps", type=integer(1), default=None, help="stop after N steps in all")
