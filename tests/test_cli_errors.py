@@ -227,6 +227,13 @@ def _without_classes(src, dst):
 # --------------------------------------------------------------------------- #
 # One clear line instead of a traceback (B10, C12, C13, 14, 15, 20)
 # --------------------------------------------------------------------------- #
+def test_devices_apply_to_cupy_only(trained, data, tmp_path, capsys):
+    rc, err = run(train_args(data, tmp_path / "run", "--devices", "3"), capsys)
+    assert rc == 2 and "--devices" in err and "cupy" in err, err
+    rc, err = run(["eval", str(trained / "checkpoints" / "best.npz"), "--devices", "0,1"], capsys)
+    assert rc == 2 and "--devices" in err and "cupy" in err, err
+
+
 def _truncated(src, dst):
     dst.write_bytes(src.read_bytes()[:200])
     return dst

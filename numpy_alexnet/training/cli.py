@@ -214,6 +214,14 @@ def _parse_lr_mults(s: str | None) -> dict | None:
     return out
 
 
+def _devices_problem(args) -> str | None:
+    """Why --devices does not fit --backend (GPUs are for cupy only), or None."""
+    if args.devices and args.backend != "cupy":
+        return (f"--devices {args.devices}: GPU indexes apply to --backend cupy only, and this "
+                f"command runs --backend {args.backend}; drop --devices or add --backend cupy")
+    return None
+
+
 def _mover(backend: str, device):
     if backend != "cupy":
         return None
@@ -254,6 +262,9 @@ def _train(args) -> int:
     from .trainer import FixedSchedule, NonFiniteLossError, PaperSchedule, Trainer
 
     cmd = "train"
+    if _devices_problem(args):
+        _err(cmd, _devices_problem(args))
+        return EXIT_USAGE
     out = Path(args.out)
     devices = tuple(int(d) for d in _parse_list(args.devices))
     args.devices = list(devices)
@@ -408,6 +419,9 @@ def _eval(args) -> int:
     from .trainer import evaluate
 
     cmd = "eval"
+    if _devices_problem(args):
+        _err(cmd, _devices_problem(args))
+        return EXIT_USAGE
     try:
         ck = read_checkpoint(args.checkpoint)
     except CheckpointError as err:
