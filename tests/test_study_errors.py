@@ -85,3 +85,23 @@ def test_bad_values_are_refused_naming_the_flag(tmp_path, capsys, flag, value, e
     assert f"numpy-alexnet relu-vs-tanh: error: argument {flag}: expected" in err, err
     assert expected in err, err
     assert not (tmp_path / "out").exists()
+
+
+# --------------------------------------------------------------------------- #
+# A5: a run is reused for the same data only
+# --------------------------------------------------------------------------- #
+def test_finished_runs_are_not_reused_for_other_data(data, tmp_path, capsys):
+    out = tmp_path / "rvt"
+    assert main(_study(data["good"], out)) == 0
+    good = json.loads(_report(out)[0].read_text())["regimes"]["unit"]["runs"]
+    capsys.readouterr()
+    assert main(_study(data["other"], out)) == 0
+    assert "done before" not in capsys.readouterr().err
+    other = json.loads(_report(out)[0].read_text())["regimes"]["unit"]["runs"]
+    assert [r["train_loss"] for r in other] != [r["train_loss"] for r in good]
+    assert len(list((out / "work").glob("*.json"))) == 4         # both sets' runs are kept
+    # The same data again reuses its runs.
+    assert main(_study(data["good"], out)) == 0
+    assert capsys.readouterr().err.count("done before") == 2
+    again = json.loads(_report(out)[0].read_text())["regimes"]["unit"]["runs"]
+    assert [r["train_loss"] for r in again] == [r["train_loss"] for r in good]

@@ -36,7 +36,8 @@ the study), ``--reduced`` (full data, the committed chosen rates, one seed,
 cap 60) and the default full form (sweep, 3 seeds, cap 100).  Each finished
 run is kept as JSON under ``--work``, so an interrupted study re-run with the
 same arguments skips what is done; a run cut off midway keeps checkpoints
-under ``--work`` and goes on from the last one.
+under ``--work`` and goes on from the last one.  A run's name and settings
+hold the data's hash, so other data never reuse it.
 """
 from __future__ import annotations
 
@@ -176,8 +177,19 @@ def settings_from_args(args) -> dict:
     f.update(form=args.form, target=args.target, batch_size=args.batch_size,
              momentum=args.momentum, weight_decay=0.0, augmentation="none", dropout="none",
              lr_relu=args.lr_relu, lr_tanh=args.lr_tanh, backend=args.backend,
-             devices=args.devices, jobs=args.jobs)
+             devices=args.devices, jobs=args.jobs, data=data_identity(args.data))
     return f
+
+
+def data_identity(data: str) -> dict:
+    """Which data the runs train on, part of each run's spec and key.
+
+    The size and SHA-256 of the file (a folder: a hash of its files' names,
+    sizes and modification times), as the cache of decoded images keys it: the
+    same archive under another path or on another machine is the same data.
+    """
+    from ..data.datasets import _resolve_source, source_fingerprint
+    return source_fingerprint(_resolve_source(data, None))
 
 
 def machine_description(backend: str = "numpy", device=None) -> str:
@@ -258,8 +270,11 @@ class _Study:
 
     # -- one training run --------------------------------------------------------
     def key(self, regime, act, lr, seed, epochs, kind) -> str:
+        """The run's name under ``--work``; with the data's hash, so other data never meet it."""
+        data = self.s["data"]
+        tag = (data.get("sha256") or data["tree_sha256"])[:8]
         return (f"{kind}-{regime}-{act}-lr{lr:g}-seed{seed}-ep{epochs}"
-                f"-n{self.s['subset'] or 'all'}")
+                f"-n{self.s['subset'] or 'all'}-data{tag}")
 
     def run(self, regime: str, act: str, lr: float, seed: int, epochs: int, kind: str,
             stop_at_target: bool) -> dict:
@@ -394,10 +409,16 @@ class _Study:
                 "runs at the chosen rates")
 
     def spec(self, regime, act, lr, seed, epochs, kind, stop_at_target) -> dict:
+        """What a finished run under ``--work`` must match to be reused.
+
+        The backend is not part of it: numpy, numba and cupy train the same run
+        to float tolerance, so runs trained on a GPU serve a study on a CPU and
+        the other way round.
+        """
         return {"regime": regime, "activation": act, "lr": lr, "seed": seed, "epochs": epochs,
                 "kind": kind, "subset": self.s["subset"], "target": self.s["target"],
                 "stop_at_target": stop_at_target, "batch_size": self.s["batch_size"],
-                "momentum": self.s["momentum"]}
+                "momentum": self.s["momentum"], "data": self.s["data"]}
 
     def done(self, regime, act, lr, seed, epochs, kind, stop_at_target) -> dict | None:
         """This run's result if it is already under ``--work`` with the same settings."""
