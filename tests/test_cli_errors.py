@@ -213,6 +213,28 @@ def test_resume_from_a_folder_without_a_checkpoint_says_so(data, tmp_path, capsy
 # --------------------------------------------------------------------------- #
 # Classes (B7, B8, C13)
 # --------------------------------------------------------------------------- #
+def test_checkpoint_records_the_class_names(trained):
+    meta = read_checkpoint(trained / "checkpoints" / "latest.npz")["meta"]
+    assert meta["config"]["classes"] == ["cat", "dog"]
+    assert json.loads((trained / "metrics.json").read_text())["config"]["classes"] == ["cat", "dog"]
+
+
+@pytest.mark.parametrize("classes", [("cat", "cow"), ("cat", "dog", "eel")])
+def test_eval_refuses_a_dataset_with_other_classes(trained, tmp_path, capsys, classes):
+    other = make_folder(tmp_path / "other", classes=classes)
+    rc, err = run(["eval", str(trained / "checkpoints" / "best.npz"), "--data", str(other)], capsys)
+    assert rc == 1 and "['cat', 'dog']" in err and str(list(classes)) in err, err
+
+
+def test_class_difference_names_both_lists():
+    from numpy_alexnet.training.cli import class_difference
+    assert class_difference(["cat", "dog"], ("cat", "dog"), "ck.npz", "pets") is None
+    msg = class_difference(["cat", "dog"], ["dog", "cat"], "ck.npz", "pets")
+    assert "['cat', 'dog']" in msg and "['dog', 'cat']" in msg and "another order" in msg
+    msg = class_difference(["cat", "dog"], ["cat", "cow"], "ck.npz", "pets")
+    assert "only in the checkpoint: ['dog']" in msg and "only in the data: ['cow']" in msg
+
+
 def _without_classes(src, dst):
     """A copy of checkpoint ``src`` whose config lacks 'classes' (as older checkpoints)."""
     with np.load(src) as z:
@@ -224,6 +246,33 @@ def _without_classes(src, dst):
     return dst
 
 
+def test_eval_of_an_older_checkpoint_without_class_names(trained, data, tmp_path, capsys):
+    old = _without_classes(trained / "checkpoints" / "best.npz", tmp_path / "old.npz")
+    rc, err = run(["eval", str(old), "--data", str(data), "--json"], capsys)
+    assert rc == 0 and "class names" in err, err
+    more = make_folder(tmp_path / "more", classes=("a", "b", "c"))
+    rc, err = run(["eval", str(old), "--data", str(more)], capsys)
+    assert rc == 1 and "3 classes" in err and "2 outputs" in err, err
+
+
+def test_resume_refuses_a_dataset_whose_classes_changed(data, tmp_path, capsys):
+    pets = tmp_path / "pets"
+    shutil.copytree(data, pets)
+    out = tmp_path / "run"
+    assert main(train_args(pets, out)) == 0
+    before = snapshot(out)
+    for split in ("train", "test"):
+        (pets / split / "dog").rename(pets / split / "cow")
+    rc, err = run(train_args(pets, out, "--epochs", "2", "--resume"), capsys)
+    assert rc == 1 and "['cat', 'dog']" in err and "['cat', 'cow']" in err, err
+    assert snapshot(out) == before
+
+
+def test_num_classes_smaller_than_the_dataset(data, tmp_path, capsys):
+    rc, err = run(train_args(data, tmp_path / "run", "--num-classes", "1"), capsys)
+    assert rc == 1 and "--num-classes 1" in err and "2 classes" in err, err
+
+
 # --------------------------------------------------------------------------- #
 # One clear line instead of a traceback (B10, C12, C13, 14, 15, 20)
 # --------------------------------------------------------------------------- #
@@ -232,6 +281,12 @@ def test_devices_apply_to_cupy_only(trained, data, tmp_path, capsys):
     assert rc == 2 and "--devices" in err and "cupy" in err, err
     rc, err = run(["eval", str(trained / "checkpoints" / "best.npz"), "--devices", "0,1"], capsys)
     assert rc == 2 and "--devices" in err and "cupy" in err, err
+
+
+def test_eval_on_images_of_another_size(trained, tmp_path, capsys):
+    big = make_folder(tmp_path / "big", size=40)
+    rc, err = run(["eval", str(trained / "checkpoints" / "best.npz"), "--data", str(big)], capsys)
+    assert rc == 1 and "40x40" in err and "32x32" in err and "--resize" in err, err
 
 
 def _truncated(src, dst):

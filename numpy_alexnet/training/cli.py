@@ -198,6 +198,35 @@ def prepare_data(data: str, model_input: int, *, resize=None, limit_per_class=No
     return out
 
 
+def _names(classes, most: int = 20) -> str:
+    """A class list for a message: all of it, or its first ``most`` names and the count."""
+    classes = list(classes)
+    if len(classes) <= most:
+        return str(classes)
+    return str(classes[:most])[:-1] + f", ...] ({len(classes)} in all)"
+
+
+def class_difference(trained, found, checkpoint, data) -> str | None:
+    """Why data with classes ``found`` does not fit a net trained on ``trained``, or None.
+
+    Output i of the network means class ``trained[i]``; label i of the data means
+    ``found[i]``.  Only the same names in the same order make those agree.
+    """
+    trained, found = list(trained), list(found)
+    if trained == found:
+        return None
+    detail = []
+    only_trained = [c for c in trained if c not in found]
+    if only_trained:
+        detail.append(f"only in the checkpoint: {_names(only_trained, 10)}")
+    only_found = [c for c in found if c not in trained]
+    if only_found:
+        detail.append(f"only in the data: {_names(only_found, 10)}")
+    return (f"{checkpoint} was trained on classes {_names(trained)} but {data} has "
+            f"{_names(found)} ({'; '.join(detail) or 'the same names in another order'}); "
+            "the network's outputs stand for the checkpoint's classes, in its order")
+
+
 def _parse_list(s: str | None) -> tuple:
     return tuple(x.strip() for x in s.split(",") if x.strip()) if s else ()
 
@@ -336,7 +365,19 @@ def _train(args) -> int:
                          val_subset=args.val_subset, input_scale=args.input_scale,
                          augment=args.augment, eval_crops=args.eval_crops,
                          progress=not args.quiet)
-        num_classes = args.num_classes if args.num_classes is not None else len(d["classes"])
+        classes = list(d["classes"])
+        if args.num_classes is not None and args.num_classes < len(classes):
+            raise ValueError(f"--num-classes {args.num_classes} is smaller than the "
+                             f"{len(classes)} classes of {args.data}: {_names(classes)}")
+        if resume_path is not None and "classes" not in saved:
+            print(f"  note: {resume_path} does not record its class names (written by an "
+                  "older version); taking them to be the data's", file=sys.stderr)
+        elif resume_path is not None:
+            problem = class_difference(saved["classes"], classes, resume_path, args.data)
+            if problem:
+                raise ValueError(f"--resume: {problem}")
+        config["classes"] = classes                 # saved in every checkpoint, for eval
+        num_classes = args.num_classes if args.num_classes is not None else len(classes)
         net = build_model(args.model, num_classes, args.seed, args.init)
         lr_mults = _parse_lr_mults(args.lr_mult)
         if args.init_from or args.reinit or args.freeze or lr_mults:
@@ -439,11 +480,26 @@ def _eval(args) -> int:
         ds = load_dataset(data, resize=resize, limit_per_class=args.limit_per_class,
                           progress=not args.quiet)
         split = ds[args.split]
+        if "classes" not in cfg:
+            print(f"  note: {args.checkpoint} does not record its class names (written by an "
+                  "older version); taking them to be the data's", file=sys.stderr)
+            if len(ds.classes) > num_classes:
+                raise ValueError(f"{data} has {len(ds.classes)} classes but the network of "
+                                 f"{args.checkpoint} has {num_classes} outputs")
+        else:
+            problem = class_difference(cfg["classes"], ds.classes, args.checkpoint, data)
+            if problem:
+                raise ValueError(problem)
+        mean = ck["extra"].get("mean_image")
+        if mean is not None and tuple(mean.shape[-2:]) != split.image_size:
+            (h, w), (H, W) = mean.shape[-2:], split.image_size
+            raise ValueError(f"{data} {args.split} images are {H}x{W} but {args.checkpoint} was "
+                             f"trained on {h}x{w} images (its mean image is {h}x{w}); "
+                             f"rescale them as in training with --resize {h}")
     except (BackendUnavailable, DataError, FileNotFoundError, ImportError, ValueError,
             KeyError) as err:                     # what a person can fix: a message, exit 1
         _err(cmd, str(err))
         return EXIT_ERROR
-    mean = ck["extra"].get("mean_image")
     scale = float(ck["extra"]["input_scale"]) if "input_scale" in ck["extra"] else 1.0
     S, H = net.input_shape[-1], split.image_size[0]
     mode = "full" if S == H else ("ten" if args.crops == "ten" else "center")
