@@ -105,3 +105,58 @@ def test_finished_runs_are_not_reused_for_other_data(data, tmp_path, capsys):
     assert capsys.readouterr().err.count("done before") == 2
     again = json.loads(_report(out)[0].read_text())["regimes"]["unit"]["runs"]
     assert [r["train_loss"] for r in again] == [r["train_loss"] for r in good]
+
+
+# --------------------------------------------------------------------------- #
+# A4: --report-only never loses a finished report
+# --------------------------------------------------------------------------- #
+@pytest.fixture
+def finished(data, tmp_path):
+    """A finished study's report, its bytes, and its work folder."""
+    out = tmp_path / "rvt2"
+    assert main(_study(data["good"], out)) == 0
+    files = _report(out)
+    return out, {f: f.read_bytes() for f in files}
+
+
+def test_report_only_with_an_empty_work_folder_is_refused(data, tmp_path, capsys, finished):
+    out, before = finished
+    for work in (tmp_path / "emptywork", tmp_path / "mistyped"):
+        (tmp_path / "emptywork").mkdir(exist_ok=True)
+        capsys.readouterr()
+        assert main(_study(data["good"], out, "--report-only", work=work)) == 1
+        err = capsys.readouterr().err
+        assert f"numpy-alexnet relu-vs-tanh: --report-only: no runs of this study under {work}" in err
+        assert {f: f.read_bytes() for f in before} == before
+
+
+def test_report_only_keeps_a_complete_report_of_the_same_study(data, tmp_path, capsys, finished):
+    out, before = finished
+    part = tmp_path / "part"                      # the ReLU run finished, the tanh run not started
+    part.mkdir()
+    for run in (out / "work").glob("run-unit-relu-*.json"):
+        (part / run.name).write_bytes(run.read_bytes())
+    capsys.readouterr()
+    assert main(_study(data["good"], out, "--report-only", work=part)) == 1
+    err = capsys.readouterr().err
+    assert "numpy-alexnet relu-vs-tanh: " in err and "complete report" in err and "--out" in err
+    assert {f: f.read_bytes() for f in before} == before
+    # Elsewhere the unfinished report is written.
+    assert main(_study(data["good"], tmp_path / "elsewhere", "--report-only", work=part)) == 0
+    assert json.loads(_report(tmp_path / "elsewhere")[0].read_text())["complete"] is False
+
+
+def test_a_report_that_fails_to_write_leaves_the_old_one_whole(data, tmp_path, capsys, finished,
+                                                               monkeypatch):
+    out, before = finished
+    import os
+
+    def disk_full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(OSError):
+        main(_study(data["good"], out, "--report-only"))
+    assert {f: f.read_bytes() for f in before} == before
+    assert sorted(p.name for p in out.iterdir()) == ["relu_vs_tanh_quick.json",
+                                                     "relu_vs_tanh_quick.png", "work"]

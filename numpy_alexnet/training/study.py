@@ -37,7 +37,9 @@ cap 60) and the default full form (sweep, 3 seeds, cap 100).  Each finished
 run is kept as JSON under ``--work``, so an interrupted study re-run with the
 same arguments skips what is done; a run cut off midway keeps checkpoints
 under ``--work`` and goes on from the last one.  A run's name and settings
-hold the data's hash, so other data never reuse it.
+hold the data's hash, so other data never reuse it.  ``--report-only`` writes
+the report of the runs under ``--work`` so far, but not over a complete report
+of the same settings; reports and runs are written atomically.
 """
 from __future__ import annotations
 
@@ -162,7 +164,8 @@ def add_arguments(p) -> None:
                         "mostly idle; on a CPU use it only with cores to spare")
     p.add_argument("--report-only", action="store_true",
                    help="train nothing: write the report from the runs under --work, an "
-                        "unfinished run as far as its last epoch (marked in progress)")
+                        "unfinished run as far as its last epoch (marked in progress); it "
+                        "never replaces a complete report of the same settings")
 
 
 def settings_from_args(args) -> dict:
@@ -271,10 +274,18 @@ class _Study:
     # -- one training run --------------------------------------------------------
     def key(self, regime, act, lr, seed, epochs, kind) -> str:
         """The run's name under ``--work``; with the data's hash, so other data never meet it."""
+        return f"{kind}-{regime}-{act}-lr{lr:g}-seed{seed}-ep{epochs}{self.key_tail()}"
+
+    def key_tail(self) -> str:
+        """The end of every run's key: the subset and the data's hash."""
         data = self.s["data"]
         tag = (data.get("sha256") or data["tree_sha256"])[:8]
-        return (f"{kind}-{regime}-{act}-lr{lr:g}-seed{seed}-ep{epochs}"
-                f"-n{self.s['subset'] or 'all'}-data{tag}")
+        return f"-n{self.s['subset'] or 'all'}-data{tag}"
+
+    def has_runs(self) -> bool:
+        """Whether ``--work`` holds a run on this data and subset, finished or in progress."""
+        tail = self.key_tail()
+        return any(self.work.glob(f"*{tail}.json")) or any(self.work.glob(f"*{tail}/metrics.json"))
 
     def run(self, regime: str, act: str, lr: float, seed: int, epochs: int, kind: str,
             stop_at_target: bool) -> dict:
@@ -290,6 +301,7 @@ class _Study:
             return self.progress_so_far(key, spec, run_dir)
         from ..data import BatchIterator
         from ..optim import MomentumSGD
+        from .checkpoint import atomic_write_text
         from .cli import _mover, _place, build_model
         from .trainer import FixedSchedule, NonFiniteLossError, Trainer
         d = self.regime_data(regime)
@@ -324,8 +336,7 @@ class _Study:
                "epochs_to_target": epochs_to_target(errs, self.s["target"]),
                "seconds": round(earlier + time.perf_counter() - t0, 1), "steps": tr.step,
                "input_scale": d["scale"]}
-        self.work.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(res))
+        atomic_write_text(path, json.dumps(res))
         e2t = res["epochs_to_target"]
         self.say(f"  {regime} {act} lr {lr:g} seed {seed}: "
                  + (f"diverged ({diverged})" if diverged else
@@ -560,21 +571,56 @@ def format_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+# The settings that make two reports the same study (the backend and --jobs do not).
+STUDY_SETTINGS = ("form", "regimes", "subset", "seeds", "cap", "target", "sweep", "sweep_epochs",
+                  "lr_grid", "lr_relu", "lr_tanh", "stop_at_target", "batch_size", "momentum")
+
+
+def is_complete_report_of(path: Path, settings: dict) -> bool:
+    """Whether ``path`` holds a complete report of a study with these settings."""
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    ours = json.loads(json.dumps({k: settings[k] for k in STUDY_SETTINGS}))   # tuples as lists
+    return (old.get("complete") is True
+            and {k: old.get("settings", {}).get(k) for k in STUDY_SETTINGS} == ours)
+
+
+def write_figure(report: dict, path: Path) -> None:
+    """The figure under a temporary name, then renamed over ``path``: never a torn PNG."""
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    try:
+        figure(report, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def run_study(args) -> dict:
+    from .checkpoint import atomic_write_text
     from .cli import print_start
     settings = settings_from_args(args)
     print_start("relu-vs-tanh", settings)
     study = _Study(args, settings)
+    if args.report_only and not study.has_runs():
+        raise ValueError(f"--report-only: no runs of this study under {study.work} (none on this "
+                         "data, finished or in progress); expected the --work folder the study "
+                         "trains in (default OUT/work)")
     report = study.go()
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     stem = stem_for(settings["form"])
     json_path, png_path = out / f"{stem}.json", out / f"{stem}.png"
+    if not report["complete"] and is_complete_report_of(json_path, settings):
+        unfinished = sum(r["in_progress"] for e in report["regimes"].values() for r in e["runs"])
+        raise ValueError(f"{json_path} is the complete report of a study with these settings, and "
+                         f"this one is unfinished ({unfinished} run(s) in progress or not "
+                         "started): not replaced; give another --out to write it")
     report["figure"] = png_path.name
     report["table_markdown"] = format_table(report)
-    json_path.write_text(json.dumps(report, indent=1))
+    atomic_write_text(json_path, json.dumps(report, indent=1))
     try:
-        figure(report, png_path)
+        write_figure(report, png_path)
     except ImportError as err:
         print(f"numpy-alexnet relu-vs-tanh: no figure ({err})", file=sys.stderr)
     print(report["table_markdown"])
