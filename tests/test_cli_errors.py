@@ -268,6 +268,14 @@ def test_resume_refuses_a_dataset_whose_classes_changed(data, tmp_path, capsys):
     assert snapshot(out) == before
 
 
+def test_splits_with_different_class_folders_are_refused(tmp_path, capsys):
+    odd = make_folder(tmp_path / "odd", classes=("cat", "dog"), test_classes=("bird", "cat"))
+    rc, err = run(train_args(odd, tmp_path / "run"), capsys)
+    assert rc == 1 and "test" in err and "bird" in err and "dog" in err, err
+    rc, err = run(["data", "info", str(odd)], capsys)
+    assert rc == 1 and "test" in err and "bird" in err and "dog" in err, err
+
+
 def test_num_classes_smaller_than_the_dataset(data, tmp_path, capsys):
     rc, err = run(train_args(data, tmp_path / "run", "--num-classes", "1"), capsys)
     assert rc == 1 and "--num-classes 1" in err and "2 classes" in err, err

@@ -446,7 +446,7 @@ def _load_image_folder(src: Path, resize, limit_per_class, progress, workers) ->
     else:
         files, dirs = _scan_tar(src, progress)
     layout = _layout(src, files, dirs)      # {split: {class: [relpath, ...]}}
-    classes = tuple(sorted({c for per_class in layout.values() for c in per_class}))
+    classes = _shared_classes(src, layout)
     class_index = {c: i for i, c in enumerate(classes)}
 
     # One flat, sorted list of (split, label, relpath): the order images are stored in.
@@ -469,6 +469,22 @@ def _load_image_folder(src: Path, resize, limit_per_class, progress, workers) ->
         rows = np.flatnonzero(split_of == split)         # contiguous: items are grouped by split
         splits[split] = Split(images[rows[0]:rows[-1] + 1], labels[rows], classes, split)
     return Dataset(splits, classes)
+
+
+def _shared_classes(src: Path, layout: dict) -> tuple[str, ...]:
+    """The sorted class names, which every split must have as its class folders.
+
+    A label is a class's place in this list, so a split with other folders
+    (train {cat, dog}, test {bird, cat}) would mix up classes: refused.
+    """
+    first, *others = sorted(layout, key=_split_order)
+    classes = tuple(sorted(layout[first]))
+    for split in others:
+        if tuple(sorted(layout[split])) != classes:
+            raise DataError(f"{src}: split {split!r} has class folders {sorted(layout[split])} "
+                            f"but split {first!r} has {list(classes)}; every split needs the "
+                            "same class folders")
+    return classes
 
 
 def _split_order(name: str):
