@@ -297,6 +297,16 @@ def test_eval_on_images_of_another_size(trained, tmp_path, capsys):
     assert rc == 1 and "40x40" in err and "32x32" in err and "--resize" in err, err
 
 
+def test_data_info_and_download_errors_are_one_line(data, tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    rc, err = run(["data", "download", str(afile)], capsys)
+    assert rc == 1 and f"numpy-alexnet data download: {afile} is a file" in err, err
+    rc, err = run(["data", "info", str(data), "--cache-dir", str(afile)], capsys)
+    assert rc == 1 and "numpy-alexnet data info:" in err and str(afile) in err, err
+    assert afile.read_text() == "x"
+
+
 def _truncated(src, dst):
     dst.write_bytes(src.read_bytes()[:200])
     return dst

@@ -49,7 +49,7 @@ def _info(args) -> int:
     try:
         info = dataset_info(args.path, resize=args.resize, limit_per_class=args.limit_per_class,
                             cache_dir=args.cache_dir, use_cache=not args.no_cache)
-    except (FileNotFoundError, DataError, ImportError) as err:
+    except (OSError, DataError, ImportError, ValueError) as err:     # OSError: a file's name
         print(f"numpy-alexnet data info: {err}", file=sys.stderr)
         return 1
     info["seconds"] = round(time.perf_counter() - t0, 3)
@@ -91,7 +91,7 @@ def _download(args) -> int:
     from .datasets import DataError, download_cifar10
     try:
         path = download_cifar10(args.dest)
-    except (ConnectionError, DataError) as err:
+    except (OSError, DataError) as err:             # OSError includes ConnectionError
         print(f"numpy-alexnet data download: {err}", file=sys.stderr)
         return 1
     print(path)

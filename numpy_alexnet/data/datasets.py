@@ -276,6 +276,8 @@ def download_cifar10(dest_dir=None, url: str = CIFAR10_URL, md5: str = CIFAR10_M
     import urllib.request
 
     dest = Path(dest_dir).expanduser() if dest_dir else default_cache_dir()
+    if dest.exists() and not dest.is_dir():
+        raise DataError(f"{dest} is a file; expected a directory to put {CIFAR10_FILENAME} in")
     dest.mkdir(parents=True, exist_ok=True)
     target = dest / CIFAR10_FILENAME
     if target.exists() and _md5(target) == md5:
