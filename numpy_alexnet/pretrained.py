@@ -115,7 +115,7 @@ def _read_npy(path: Path):
                 obj = _WeightsUnpickler(f, encoding="latin1").load()
             except pickle.UnpicklingError as err:
                 raise WeightsError(
-                    f"{path.name}: {err}; only dicts of arrays are read.  If you trust the "
+                    f"{path}: {err}; only dicts of arrays are read.  If you trust the "
                     "file, np.load(path, allow_pickle=True).item() and pass the dict") from err
             return obj.item() if isinstance(obj, np.ndarray) and obj.shape == () else obj
     return np.load(path, allow_pickle=False)
@@ -125,7 +125,7 @@ def _read_torch(path: Path) -> dict:
     try:
         import torch
     except ImportError as err:
-        raise ImportError(f"{path.name}: reading a .pth needs PyTorch: pip install torch "
+        raise ImportError(f"{path}: reading a .pth needs PyTorch: pip install torch "
                           "(or save the state dict as .npz: np.savez(path, **{k: v.numpy() ...}))"
                           ) from err
     obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -155,24 +155,31 @@ def read_weights(source) -> tuple[dict, str]:
         raise FileNotFoundError(f"{path}: no such weight file")
     with open(path, "rb") as f:
         head = f.read(6)
-    if head == b"\x93NUMPY":
-        obj = _read_npy(path)
-    elif head[:2] == b"PK":                                       # a zip: .npz or torch.save
-        if _is_torch_zip(path):
+    try:
+        if head == b"\x93NUMPY":
+            obj = _read_npy(path)
+        elif head[:2] == b"PK":                                   # a zip: .npz or torch.save
+            if _is_torch_zip(path):
+                obj = _read_torch(path)
+            else:
+                with np.load(path, allow_pickle=False) as z:
+                    obj = {k: z[k] for k in z.files}
+        elif head[:1] == b"\x80" or path.suffix in (".pth", ".pt"):   # legacy torch pickle
             obj = _read_torch(path)
         else:
-            with np.load(path, allow_pickle=False) as z:
-                obj = {k: z[k] for k in z.files}
-    elif head[:1] == b"\x80" or path.suffix in (".pth", ".pt"):   # legacy torch pickle
-        obj = _read_torch(path)
-    else:
-        raise WeightsError(f"{path.name}: not a .npy, .npz or PyTorch file; "
-                           f"understood layouts: {_layouts_help()}")
+            raise WeightsError(f"{path}: not a .npy, .npz or PyTorch file; "
+                               f"understood layouts: {_layouts_help()}")
+    except (WeightsError, ImportError):
+        raise
+    except (OSError, ValueError, EOFError, RuntimeError, zipfile.BadZipFile,
+            pickle.UnpicklingError) as err:                       # truncated, corrupt
+        raise WeightsError(f"{path}: not a readable weights file (truncated or corrupt: "
+                           f"{type(err).__name__})") from err
     if not isinstance(obj, dict):
-        raise WeightsError(f"{path.name}: holds a {type(obj).__name__} "
+        raise WeightsError(f"{path}: holds a {type(obj).__name__} "
                            f"{getattr(obj, 'shape', '')}, not a dict of weights; "
                            f"understood layouts: {_layouts_help()}")
-    return obj, path.name
+    return obj, str(path)
 
 
 def _layouts_help() -> str:

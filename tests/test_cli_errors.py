@@ -311,3 +311,21 @@ def _truncated(src, dst):
     dst.write_bytes(src.read_bytes()[:200])
     return dst
 
+
+def test_truncated_weights_file_is_named(trained, data, tmp_path, capsys):
+    from numpy_alexnet.pretrained import WeightsError, load_weights
+    trunc = _truncated(trained / "checkpoints" / "best.npz", tmp_path / "trunc.npz")
+    with pytest.raises(WeightsError, match=r"trunc\.npz.*not a readable weights file"):
+        load_weights(trunc, model="cifar_fig1_relu")
+    rc, err = run(train_args(data, tmp_path / "run", "--init-from", str(trunc)), capsys)
+    assert rc == 1 and str(trunc) in err and "not a readable weights file" in err, err
+
+
+def test_finetuning_errors_give_the_path(data, tmp_path, capsys):
+    from numpy_alexnet.models import cifar_fig1
+    from numpy_alexnet.pretrained import save_state
+    (tmp_path / "w").mkdir()
+    weights = save_state(cifar_fig1("relu", num_classes=5), tmp_path / "w" / "best.npz")
+    assert zipfile.is_zipfile(weights)
+    rc, err = run(train_args(data, tmp_path / "run", "--init-from", str(weights)), capsys)
+    assert rc == 1 and f"numpy-alexnet train: {weights}: 2 problems" in err, err
