@@ -88,6 +88,17 @@ def test_bad_values_are_refused_naming_the_flag(tmp_path, capsys, flag, value, e
 
 
 # --------------------------------------------------------------------------- #
+# The study is CIFAR-10's ten classes
+# --------------------------------------------------------------------------- #
+def test_a_dataset_without_the_ten_classes_is_refused(data, tmp_path, capsys):
+    assert main(_study(data["two"], tmp_path / "out")) == 1
+    err = capsys.readouterr().err
+    assert "numpy-alexnet relu-vs-tanh: " in err
+    assert "2 classes (cat, dog)" in err and "airplane" in err and "10" in err
+    assert not (tmp_path / "out" / "relu_vs_tanh_quick.json").exists()
+
+
+# --------------------------------------------------------------------------- #
 # A5: a run is reused for the same data only
 # --------------------------------------------------------------------------- #
 def test_finished_runs_are_not_reused_for_other_data(data, tmp_path, capsys):

@@ -265,10 +265,18 @@ class _Study:
     # -- data per regime (loaded once; the cache makes it fast) -----------------
     def regime_data(self, regime: str) -> dict:
         if regime not in self.data:
+            from ..data import CIFAR10_CLASSES
             from .cli import prepare_data
-            self.data[regime] = prepare_data(
+            d = prepare_data(
                 self.args.data, 32, subset=self.s["subset"], input_scale=REGIMES[regime]["input_scale"],
                 augment="none", progress=not self.args.quiet)
+            # CIFAR-10 has 10 classes and the nets 10 outputs.  The names are not
+            # compared, so a 10-class stand-in (as the tests' class0..class9) works.
+            if len(d["classes"]) != len(CIFAR10_CLASSES):
+                found = ", ".join(d["classes"][:12]) + (", ..." if len(d["classes"]) > 12 else "")
+                raise ValueError(f"{self.args.data} has {len(d['classes'])} classes ({found}); "
+                                 f"the study is CIFAR-10's 10 ({', '.join(CIFAR10_CLASSES)})")
+            self.data[regime] = d
         return self.data[regime]
 
     # -- one training run --------------------------------------------------------
