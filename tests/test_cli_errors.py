@@ -321,6 +321,26 @@ def test_truncated_weights_file_is_named(trained, data, tmp_path, capsys):
     assert rc == 1 and str(trunc) in err and "not a readable weights file" in err, err
 
 
+@pytest.mark.parametrize("content", [b"hello", None])
+def test_unreadable_checkpoint_is_named_without_pickle_advice(trained, data, tmp_path, capsys,
+                                                               content):
+    bad = tmp_path / "bad.npz"
+    if content is None:
+        _truncated(trained / "checkpoints" / "best.npz", bad)
+    else:
+        bad.write_bytes(content)
+    for argv in (["eval", str(bad), "--data", str(data)],
+                 train_args(data, tmp_path / "run", "--resume", str(bad))):
+        rc, err = run(argv, capsys)
+        assert rc == 1 and str(bad) in err and "not a readable checkpoint" in err, err
+        assert "allow_pickle" not in err
+
+
+def test_eval_of_a_run_folder_says_a_checkpoint_file_is_expected(trained, capsys):
+    rc, err = run(["eval", str(trained)], capsys)
+    assert rc == 1 and f"{trained} is a folder" in err and "best.npz" in err, err
+
+
 def test_finetuning_errors_give_the_path(data, tmp_path, capsys):
     from numpy_alexnet.models import cifar_fig1
     from numpy_alexnet.pretrained import save_state

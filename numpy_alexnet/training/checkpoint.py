@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -107,16 +108,27 @@ def save_checkpoint(path, net, optimizer, meta: dict, extra: dict | None = None)
 def read_checkpoint(path) -> dict:
     """{'params', 'velocity', 'extra', 'meta'} of a checkpoint, as host arrays and a dict."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder; expected a checkpoint file such as "
+                              f"{path / 'checkpoints' / 'best.npz'}")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
+    # Checked first: np.load would take any other file for a pickle and suggest allow_pickle.
+    unreadable = (f"{path}: not a readable checkpoint: corrupt, truncated, or not an .npz "
+                  "written by numpy-alexnet train")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(unreadable)
     try:
         with np.load(path, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
     except Exception as err:
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from err
+        raise CheckpointError(f"{unreadable} ({type(err).__name__})") from err
     if "meta" not in data:
         raise CheckpointError(f"{path}: not a numpy-alexnet checkpoint (no 'meta' entry)")
-    meta = json.loads(str(data.pop("meta")))
+    try:
+        meta = json.loads(str(data.pop("meta")))
+    except ValueError as err:
+        raise CheckpointError(f"{unreadable} (its 'meta' entry is not JSON)") from err
     if meta.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: checkpoint format {meta.get('format_version')}, "
                               f"this version reads {FORMAT_VERSION}")
