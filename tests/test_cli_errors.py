@@ -158,6 +158,14 @@ def test_summary_refuses_zero_classes(capsys):
     assert rc == 2 and "argument --num-classes" in err
 
 
+@pytest.mark.parametrize("value", ["fc10=abc", "fc10", "=2", "conv1=0.1,fc10=-1"])
+def test_lr_mult_names_the_flag_and_the_entry(data, tmp_path, capsys, value):
+    rc, err = run(train_args(data, tmp_path / "new", "--lr-mult", value), capsys)
+    entry = value.split(",")[-1]
+    assert rc == 2 and "argument --lr-mult" in err and repr(entry) in err, err
+    assert not (tmp_path / "new").exists()
+
+
 # --------------------------------------------------------------------------- #
 # Saved work is not replaced (A1, A3, A6)
 # --------------------------------------------------------------------------- #

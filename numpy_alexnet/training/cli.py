@@ -232,15 +232,11 @@ def _parse_list(s: str | None) -> tuple:
 
 
 def _parse_lr_mults(s: str | None) -> dict | None:
+    """'fc8=10,conv1=0.1' -> {'fc8': 10.0, 'conv1': 0.1}; None for none (checked by lr_mult_list)."""
     if not s:
         return None
-    out = {}
-    for item in _parse_list(s):
-        name, _, val = item.partition("=")
-        if not val:
-            raise ValueError(f"--lr-mult: expected layer=multiplier items, got {item!r}")
-        out[name.strip()] = float(val)
-    return out
+    return {name.strip(): float(val) for name, _, val in
+            (item.partition("=") for item in _parse_list(s))}
 
 
 def _devices_problem(args) -> str | None:
@@ -550,6 +546,20 @@ def device_list(text: str) -> str:
     return text
 
 
+def lr_mult_list(text: str) -> str:
+    """argparse type of --lr-mult: LAYER=MULTIPLIER items, 'fc8=10,conv1=0.1'; checked, kept as text."""
+    for item in _parse_list(text):
+        name, _, value = item.partition("=")
+        try:
+            ok = bool(name.strip()) and float(value) >= 0
+        except ValueError:
+            ok = False
+        if not ok:
+            raise argparse.ArgumentTypeError(f"expected LAYER=MULTIPLIER items with multipliers "
+                                             f">= 0 such as fc8=10, got {item!r}")
+    return text
+
+
 def _add_backend_args(p):
     p.add_argument("--backend", default="numpy", choices=("numpy", "numba", "cupy"),
                    help="array backend (default numpy, the readable reference)")
@@ -625,7 +635,7 @@ def register(subparsers) -> None:
     p.add_argument("--init-from", default=None, help="fine-tuning: start from these weights")
     p.add_argument("--reinit", default=None, help="fine-tuning: layers to draw afresh, e.g. fc8")
     p.add_argument("--freeze", default=None, help="fine-tuning: layers not to train, e.g. conv1,conv2")
-    p.add_argument("--lr-mult", default=None, help="fine-tuning: per-layer rate multipliers, fc8=10")
+    p.add_argument("--lr-mult", default=None, type=lr_mult_list, help="fine-tuning: per-layer rate multipliers, fc8=10")
     p.set_defaults(func=_train)
 
     e = subparsers.add_parser("eval", help="top-1/top-5 error of a checkpoint (centre or 10 crops)",
