@@ -232,7 +232,7 @@ def _parse_list(s: str | None) -> tuple:
 
 
 def _parse_lr_mults(s: str | None) -> dict | None:
-    """'fc8=10,conv1=0.1' -> {'fc8': 10.0, 'conv1': 0.1}; None for none (checked by lr_mult_list)."""
+    """'fc8=10,conv1=0.1' -> {'fc8': 10.0, 'conv1': 0.1}; None for none (checked by lr_mult_list)"""
     if not s:
         return None
     return {name.strip(): float(val) for name, _, val in
@@ -547,7 +547,7 @@ def device_list(text: str) -> str:
 
 
 def lr_mult_list(text: str) -> str:
-    """argparse type of --lr-mult: LAYER=MULTIPLIER items, 'fc8=10,conv1=0.1'; checked, kept as text."""
+    """argparse type of --lr-mult: LAYER=MULTIPLIER items, 'fc8=10,conv1=0.1'; checked, kept."""
     for item in _parse_list(text):
         name, _, value = item.partition("=")
         try:
