@@ -10,11 +10,18 @@ A layer is a class with
   ``backward`` needs, and ``backward(dout)`` which returns ``dx`` and fills
   ``grads``.
 
+Bad hyperparameters get a ``ValueError`` from the constructor (``check_arg``,
+``check_int``), naming the layer, the argument, what is allowed and the value,
+not a strange result at the first forward.
+
 Axis legend used in shape comments throughout: N batch, C channels (input),
 F filters (output channels), G groups, H, W height and width, K kernel size,
 P output positions (Ho * Wo).
 """
 from __future__ import annotations
+
+import math
+import numbers
 
 import numpy as np
 
@@ -23,6 +30,11 @@ from ..backend import get_ops, move_array
 
 class LayerInputError(ValueError):
     """An input to a layer had the wrong shape, channel count or dtype."""
+
+
+def is_finite_number(v) -> bool:
+    """True for an int or float (NumPy's too) that is neither inf nor NaN; False for a bool."""
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
 
 
 class Layer:
@@ -93,7 +105,23 @@ class Layer:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}{', ' + self.describe() if self.describe() else ''})"
 
-    # -- input checks ------------------------------------------------------------
+    # -- checks ------------------------------------------------------------------
+    def check_arg(self, arg: str, value, ok: bool, allowed: str) -> None:
+        """A constructor's check: raise a ValueError naming this layer, ``arg``,
+        what is ``allowed`` and the ``value`` given, unless ``ok``."""
+        if not ok:
+            raise ValueError(f"{type(self).__name__} '{self.name}': {arg} must be {allowed}, "
+                             f"got {value!r}")
+
+    def check_int(self, arg: str, value, low: int) -> int:
+        """``value`` as an int, after :meth:`check_arg` that it is a whole number >= ``low``."""
+        try:
+            ok = int(value) == value and int(value) >= low and not isinstance(value, bool)
+        except (TypeError, ValueError, OverflowError):
+            ok = False
+        self.check_arg(arg, value, ok, f"an integer >= {low}")
+        return int(value)
+
     def _fail(self, what: str, expected, got):
         raise LayerInputError(
             f"{type(self).__name__} '{self.name}': {what}: expected {expected}, got {got}")

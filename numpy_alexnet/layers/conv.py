@@ -18,8 +18,11 @@ from .base import Layer, conv_output_size
 
 
 # -- the reference kernels ---------------------------------------------------------
-def _pair(v) -> tuple[int, int]:
-    return (int(v), int(v)) if np.isscalar(v) else (int(v[0]), int(v[1]))
+def _pair(v) -> tuple:
+    """3 -> (3, 3); (3, 5) stays (3, 5).  The layers check the values."""
+    if np.isscalar(v):
+        return (v, v)
+    return tuple(v) if hasattr(v, "__len__") and len(v) == 2 else (v, None)
 
 
 def im2col(x, kh: int, kw: int, stride: int, pad: int):
@@ -130,17 +133,20 @@ class Conv2D(Layer):
                  padding: int = 0, groups: int = 1, weight_std: float = 0.01, bias: float = 0.0,
                  rng: np.random.Generator | None = None, dtype=np.float32, name: str | None = None):
         super().__init__(name)
-        if in_channels % groups or out_channels % groups:
+        self.in_channels = self.check_int("in_channels", in_channels, 1)
+        self.out_channels = self.check_int("out_channels", out_channels, 1)
+        self.kh, self.kw = (self.check_int("kernel_size", k, 1) for k in _pair(kernel_size))
+        self.stride = self.check_int("stride", stride, 1)
+        self.padding = self.check_int("padding", padding, 0)
+        self.groups = self.check_int("groups", groups, 1)
+        if self.in_channels % self.groups or self.out_channels % self.groups:
             raise ValueError(f"Conv2D '{self.name}': in_channels={in_channels} and "
                              f"out_channels={out_channels} must both divide by groups={groups}")
-        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.kh, self.kw = _pair(kernel_size)
-        self.stride, self.padding, self.groups = int(stride), int(padding), int(groups)
         rng = rng if rng is not None else np.random.default_rng(0)
-        shape = (out_channels, in_channels // groups, self.kh, self.kw)
+        shape = (self.out_channels, self.in_channels // self.groups, self.kh, self.kw)
         self.params = {
             "W": (rng.standard_normal(shape) * weight_std).astype(dtype),
-            "b": np.full(out_channels, bias, dtype=dtype),
+            "b": np.full(self.out_channels, bias, dtype=dtype),
         }
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
 

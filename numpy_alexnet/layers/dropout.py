@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import get_array_module
-from .base import Layer
+from .base import Layer, is_finite_number
 
 MODES = ("paper", "inverted")
 
@@ -25,10 +25,9 @@ class Dropout(Layer):
     def __init__(self, rate: float = 0.5, mode: str = "paper", seed: int = 0,
                  name: str | None = None):
         super().__init__(name)
-        if not 0.0 <= rate < 1.0:
-            raise ValueError(f"Dropout '{self.name}': rate must be in [0, 1), got {rate}")
-        if mode not in MODES:
-            raise ValueError(f"Dropout '{self.name}': mode must be one of {MODES}, got {mode!r}")
+        self.check_arg("rate", rate, is_finite_number(rate) and 0.0 <= rate < 1.0,
+                       "in [0, 1)")
+        self.check_arg("mode", mode, mode in MODES, f"one of {MODES}")
         self.rate, self.mode = float(rate), mode
         self.rng = np.random.default_rng(seed)
 

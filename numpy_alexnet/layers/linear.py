@@ -35,11 +35,12 @@ class Linear(Layer):
                  bias: float = 0.0, rng: np.random.Generator | None = None,
                  dtype=np.float32, name: str | None = None):
         super().__init__(name)
-        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.in_features = self.check_int("in_features", in_features, 1)
+        self.out_features = self.check_int("out_features", out_features, 1)
         rng = rng if rng is not None else np.random.default_rng(0)
         self.params = {
-            "W": (rng.standard_normal((in_features, out_features)) * weight_std).astype(dtype),
-            "b": np.full(out_features, bias, dtype=dtype),
+            "W": (rng.standard_normal((self.in_features, self.out_features)) * weight_std).astype(dtype),
+            "b": np.full(self.out_features, bias, dtype=dtype),
         }
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
 

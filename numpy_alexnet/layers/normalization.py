@@ -22,7 +22,7 @@ i.e. the same windowed channel sum, applied to dout * b / s.
 from __future__ import annotations
 
 from ..backend import get_array_module
-from .base import Layer
+from .base import Layer, is_finite_number
 
 
 # -- the reference kernels ----------------------------------------------------------
@@ -61,12 +61,16 @@ class LocalResponseNorm(Layer):
     def __init__(self, n: int = 5, k: float = 2.0, alpha: float = 1e-4, beta: float = 0.75,
                  groups: int = 1, name: str | None = None):
         super().__init__(name)
-        if n < 1 or n % 2 == 0:
-            raise ValueError(f"LocalResponseNorm '{self.name}': n must be odd and >= 1, got {n}")
-        if groups < 1:
-            raise ValueError(f"LocalResponseNorm '{self.name}': groups must be >= 1, got {groups}")
-        self.n, self.k, self.alpha, self.beta = int(n), float(k), float(alpha), float(beta)
-        self.groups = int(groups)
+        self.n = self.check_int("n", n, 1)
+        self.check_arg("n", n, n % 2 == 1, "odd (a window centred on each channel)")
+        # The scale k + alpha * sum(a^2) is raised to -beta: it must stay > 0 even
+        # where every input is 0 (after a ReLU, often), hence k > 0 and alpha >= 0.
+        self.check_arg("k", k, is_finite_number(k) and k > 0, "a finite number > 0")
+        self.check_arg("alpha", alpha, is_finite_number(alpha) and alpha >= 0,
+                       "a finite number >= 0")
+        self.check_arg("beta", beta, is_finite_number(beta) and beta >= 0, "a finite number >= 0")
+        self.k, self.alpha, self.beta = float(k), float(alpha), float(beta)
+        self.groups = self.check_int("groups", groups, 1)
 
     def describe(self) -> str:
         g = f", groups={self.groups}" if self.groups > 1 else ""

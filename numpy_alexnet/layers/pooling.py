@@ -94,8 +94,8 @@ class _Pool2D(Layer):
 
     def __init__(self, kernel_size=3, stride: int = 2, name: str | None = None):
         super().__init__(name)
-        self.kh, self.kw = _pair(kernel_size)
-        self.stride = int(stride)
+        self.kh, self.kw = (self.check_int("kernel_size", k, 1) for k in _pair(kernel_size))
+        self.stride = self.check_int("stride", stride, 1)
 
     def describe(self) -> str:
         return f"{self.kh}x{self.kw}, stride {self.stride}"

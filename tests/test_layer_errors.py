@@ -1,0 +1,73 @@
+"""Bad input gets a clear error naming what was wrong and what was expected.
+
+Constructors refuse nonsense hyperparameters at once; ``.to()`` refuses
+unknown or missing backends before anything moves; every ``backward``
+checks its ``dout`` against the last forward's output (``Layer.check_dout``);
+nets check what they are given; KeyErrors print their sentence without quotes.
+"""
+import re
+
+import numpy as np
+import pytest
+
+from numpy_alexnet import backend as B
+from numpy_alexnet import LayerInputError, MomentumSGD, SoftmaxCrossEntropy, cifar_fig1
+from numpy_alexnet.backend import BackendUnavailable
+from numpy_alexnet.layers import (AvgPool2D, Conv2D, Dropout, Flatten, Linear, LocalResponseNorm,
+                                  MaxPool2D, ReLU, Tanh)
+from numpy_alexnet.models import alexnet, alexnet_torchvision, build
+from numpy_alexnet.net import Sequential
+from numpy_alexnet.towers import TwoTowerAlexNet, two_tower_alexnet
+
+
+def raises(exc, *parts):
+    """pytest.raises whose message must contain every one of ``parts`` (literally)."""
+    return pytest.raises(exc, match="(?s)" + ".*".join(re.escape(p) for p in parts))
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """A one-layer net for the optimizer."""
+    return build([("fc", "linear", dict(in_features=2, out_features=3))], (2,), dtype=np.float64)
+
+
+@pytest.fixture(scope="module")
+def towers():
+    """The two-tower AlexNet on the host, built once."""
+    return two_tower_alexnet(num_classes=4, seed=0)
+
+
+# -- 1. constructors ------------------------------------------------------------------------
+@pytest.mark.parametrize("make, parts", [
+    (lambda: Conv2D(3, 4, 0, name="c"), ("Conv2D 'c'", "kernel_size", ">= 1", "got 0")),
+    (lambda: Conv2D(3, 4, (3, 0), name="c"), ("Conv2D 'c'", "kernel_size", ">= 1", "got 0")),
+    (lambda: Conv2D(3, 4, 2.5, name="c"), ("Conv2D 'c'", "kernel_size", "integer", "got 2.5")),
+    (lambda: Conv2D(3, 4, 3, padding=-1, name="c"), ("Conv2D 'c'", "padding", ">= 0", "got -1")),
+    (lambda: Conv2D(3, 4, 3, stride=0, name="c"), ("Conv2D 'c'", "stride", ">= 1", "got 0")),
+    (lambda: Conv2D(3, 0, 3, name="c"), ("Conv2D 'c'", "out_channels", ">= 1", "got 0")),
+    (lambda: Conv2D(0, 4, 3, name="c"), ("Conv2D 'c'", "in_channels", ">= 1", "got 0")),
+    (lambda: Conv2D(4, 4, 3, groups=0, name="c"), ("Conv2D 'c'", "groups", ">= 1", "got 0")),
+    (lambda: Linear(0, 5, name="fc"), ("Linear 'fc'", "in_features", ">= 1", "got 0")),
+    (lambda: Linear(5, 0, name="fc"), ("Linear 'fc'", "out_features", ">= 1", "got 0")),
+    (lambda: MaxPool2D(3, 0, name="p"), ("MaxPool2D 'p'", "stride", ">= 1", "got 0")),
+    (lambda: MaxPool2D(0, 2, name="p"), ("MaxPool2D 'p'", "kernel_size", ">= 1", "got 0")),
+    (lambda: AvgPool2D(3, 0, name="p"), ("AvgPool2D 'p'", "stride", ">= 1", "got 0")),
+    (lambda: AvgPool2D(0, 2, name="p"), ("AvgPool2D 'p'", "kernel_size", ">= 1", "got 0")),
+    (lambda: LocalResponseNorm(k=-5, name="n"), ("LocalResponseNorm 'n'", "k", "> 0", "got -5")),
+    (lambda: LocalResponseNorm(k=0, name="n"), ("LocalResponseNorm 'n'", "k", "> 0", "got 0")),
+    (lambda: LocalResponseNorm(alpha=-1e-4, name="n"),
+     ("LocalResponseNorm 'n'", "alpha", ">= 0", "got -0.0001")),
+    (lambda: LocalResponseNorm(beta=float("nan"), name="n"),
+     ("LocalResponseNorm 'n'", "beta", "finite", "got nan")),
+    (lambda: LocalResponseNorm(n=4, name="n"), ("LocalResponseNorm 'n'", "n", "odd", "got 4")),
+    (lambda: Dropout(rate=1.0, name="d"), ("Dropout 'd'", "rate", "[0, 1)", "got 1.0")),
+])
+def test_constructor_refuses_nonsense(make, parts):
+    with raises(ValueError, *parts):
+        make()
+
+
+def test_lrn_constants_the_paper_uses_still_work():
+    layer = LocalResponseNorm(5, k=2.0, alpha=1e-4, beta=0.75)
+    x = np.random.default_rng(0).standard_normal((1, 6, 2, 2))
+    assert np.all(np.isfinite(layer.forward(x)))
