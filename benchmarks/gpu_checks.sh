@@ -35,16 +35,17 @@ step "per-layer profile, Figure-1 net batch 128, CuPy"
 timeout 120 $PY benchmarks/profile_step.py --net fig1 --backend cupy --batch 128
 
 if [ -f "$DATA" ]; then
+  RUNS=$(mktemp -d)            # fresh run folders: train refuses to overwrite an earlier run
   step "Figure-1 net, 2 epochs on the full CIFAR-10, CuPy"
   timeout 300 $PY -m numpy_alexnet train --model cifar_fig1_relu --data "$DATA" --backend cupy \
     --epochs 2 --no-val --batch-size 128 --lr 0.01 --input-scale unit --init fan-in \
-    --schedule fixed --out /tmp/gpu_fig1 --quiet
+    --schedule fixed --out "$RUNS/fig1" --quiet
   step "AlexNet recipe, 300 images rescaled to 256, CuPy"
   timeout 300 $PY -m numpy_alexnet train --model alexnet --data "$DATA" --limit-per-class 30 \
     --batch-size 32 --init kaiming --input-scale unit --no-val --patience 3 --epochs 30 \
-    --backend cupy --out /tmp/gpu_alexnet --quiet
+    --backend cupy --out "$RUNS/alexnet" --quiet
   step "AlexNet, 10-crop evaluation of the run above, CuPy"
-  timeout 120 $PY -m numpy_alexnet eval /tmp/gpu_alexnet/checkpoints/latest.npz --crops ten \
+  timeout 120 $PY -m numpy_alexnet eval "$RUNS/alexnet/checkpoints/latest.npz" --crops ten \
     --limit-per-class 30 --batch-size 40 --backend cupy
 fi
 step "done"
