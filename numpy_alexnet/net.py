@@ -9,6 +9,14 @@ from .backend import to_numpy
 from .layers.base import Layer
 
 
+class KeyMismatchError(KeyError):
+    """A name that is not there (a layer, a parameter), as a KeyError whose
+    message prints as written: ``str(KeyError(msg))`` would wrap it in quotes."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 class Sequential:
     """A list of uniquely named layers.
 
@@ -71,8 +79,8 @@ class Sequential:
         missing = sorted(set(ours) - set(state))
         unexpected = sorted(set(state) - set(ours))
         if missing or unexpected:
-            raise KeyError(f"Sequential '{self.name}': state does not match; missing {missing}, "
-                           f"unexpected {unexpected}")
+            raise KeyMismatchError(f"Sequential '{self.name}': state does not match; missing "
+                                   f"{missing}, unexpected {unexpected}")
         for name, (layer, key) in ours.items():
             if tuple(state[name].shape) != tuple(layer.params[key].shape):
                 raise ValueError(f"Sequential '{self.name}': parameter {name}: expected shape "
@@ -104,8 +112,8 @@ class Sequential:
             for layer in self.layers:
                 if layer.name == key:
                     return layer
-            raise KeyError(f"Sequential '{self.name}' has no layer {key!r}; "
-                           f"layers: {[l.name for l in self.layers]}")
+            raise KeyMismatchError(f"Sequential '{self.name}' has no layer {key!r}; "
+                                   f"layers: {[l.name for l in self.layers]}")
         return self.layers[key]
 
     def __iter__(self):

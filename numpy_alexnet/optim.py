@@ -14,6 +14,7 @@ rate (and of the weight-decay term) for that layer's parameters; 0 freezes it.
 from __future__ import annotations
 
 from .backend import get_array_module, on_device_of, to_numpy
+from .net import KeyMismatchError
 
 
 class MomentumSGD:
@@ -24,8 +25,8 @@ class MomentumSGD:
         layer_names = {layer.name for layer in net}
         unknown = sorted(set(lr_mults or {}) - layer_names)
         if unknown:
-            raise KeyError(f"MomentumSGD: lr_mults names unknown layers {unknown}; "
-                           f"layers: {sorted(layer_names)}")
+            raise KeyMismatchError(f"MomentumSGD: lr_mults names unknown layers {unknown}; "
+                                   f"layers: {sorted(layer_names)}")
         self.lr_mults = dict(lr_mults or {})
         self.velocity: dict = {}
         self.steps = 0
@@ -66,7 +67,7 @@ class MomentumSGD:
                 continue
             name = k[len("velocity/"):]
             if name not in params:
-                raise KeyError(f"MomentumSGD: velocity for unknown parameter {name!r}")
+                raise KeyMismatchError(f"MomentumSGD: velocity for unknown parameter {name!r}")
             layer, key = params[name]
             if tuple(v.shape) != tuple(layer.params[key].shape):
                 raise ValueError(f"MomentumSGD: velocity {name}: expected shape "

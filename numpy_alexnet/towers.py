@@ -42,7 +42,7 @@ import numpy as np
 from .backend import get_array_module, import_cupy, is_cupy_array, move_array, to_numpy
 from .layers import Dropout
 from .models import alexnet, build
-from .net import Sequential
+from .net import KeyMismatchError, Sequential
 
 CROSSINGS = ("into_conv3", "into_fc6", "into_fc7", "into_fc8", "logits")
 
@@ -289,7 +289,7 @@ class TwoTowerAlexNet:
             for layer in self.towers[t][stage]:
                 if layer.name == name:
                     return layer
-        raise KeyError(name)
+        raise KeyMismatchError(f"TwoTowerAlexNet: tower {t} has no layer {name!r}")
 
     def merged(self, what: str = "params") -> dict[str, np.ndarray]:
         """Host arrays of ``params`` (or ``grads``) in the single model's layout, 'conv1.W'."""

@@ -71,3 +71,17 @@ def test_lrn_constants_the_paper_uses_still_work():
     layer = LocalResponseNorm(5, k=2.0, alpha=1e-4, beta=0.75)
     x = np.random.default_rng(0).standard_normal((1, 6, 2, 2))
     assert np.all(np.isfinite(layer.forward(x)))
+
+
+# -- 7. KeyErrors print cleanly ---------------------------------------------------------------
+def test_key_errors_print_their_sentence_without_quotes(tiny):
+    net = cifar_fig1()
+    state = net.state_dict()
+    del state["conv1.W"]
+    for call, start in [(lambda: net.load_state_dict(state), "Sequential 'cifar_fig1_relu': state"),
+                        (lambda: net["conv9"], "Sequential 'cifar_fig1_relu' has no layer 'conv9'"),
+                        (lambda: MomentumSGD(tiny, lr_mults={"conv9": 0.5}),
+                         "MomentumSGD: lr_mults names unknown layers ['conv9']")]:
+        with pytest.raises(KeyError) as info:          # still a KeyError, for callers that catch it
+            call()
+        assert str(info.value).startswith(start), str(info.value)
