@@ -404,3 +404,15 @@ def test_viz_figures(tmp_path):
         assert 1000 < (tmp_path / f"{name}.png").stat().st_size < 300_000
     with pytest.raises(ValueError, match="kernels"):
         viz.kernel_grid(np.zeros((4, 1, 3, 3)), tmp_path / "bad.png")
+
+
+def test_atomic_writes_give_files_the_usual_permissions(tmp_path):
+    # mkstemp makes its file 0600; a checkpoint or report must be as readable as open() makes it.
+    from numpy_alexnet.training.checkpoint import atomic_write_text
+    umask = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "report.json", "{}")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "report.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "report.json").read_text() == "{}"

@@ -63,7 +63,10 @@ def atomic_write_bytes_via(path: Path, write) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.chmod(tmp, 0o666 & ~umask)      # mkstemp makes it 0600; give the file open() would
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
