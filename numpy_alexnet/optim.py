@@ -14,12 +14,29 @@ rate (and of the weight-decay term) for that layer's parameters; 0 freezes it.
 from __future__ import annotations
 
 from .backend import get_array_module, on_device_of, to_numpy
+from .layers.base import is_finite_number
 from .net import KeyMismatchError
+
+
+def _check_settings(lr, momentum, weight_decay) -> None:
+    """ValueError naming the setting, what is allowed and the value, for nonsense."""
+    for arg, value, ok, allowed in (
+            ("lr", lr, is_finite_number(lr) and lr > 0, "a finite number > 0"),
+            ("momentum", momentum, is_finite_number(momentum) and 0 <= momentum < 1,
+             "in [0, 1) (at 1 or more the velocity never decays)"),
+            ("weight_decay", weight_decay, is_finite_number(weight_decay) and weight_decay >= 0,
+             "a finite number >= 0")):
+        if not ok:
+            raise ValueError(f"MomentumSGD: {arg} must be {allowed}, got {value!r}")
 
 
 class MomentumSGD:
     def __init__(self, net, lr: float = 0.01, momentum: float = 0.9,
                  weight_decay: float = 0.0005, lr_mults: dict[str, float] | None = None):
+        if not hasattr(net, "named_params"):
+            raise TypeError(f"MomentumSGD: net: expected a network with named_params() "
+                            f"(a Sequential or a TwoTowerAlexNet), got {type(net).__name__}")
+        _check_settings(lr, momentum, weight_decay)
         self.net = net
         self.lr, self.momentum, self.weight_decay = float(lr), float(momentum), float(weight_decay)
         layer_names = {layer.name for layer in net}
@@ -27,6 +44,10 @@ class MomentumSGD:
         if unknown:
             raise KeyMismatchError(f"MomentumSGD: lr_mults names unknown layers {unknown}; "
                                    f"layers: {sorted(layer_names)}")
+        bad = {k: v for k, v in (lr_mults or {}).items() if not (is_finite_number(v) and v >= 0)}
+        if bad:
+            raise ValueError(f"MomentumSGD: lr_mults must be finite numbers >= 0 (0 freezes a "
+                             f"layer), got {bad}")
         self.lr_mults = dict(lr_mults or {})
         self.velocity: dict = {}
         self.steps = 0
@@ -73,6 +94,7 @@ class MomentumSGD:
                 raise ValueError(f"MomentumSGD: velocity {name}: expected shape "
                                  f"{tuple(layer.params[key].shape)}, got {tuple(v.shape)}")
             velocity[name] = move_array(v.astype(layer.params[key].dtype), layer.backend, layer.device)
+        _check_settings(float(state["lr"]), float(state["momentum"]), float(state["weight_decay"]))
         self.velocity = velocity
         self.lr = float(state["lr"])
         self.momentum = float(state["momentum"])

@@ -73,6 +73,34 @@ def test_lrn_constants_the_paper_uses_still_work():
     assert np.all(np.isfinite(layer.forward(x)))
 
 
+# -- 2. the optimizer -------------------------------------------------------------------------
+@pytest.mark.parametrize("kwargs, parts", [
+    (dict(lr=-1), ("MomentumSGD", "lr", "> 0", "got -1")),
+    (dict(lr=0.0), ("MomentumSGD", "lr", "> 0", "got 0.0")),
+    (dict(momentum=2), ("MomentumSGD", "momentum", "[0, 1)", "got 2")),
+    (dict(momentum=-0.1), ("MomentumSGD", "momentum", "[0, 1)", "got -0.1")),
+    (dict(weight_decay=-5e-4), ("MomentumSGD", "weight_decay", ">= 0", "got -0.0005")),
+    (dict(lr_mults={"fc": -1.0}), ("MomentumSGD", "lr_mults", ">= 0", "{'fc': -1.0}")),
+])
+def test_optimizer_refuses_nonsense_settings(tiny, kwargs, parts):
+    with raises(ValueError, *parts):
+        MomentumSGD(tiny, **kwargs)
+
+
+def test_optimizer_needs_a_net():
+    with raises(TypeError, "MomentumSGD: net", "named_params", "got list"):
+        MomentumSGD([1, 2])
+
+
+def test_optimizer_load_refuses_nonsense_settings(tiny):
+    opt = MomentumSGD(tiny, lr=0.1)
+    state = opt.state_dict()
+    state["momentum"] = 1.5
+    with raises(ValueError, "MomentumSGD", "momentum", "got 1.5"):
+        opt.load_state_dict(state)
+    assert opt.momentum == 0.9
+
+
 # -- 7. KeyErrors print cleanly ---------------------------------------------------------------
 def test_key_errors_print_their_sentence_without_quotes(tiny):
     net = cifar_fig1()
