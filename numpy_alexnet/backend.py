@@ -136,6 +136,29 @@ def get_ops(name: str) -> SimpleNamespace:
     return ops
 
 
+def check_backend(name, device=None, who: str = "backend") -> None:
+    """Raise unless this machine can run backend ``name`` (on GPU ``device``).
+
+    A ValueError, naming ``who``, for a name not in ``BACKENDS`` or a device
+    that is not a GPU number; :class:`BackendUnavailable` where the package or
+    the device is missing.  ``.to()`` calls this before it moves anything, so
+    a failed move leaves the layers where they were.
+    """
+    if not isinstance(name, str) or name not in BACKENDS:
+        hint = (f" (backend names are lower case: {name.lower()!r})"
+                if isinstance(name, str) and name.lower() in BACKENDS else "")
+        raise ValueError(f"{who}: backend: expected one of {BACKENDS}, got {name!r}{hint}")
+    if device is not None and (isinstance(device, bool) or not isinstance(device, (int, np.integer))
+                               or device < 0):
+        raise ValueError(f"{who}: device: expected None or a GPU number >= 0, got {device!r}")
+    get_ops(name)                 # imports the backend's package: BackendUnavailable if missing
+    if name == "cupy" and device is not None:
+        count = import_cupy().cuda.runtime.getDeviceCount()
+        if device >= count:
+            raise ValueError(f"{who}: device: expected a GPU number below {count} "
+                             f"(the GPUs CuPy sees), got {device}")
+
+
 def move_array(x, backend: str, device: int | None = None):
     """``x`` as an array of ``backend`` (on ``device`` for 'cupy')."""
     if backend == "cupy":

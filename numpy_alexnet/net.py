@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from .backend import to_numpy
+from .backend import check_backend, to_numpy
 from .layers.base import Layer
 
 
@@ -96,7 +96,11 @@ class Sequential:
         return self.layers[0].backend if self.layers else "numpy"
 
     def to(self, backend: str, device: int | None = None) -> "Sequential":
-        """Run on 'numpy', 'numba' or 'cupy' (on GPU ``device``); parameters move."""
+        """Run on 'numpy', 'numba' or 'cupy' (on GPU ``device``); parameters move.
+
+        An unknown or unavailable backend raises before any layer moves.
+        """
+        check_backend(backend, device, who=f"Sequential '{self.name}'.to")
         for layer in self.layers:
             layer.to(backend, device)
         return self

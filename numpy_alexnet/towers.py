@@ -39,7 +39,8 @@ import copy
 
 import numpy as np
 
-from .backend import get_array_module, import_cupy, is_cupy_array, move_array, to_numpy
+from .backend import (check_backend, get_array_module, import_cupy, is_cupy_array, move_array,
+                      to_numpy)
 from .layers import Dropout
 from .models import alexnet, build
 from .net import KeyMismatchError, Sequential
@@ -173,6 +174,11 @@ class TwoTowerAlexNet:
         self.backend = "cupy" if all(on_gpu) else (backend or "numpy")
         if self.backend == "cupy" and not all(on_gpu):
             raise ValueError("TwoTowerAlexNet: the 'cupy' backend needs devices=(i, j)")
+        if all(on_gpu) and backend not in (None, "cupy"):
+            raise ValueError(f"TwoTowerAlexNet: devices={devices} are GPUs, which need the "
+                             f"'cupy' backend; got backend={backend!r}")
+        for device in devices:
+            check_backend(self.backend, device, who="TwoTowerAlexNet")
         self.devices = devices
         num_classes = single["fc8"].out_features
         spec = tower_spec(num_classes)
@@ -331,5 +337,7 @@ def two_tower_alexnet(num_classes: int = 1000, seed: int = 0, dtype=np.float32,
     ``devices=(0, 1)``: two GPUs; ``(0, 0)``: both towers on GPU 0; ``(None, None)``:
     the host, with ``backend`` 'numpy' (default) or 'numba'.
     """
+    if backend is not None:                                # before building 61M weights
+        check_backend(backend, who="two_tower_alexnet")
     single = alexnet(num_classes=num_classes, seed=seed, dtype=dtype, dropout_mode=dropout_mode)
     return TwoTowerAlexNet(single, devices=devices, backend=backend)

@@ -101,6 +101,44 @@ def test_optimizer_load_refuses_nonsense_settings(tiny):
     assert opt.momentum == 0.9
 
 
+# -- 4. backends ------------------------------------------------------------------------------
+def test_to_refuses_unknown_backends():
+    net = cifar_fig1()
+    with raises(ValueError, "Sequential 'cifar_fig1_relu'.to", "expected one of",
+                "'numpy', 'numba', 'cupy'", "got 'tpu'"):
+        net.to("tpu")
+    with raises(ValueError, "got 'NumPy'", "lower case: 'numpy'"):
+        net.to("NumPy")
+    with raises(ValueError, "Conv2D 'c'", "backend", "got 'tpu'"):
+        Conv2D(3, 4, 3, name="c").to("tpu")
+    with raises(ValueError, "device", "None or a GPU number >= 0", "got -1"):
+        net.to("numpy", -1)
+    assert net.backend == "numpy" and all(layer.backend == "numpy" for layer in net)
+
+
+def test_two_towers_refuse_unknown_backends():
+    with raises(ValueError, "two_tower_alexnet", "got 'tpu'"):
+        two_tower_alexnet(num_classes=2, backend="tpu")
+
+
+def test_failed_move_leaves_the_net_as_it_was(monkeypatch):
+    def no_cupy():
+        raise BackendUnavailable("the 'cupy' backend needs CuPy (made missing by this test)")
+    monkeypatch.setattr(B, "import_cupy", no_cupy)
+    monkeypatch.delitem(B._OPS_CACHE, "cupy", raising=False)
+    net = cifar_fig1()
+    x = np.zeros((1, 3, 32, 32), np.float32)
+    with raises(BackendUnavailable, "needs CuPy"):
+        net.to("cupy")
+    assert net.backend == "numpy"
+    assert all(layer.backend == "numpy" and layer.device is None for layer in net)
+    assert all(type(p) is np.ndarray for layer in net for p in layer.params.values())
+    assert net.forward(x).shape == (1, 10)                 # still usable
+    with raises(BackendUnavailable, "needs CuPy"):
+        net["conv1"].to("cupy")
+    assert net["conv1"].backend == "numpy" and type(net["conv1"].params["W"]) is np.ndarray
+
+
 # -- 7. KeyErrors print cleanly ---------------------------------------------------------------
 def test_key_errors_print_their_sentence_without_quotes(tiny):
     net = cifar_fig1()

@@ -25,7 +25,7 @@ import numbers
 
 import numpy as np
 
-from ..backend import get_ops, move_array
+from ..backend import check_backend, get_ops, move_array
 
 
 class LayerInputError(ValueError):
@@ -84,11 +84,16 @@ class Layer:
         return int(sum(p.size for p in self.params.values()))
 
     def to(self, backend: str, device: int | None = None) -> "Layer":
-        """Move parameters (and gradients) to ``backend``'s arrays, in place."""
+        """Move parameters (and gradients) to ``backend``'s arrays, in place.
+
+        An unknown or unavailable backend raises before anything moves.
+        """
+        check_backend(backend, device, who=f"{type(self).__name__} '{self.name}'")
+        params = {k: move_array(v, backend, device) for k, v in self.params.items()}
+        grads = {k: move_array(v, backend, device) for k, v in self.grads.items()}
+        self.params, self.grads = params, grads
         self.backend = backend
         self.device = device if backend == "cupy" else None
-        self.params = {k: move_array(v, backend, device) for k, v in self.params.items()}
-        self.grads = {k: move_array(v, backend, device) for k, v in self.grads.items()}
         self.cache = None
         return self
 
