@@ -42,6 +42,7 @@ import numpy as np
 from .backend import (check_backend, get_array_module, import_cupy, is_cupy_array, move_array,
                       to_numpy)
 from .layers import Dropout
+from .layers.base import check_dout
 from .models import alexnet, build
 from .net import KeyMismatchError, Sequential
 
@@ -199,6 +200,7 @@ class TwoTowerAlexNet:
         self.dropouts = {name: SplitDropout(single[name]) for name in ("drop6", "drop7")}
         self.input_shape = single.input_shape
         self.crossing_log: list[tuple[str, int, int]] = []
+        self._logits_shape: tuple | None = None     # the last forward's output, for backward
 
     # -- the crossings -----------------------------------------------------------------
     def _cross(self, name: str, x, source: int, target: int):
@@ -242,6 +244,7 @@ class TwoTowerAlexNet:
         if self.input_shape is not None and tuple(x.shape[1:]) != self.input_shape:
             raise ValueError(f"TwoTowerAlexNet: input shape: expected "
                              f"(N, {', '.join(map(str, self.input_shape))}), got {tuple(x.shape)}")
+        self._logits_shape = None
         self.crossing_log = []
         self._widths: dict[str, list] = {}
         h = [move_array(x, self.backend, d) for d in self.devices]     # the batch, on each tower
@@ -251,14 +254,16 @@ class TwoTowerAlexNet:
             if stage in _CROSSING_INTO:
                 h = self._exchange(_CROSSING_INTO[stage], h)
             h = [self._run(t, stage, h[t], train) for t in (0, 1)]
-        self._logit_width = h[0].shape[1]
         with _on(self.devices[0]):
             other = self._cross("logits", h[1], 1, 0)
-            return get_array_module(h[0]).concatenate([h[0], other], axis=1)   # (N, classes)
+            logits = get_array_module(h[0]).concatenate([h[0], other], axis=1)   # (N, classes)
+        self._logits_shape = tuple(logits.shape)
+        return logits
 
     def backward(self, dlogits, input_grad: bool = True):
         """Gradients of both towers; dx of the input, or None with ``input_grad=False``."""
-        w = self._logit_width
+        check_dout("TwoTowerAlexNet", dlogits, self._logits_shape)     # (N, classes)
+        w = self._logits_shape[1] // 2                                 # tower 0's classes
         d = [dlogits[:, :w], self._cross("logits.grad", dlogits[:, w:], 0, 1)]
         for stage in reversed(STAGES):
             need_dx = input_grad or stage != STAGES[0]

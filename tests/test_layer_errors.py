@@ -139,6 +139,104 @@ def test_failed_move_leaves_the_net_as_it_was(monkeypatch):
     assert net["conv1"].backend == "numpy" and type(net["conv1"].params["W"]) is np.ndarray
 
 
+# -- 5. backward ------------------------------------------------------------------------------
+# (layer, input shape, a dout of the wrong shape, the expected dout shape as printed)
+LAYERS = [
+    (lambda: Conv2D(3, 4, 3, name="l"), (2, 3, 5, 5), (2, 4, 3, 4), "(2, 4, 3, 3)"),
+    (lambda: MaxPool2D(3, 2, name="l"), (2, 3, 7, 7), (2, 3, 4, 3), "(2, 3, 3, 3)"),
+    (lambda: AvgPool2D(3, 2, name="l"), (2, 3, 7, 7), (2, 3, 3, 2), "(2, 3, 3, 3)"),
+    (lambda: LocalResponseNorm(3, name="l"), (2, 4, 3, 3), (2, 4, 3, 2), "(2, 4, 3, 3)"),
+    (lambda: Dropout(0.5, name="l"), (2, 5), (2, 4), "(2, 5)"),
+    (lambda: ReLU(name="l"), (2, 5), (3, 5), "(2, 5)"),
+    (lambda: Tanh(name="l"), (2, 5), (2, 5, 1), "(2, 5)"),
+    (lambda: Linear(5, 3, name="l"), (2, 5), (2, 4), "(2, 3)"),
+    (lambda: Flatten(name="l"), (2, 3, 2, 2), (2, 13), "(2, 12)"),
+]
+
+
+@pytest.mark.parametrize("make, x_shape, bad, expected", LAYERS)
+def test_backward_checks_dout(make, x_shape, bad, expected):
+    layer = make()
+    kind = type(layer).__name__
+    with raises(LayerInputError, f"{kind} 'l': backward before forward"):
+        layer.backward(np.ones(x_shape))
+    x = np.random.default_rng(0).standard_normal(x_shape).astype(np.float32)
+    out = layer.forward(x, True)
+    with raises(LayerInputError, f"{kind} 'l': dout shape: expected {expected}", f"got {bad}"):
+        layer.backward(np.ones(bad))
+    with raises(LayerInputError, f"{kind} 'l': dout type", "got list"):
+        layer.backward(np.ones(out.shape).tolist())
+    assert layer.backward(np.ones_like(out)).shape == x_shape   # a wrong dout changed nothing
+    assert layer.backward(np.ones_like(out)).shape == x_shape   # and twice is fine
+    layer.to("numpy")                                           # a move clears the cache
+    with raises(LayerInputError, "backward before forward"):
+        layer.backward(np.ones_like(out))
+
+
+def test_conv_param_backward_checks_dout():
+    layer = Conv2D(3, 4, 3, name="c")
+    layer.forward(np.zeros((2, 3, 5, 5), np.float32))
+    with raises(LayerInputError, "Conv2D 'c': dout shape: expected (2, 4, 3, 3)", "(1, 4, 3, 3)"):
+        layer.param_backward(np.ones((1, 4, 3, 3)))
+
+
+def test_a_failed_forward_leaves_nothing_to_go_back_through():
+    layer = LocalResponseNorm(3, groups=2, name="n")
+    layer.forward(np.ones((1, 4, 2, 2)))
+    with raises(LayerInputError, "LocalResponseNorm 'n'", "multiple of groups=2", "got 3"):
+        layer.forward(np.ones((1, 3, 2, 2)))
+    with raises(LayerInputError, "'n': backward before forward"):
+        layer.backward(np.ones((1, 3, 2, 2)))
+
+
+def test_dropout_tells_no_forward_from_a_test_time_forward():
+    layer = Dropout(0.5, name="d")
+    with raises(LayerInputError, "Dropout 'd': backward before forward"):
+        layer.backward(np.ones((2, 3)))
+    layer.forward(np.ones((2, 3)), train=False)
+    with raises(RuntimeError, "Dropout 'd': backward after a test-time forward"):
+        layer.backward(np.ones((2, 3)))
+
+
+def test_loss_backward_before_forward():
+    loss = SoftmaxCrossEntropy(name="loss")
+    with raises(LayerInputError, "SoftmaxCrossEntropy 'loss': backward before forward"):
+        loss.backward()
+    with raises(LayerInputError, "'loss'", "label out of range"):
+        loss.forward(np.zeros((2, 3)), np.array([0, 3]))
+    with raises(LayerInputError, "'loss': backward before forward"):     # that forward failed
+        loss.backward()
+    loss.forward(np.zeros((2, 3)), np.array([0, 2]))
+    assert loss.backward().shape == (2, 3)
+    with raises(LayerInputError, "'loss': dout shape: expected ()", "got (2,)"):
+        loss.backward(np.ones(2))
+
+
+def test_sequential_backward_checks_dout():
+    net = cifar_fig1()
+    with raises(LayerInputError, "Linear 'fc10': backward before forward"):
+        net.backward(np.ones((2, 10), np.float32))
+    net.forward(np.zeros((2, 3, 32, 32), np.float32))
+    for bad in ((2, 9), (3, 10)):
+        for input_grad in (True, False):
+            with raises(LayerInputError, "Linear 'fc10': dout shape: expected (2, 10)",
+                        f"got {bad}"):
+                net.backward(np.ones(bad, np.float32), input_grad=input_grad)
+    assert net.backward(np.ones((2, 10), np.float32), input_grad=False) is None
+
+
+def test_two_towers_backward_checks_dlogits(towers):
+    fresh = TwoTowerAlexNet.__new__(TwoTowerAlexNet)     # a forward-less copy, without a rebuild
+    fresh.__dict__.update(towers.__dict__, _logits_shape=None)
+    with raises(LayerInputError, "TwoTowerAlexNet: backward before forward"):
+        fresh.backward(np.ones((1, 4), np.float32))
+    towers.forward(np.zeros((1, 3, 227, 227), np.float32), train=True)
+    for bad in ((1, 3), (2, 4)):
+        with raises(LayerInputError, "TwoTowerAlexNet: dout shape: expected (1, 4)", f"got {bad}"):
+            towers.backward(np.ones(bad, np.float32))
+    assert towers.backward(np.ones((1, 4), np.float32), input_grad=False) is None
+
+
 # -- 7. KeyErrors print cleanly ---------------------------------------------------------------
 def test_key_errors_print_their_sentence_without_quotes(tiny):
     net = cifar_fig1()

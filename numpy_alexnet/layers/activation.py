@@ -41,6 +41,7 @@ class ReLU(Layer):
         return out
 
     def backward(self, dout):
+        self.check_dout(dout)
         return self.ops.relu_backward(dout, self.cache)
 
 
@@ -53,6 +54,7 @@ class Tanh(Layer):
         return out
 
     def backward(self, dout):
+        self.check_dout(dout)
         return self.ops.tanh_backward(dout, self.cache)
 
 

@@ -10,9 +10,13 @@ A layer is a class with
   ``backward`` needs, and ``backward(dout)`` which returns ``dx`` and fills
   ``grads``.
 
-Bad hyperparameters get a ``ValueError`` from the constructor (``check_arg``,
-``check_int``), naming the layer, the argument, what is allowed and the value,
-not a strange result at the first forward.
+Bad input gets a :class:`LayerInputError` naming the layer, what was expected
+and what came: ``forward`` starts with ``self.check_input(x, ...)`` and
+``backward`` with ``self.check_dout(dout)``.  ``dout`` is dL/d(output), so it
+must have the shape of the last forward's output; ``check_input`` remembers
+the input's shape for that (``last_x_shape``) and ``output_shape`` turns it
+into the output's.  Bad hyperparameters get a ``ValueError`` from the
+constructor (``check_arg``), not a strange result at the first forward.
 
 Axis legend used in shape comments throughout: N batch, C channels (input),
 F filters (output channels), G groups, H, W height and width, K kernel size,
@@ -37,6 +41,29 @@ def is_finite_number(v) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def check_dout(who: str, dout, expected: tuple | None) -> None:
+    """The check at the top of a backward pass: ``dout`` must have the shape
+    ``expected`` of the last forward's output (None: there was no forward).
+
+    ``who`` names the layer or net in the message.  Only the shape is
+    compared: no copy, nothing on the device.
+    """
+    if expected is None:
+        raise LayerInputError(f"{who}: backward before forward: call forward(x) first; backward "
+                              f"uses what it caches (moving with .to() or a forward that fails "
+                              f"its checks clears that)")
+    if isinstance(dout, (int, float, np.number)):
+        got = ()                                          # a scalar, e.g. the loss's dout=1.0
+    elif hasattr(dout, "shape"):
+        got = tuple(dout.shape)
+    else:
+        raise LayerInputError(f"{who}: dout type: expected an array of shape {expected}, "
+                              f"got {type(dout).__name__}")
+    if got != tuple(expected):
+        raise LayerInputError(f"{who}: dout shape: expected {tuple(expected)} (the shape of the "
+                              f"last forward's output), got {got}")
+
+
 class Layer:
     """Base class: no parameters, NumPy reference kernels, an empty cache."""
 
@@ -45,6 +72,7 @@ class Layer:
         self.params: dict = {}
         self.grads: dict = {}
         self.cache = None
+        self.last_x_shape: tuple | None = None   # the last good forward's input shape (check_input)
         self.backend = "numpy"
         self.device: int | None = None
 
@@ -94,7 +122,7 @@ class Layer:
         self.params, self.grads = params, grads
         self.backend = backend
         self.device = device if backend == "cupy" else None
-        self.cache = None
+        self.cache, self.last_x_shape = None, None       # nothing to go back through
         return self
 
     def astype(self, dtype) -> "Layer":
@@ -128,6 +156,7 @@ class Layer:
         return int(value)
 
     def _fail(self, what: str, expected, got):
+        self.last_x_shape = None            # a forward that fails leaves nothing for backward
         raise LayerInputError(
             f"{type(self).__name__} '{self.name}': {what}: expected {expected}, got {got}")
 
@@ -153,6 +182,19 @@ class Layer:
             self._fail("input dtype", f"{self.dtype} (the parameters' dtype)", x.dtype)
         if x.shape[0] < 1:
             self._fail("batch size", "at least 1 example", tuple(x.shape))
+        self.last_x_shape = tuple(x.shape)        # for check_dout
+
+    def check_dout(self, dout, expected: tuple | None = None) -> None:
+        """Raise a :class:`LayerInputError` naming this layer unless ``dout`` has
+        the shape of the last forward's output, or if there was no forward.
+
+        ``expected`` defaults to (N,) + ``output_shape`` of the last input.
+        """
+        if self.last_x_shape is not None and expected is None:
+            N, *example = self.last_x_shape
+            expected = (N, *self.output_shape(tuple(example)))
+        check_dout(f"{type(self).__name__} '{self.name}'", dout,
+                   expected if self.last_x_shape is not None else None)
 
 
 def conv_output_size(size: int, kernel: int, stride: int, pad: int) -> int:

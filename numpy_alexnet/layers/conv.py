@@ -171,6 +171,7 @@ class Conv2D(Layer):
         return out
 
     def backward(self, dout, input_grad: bool = True):
+        self.check_dout(dout)                                   # (N, F, Ho, Wo), as forward's output
         dx, self.grads["W"], self.grads["b"] = self.ops.conv2d_backward(
             dout, self.cache, self.params["W"], self.stride, self.padding, self.groups,
             input_grad)

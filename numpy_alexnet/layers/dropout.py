@@ -49,6 +49,7 @@ class Dropout(Layer):
         return x * mask
 
     def backward(self, dout):
+        self.check_dout(dout)
         if self.cache is None:
             raise RuntimeError(f"Dropout '{self.name}': backward after a test-time forward")
         return dout * self.cache

@@ -22,6 +22,7 @@ class Flatten(Layer):
         return x.reshape(x.shape[0], -1)                        # (N, C*H*W)
 
     def backward(self, dout):
+        self.check_dout(dout)                                   # (N, C*H*W)
         return dout.reshape(self.cache)                         # (N, C, H, W)
 
 
@@ -59,6 +60,7 @@ class Linear(Layer):
         return x @ self.params["W"] + self.params["b"]          # (N, D_out)
 
     def backward(self, dout):
+        self.check_dout(dout)                                   # (N, D_out)
         x = self.cache
         self.grads["W"] = x.T @ dout                            # (D_in, D_out)
         self.grads["b"] = dout.sum(axis=0)                      # (D_out,)

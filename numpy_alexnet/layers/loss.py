@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import get_array_module
-from .base import Layer, LayerInputError
+from .base import Layer
 
 
 def log_softmax(z):
@@ -35,22 +35,19 @@ class SoftmaxCrossEntropy(Layer):
         N, K = logits.shape
         labels = xp.asarray(labels)
         if labels.shape != (N,):
-            raise LayerInputError(f"SoftmaxCrossEntropy '{self.name}': labels shape: expected "
-                                  f"({N},) to match the logits, got {tuple(labels.shape)}")
+            self._fail("labels shape", f"({N},) to match the logits", tuple(labels.shape))
         if not np.issubdtype(np.dtype(labels.dtype), np.integer):
-            raise LayerInputError(f"SoftmaxCrossEntropy '{self.name}': labels dtype: expected "
-                                  f"integers, got {labels.dtype}")
+            self._fail("labels dtype", "integers", labels.dtype)
         lo, hi = int(labels.min()), int(labels.max())
         if lo < 0 or hi >= K:
-            bad = lo if lo < 0 else hi
-            raise LayerInputError(f"SoftmaxCrossEntropy '{self.name}': label out of range: "
-                                  f"expected 0 <= label < {K}, got {bad}")
+            self._fail("label out of range", f"0 <= label < {K}", lo if lo < 0 else hi)
         logp = log_softmax(logits)                               # (N, K)
         rows = xp.arange(N)
         self.cache = (logp, labels)
         return -logp[rows, labels].mean()
 
     def backward(self, dout=1.0):
+        self.check_dout(dout, expected=())                       # dL/dL: a scalar, 1 by default
         xp = get_array_module(self.cache[0])
         logp, labels = self.cache
         N = logp.shape[0]

@@ -94,6 +94,7 @@ class LocalResponseNorm(Layer):
         return out.reshape(shape)                                       # (N, C, H, W)
 
     def backward(self, dout):
+        self.check_dout(dout)                                           # (N, C, H, W)
         xg, out, scale = self.cache
         dx = self.ops.lrn_backward(self._grouped(dout), xg, out, scale,
                                    self.n, self.k, self.alpha, self.beta)  # (N*G, C/G, H, W)

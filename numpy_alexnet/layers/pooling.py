@@ -113,6 +113,7 @@ class _Pool2D(Layer):
         return out
 
     def backward(self, dout):
+        self.check_dout(dout)                                    # (N, C, Ho, Wo), as forward's output
         state, x_shape = self.cache
         bwd = getattr(self.ops, f"{self.kind}pool_backward")
         return bwd(dout, state, x_shape, self.kh, self.kw, self.stride)
