@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .layers import (AvgPool2D, Conv2D, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2D,
-                     make_activation)
+from .layers import (AvgPool2D, Conv2D, Dropout, Flatten, LayerInputError, Linear,
+                     LocalResponseNorm, MaxPool2D, make_activation)
 from .net import Sequential
 
 # kind -> layer class; activations are built by make_activation.
@@ -52,6 +52,16 @@ ALEXNET_INITS = {
 }
 
 
+def check_num_classes(model: str, num_classes) -> None:
+    """At least 2 classes: a softmax over one class is always 1, so it learns nothing."""
+    ok = (isinstance(num_classes, (int, np.integer)) and not isinstance(num_classes, bool)
+          and num_classes >= 2)
+    if not ok:
+        raise ValueError(f"{model}: num_classes must be an integer >= 2 (a softmax over one "
+                         f"class always outputs 1, so there is nothing to learn), "
+                         f"got {num_classes!r}")
+
+
 def _fan_in(kind: str, args: dict) -> int:
     """Inputs each output unit sees: (in_channels / groups) * k * k, or in_features."""
     if kind == "linear":
@@ -81,6 +91,7 @@ def alexnet_spec(num_classes: int = 1000, init: str = "paper") -> list[tuple[str
     """
     if init not in ALEXNET_INITS:
         raise ValueError(f"unknown AlexNet init {init!r}; expected one of {sorted(ALEXNET_INITS)}")
+    check_num_classes("alexnet", num_classes)
     lrn = dict(n=5, k=2.0, alpha=1e-4, beta=0.75, groups=2)  # each tower normalizes its own
     pool = dict(kernel_size=3, stride=2)                    # overlapping, section 3.4
     spec = [
@@ -131,6 +142,7 @@ def alexnet_torchvision_spec(num_classes: int = 1000) -> list[tuple[str, str, di
     torchvision's.  torchvision's adaptive 6x6 average pool is the identity
     for 224x224 inputs and is left out.
     """
+    check_num_classes("alexnet_torchvision", num_classes)
     pool = dict(kernel_size=3, stride=2)
     return [
         ("conv1", "conv",    dict(in_channels=3, out_channels=64, kernel_size=11, stride=4, padding=2)),
@@ -173,6 +185,7 @@ def cifar_fig1_spec(activation: str = "relu", num_classes: int = 10,
     Deviation: pools use floor mode (32 -> 15 -> 7 -> 3, so fc10 sees
     3*3*64 = 576 inputs) where cuda-convnet rounds up (16 -> 8 -> 4).
     """
+    check_num_classes("cifar_fig1", num_classes)
     s1, s2, s3, s4 = weight_stds
     pool = dict(kernel_size=3, stride=2)
     return [
@@ -210,8 +223,32 @@ def build(spec, input_shape: tuple, seed: int = 0, dtype=np.float32,
             args.setdefault("seed", seed * 1000 + i)
         layers.append(LAYER_KINDS[kind](name=lname, **args))
     net = Sequential(layers, input_shape=input_shape, name=name)
-    net.shapes()        # fail now, not at the first batch, if the spec's shapes do not chain
+    try:
+        net.shapes()    # fail now, not at the first batch, if the spec's shapes do not chain
+    except LayerInputError as err:
+        raise LayerInputError(f"{name}: input {tuple(input_shape)} does not fit the layers: "
+                              f"{err}; {_sizes_that_fit(net, input_shape)}") from err
     return net
+
+
+def _sizes_that_fit(net: Sequential, input_shape: tuple, largest: int = 1024) -> str:
+    """Which square inputs (C, S, S) the layers of ``net`` take, as a sentence."""
+    if len(input_shape) != 3:
+        return "check the spec's first layer"
+    fits = []
+    for size in range(1, largest + 1):
+        try:
+            net.shapes((input_shape[0], size, size))
+            fits.append(size)
+        except LayerInputError:
+            pass
+    if not fits:
+        return f"no square input up to {largest}x{largest} fits: the spec's shapes do not chain"
+    lo, hi = min(fits), max(fits)
+    sizes = f"{lo}x{lo}" if lo == hi else f"{lo}x{lo} to {hi}x{hi}"
+    where = ("too small" if input_shape[1] < lo and input_shape[2] < lo else
+             "too large" if input_shape[1] > hi and input_shape[2] > hi else "not one of them")
+    return f"the square inputs they take are {sizes}, the smallest {lo}x{lo} ({where})"
 
 
 def alexnet(num_classes: int = 1000, seed: int = 0, dtype=np.float32,

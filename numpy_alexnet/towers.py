@@ -180,6 +180,7 @@ class TwoTowerAlexNet:
                              f"'cupy' backend; got backend={backend!r}")
         for device in devices:
             check_backend(self.backend, device, who="TwoTowerAlexNet")
+        _check_is_alexnet(single)
         self.devices = devices
         num_classes = single["fc8"].out_features
         spec = tower_spec(num_classes)
@@ -315,6 +316,20 @@ class TwoTowerAlexNet:
         return out
 
 
+def _check_is_alexnet(single) -> None:
+    """``single`` must be the paper's AlexNet (``models.alexnet``): the towers split its layers."""
+    what = "TwoTowerAlexNet: expected the paper's AlexNet from models.alexnet(...)"
+    if not isinstance(single, Sequential):
+        raise TypeError(f"{what}, got {type(single).__name__}")
+    needed = [row[0] for stage in STAGES for row in tower_spec(2)[stage]] + ["drop6", "drop7"]
+    names = {layer.name for layer in single}
+    missing = [n for n in needed if n not in names]
+    if missing or single.input_shape != (3, 227, 227):
+        raise ValueError(f"{what} (input (3, 227, 227), layers {needed}); got "
+                         f"Sequential '{single.name}' with input {single.input_shape}"
+                         + (f", lacking layers {missing}" if missing else ""))
+
+
 def _copy_half(src, dst, t: int) -> None:
     """Tower ``t``'s half of layer ``src``'s outputs into ``dst`` (host arrays, copied).
 
@@ -329,8 +344,8 @@ def _copy_half(src, dst, t: int) -> None:
         index[axis] = slice(t * half, (t + 1) * half)
         part = np.ascontiguousarray(value[tuple(index)])
         if part.shape != tuple(dst.params[key].shape):
-            raise ValueError(f"tower {t} layer {dst.name}.{key}: expected {dst.params[key].shape}, "
-                             f"got {part.shape}")
+            raise ValueError(f"TwoTowerAlexNet: tower {t} layer {dst.name}.{key}: expected half "
+                             f"of the paper's AlexNet, {dst.params[key].shape}, got {part.shape}")
         dst.params[key] = part.astype(dst.params[key].dtype)
 
 

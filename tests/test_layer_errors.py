@@ -101,6 +101,36 @@ def test_optimizer_load_refuses_nonsense_settings(tiny):
     assert opt.momentum == 0.9
 
 
+# -- 3. the models --------------------------------------------------------------------------
+@pytest.mark.parametrize("make, model", [
+    (lambda: alexnet(num_classes=0), "alexnet"),
+    (lambda: cifar_fig1(num_classes=0), "cifar_fig1"),
+    (lambda: cifar_fig1(num_classes=1), "cifar_fig1"),
+    (lambda: alexnet_torchvision(num_classes=-3), "alexnet_torchvision"),
+])
+def test_models_need_two_classes(make, model):
+    with raises(ValueError, f"{model}: num_classes", ">= 2", "softmax over one class"):
+        make()
+
+
+def test_too_small_input_says_the_smallest():
+    with raises(LayerInputError, "cifar_fig1_relu: input (3, 8, 8)", "AvgPool2D 'pool3'",
+                "at least 3x3", "got 1x1", "smallest 31x31", "too small"):
+        cifar_fig1(input_size=8)
+    with raises(LayerInputError, "Linear 'fc10'", "(576,)", "31x31 to 38x38", "too large"):
+        cifar_fig1(input_size=64)
+    for size in (31, 32, 38):
+        assert cifar_fig1(input_size=size).shapes()[-1] == (10,)
+
+
+def test_two_towers_need_an_alexnet():
+    with raises(ValueError, "TwoTowerAlexNet: expected the paper's AlexNet",
+                "cifar_fig1_relu", "lacking layers", "conv4", "fc8"):
+        TwoTowerAlexNet(cifar_fig1())
+    with raises(TypeError, "TwoTowerAlexNet: expected the paper's AlexNet", "got list"):
+        TwoTowerAlexNet([ReLU()])
+
+
 # -- 4. backends ------------------------------------------------------------------------------
 def test_to_refuses_unknown_backends():
     net = cifar_fig1()

@@ -159,6 +159,9 @@ class Conv2D(Layer):
         if len(input_shape) != 3 or input_shape[0] != self.in_channels:
             self._fail("input shape", f"({self.in_channels}, H, W) per example", tuple(input_shape))
         C, H, W = input_shape
+        if H + 2 * self.padding < self.kh or W + 2 * self.padding < self.kw:
+            self._fail("input height/width", f"at least {self.kh - 2 * self.padding}x"
+                       f"{self.kw - 2 * self.padding}", f"{H}x{W} (per example {tuple(input_shape)})")
         return (self.out_channels, conv_output_size(H, self.kh, self.stride, self.padding),
                 conv_output_size(W, self.kw, self.stride, self.padding))
 

@@ -101,7 +101,12 @@ class _Pool2D(Layer):
         return f"{self.kh}x{self.kw}, stride {self.stride}"
 
     def output_shape(self, input_shape):
+        if len(input_shape) != 3:
+            self._fail("input shape", "(C, H, W) per example", tuple(input_shape))
         C, H, W = input_shape
+        if H < self.kh or W < self.kw:
+            self._fail("input height/width", f"at least {self.kh}x{self.kw}",
+                       f"{H}x{W} (per example {tuple(input_shape)})")
         return (C, conv_output_size(H, self.kh, self.stride, 0),
                 conv_output_size(W, self.kw, self.stride, 0))
 
