@@ -5,8 +5,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from .backend import check_backend, to_numpy
-from .layers.base import Layer
+from .backend import check_backend, get_array_module, to_numpy
+from .layers.base import Layer, LayerInputError
 
 
 class KeyMismatchError(KeyError):
@@ -27,19 +27,30 @@ class Sequential:
 
     def __init__(self, layers: list[Layer], input_shape: tuple | None = None,
                  name: str = "net"):
+        layers = list(layers)
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"Sequential '{name}': layer {i}: expected a Layer (such as "
+                                f"Conv2D or ReLU from numpy_alexnet.layers), got "
+                                f"{type(layer).__name__} {layer!r}")
         names = [layer.name for layer in layers]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"Sequential '{name}': layer names must be unique; repeated: {dupes}")
-        self.layers = list(layers)
+        self.layers = layers
         self.input_shape = tuple(input_shape) if input_shape is not None else None
         self.name = name
 
     # -- the two passes ----------------------------------------------------------
     def forward(self, x, train: bool = True):
-        if self.input_shape is not None and tuple(x.shape[1:]) != self.input_shape:
-            raise ValueError(f"Sequential '{self.name}': input shape: expected "
-                             f"(N, {', '.join(map(str, self.input_shape))}), got {tuple(x.shape)}")
+        if self.input_shape is not None:
+            expected = f"(N, {', '.join(map(str, self.input_shape))})"
+            if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+                raise LayerInputError(f"Sequential '{self.name}': input type: expected an array "
+                                      f"{expected}, got {type(x).__name__}")
+            if tuple(x.shape[1:]) != self.input_shape:
+                raise LayerInputError(f"Sequential '{self.name}': input shape: expected "
+                                      f"{expected}, got {tuple(x.shape)}")
         for layer in self.layers:
             x = layer.forward(x, train)
         return x
@@ -82,9 +93,20 @@ class Sequential:
             raise KeyMismatchError(f"Sequential '{self.name}': state does not match; missing "
                                    f"{missing}, unexpected {unexpected}")
         for name, (layer, key) in ours.items():
-            if tuple(state[name].shape) != tuple(layer.params[key].shape):
+            value, shape = state[name], tuple(layer.params[key].shape)
+            if not hasattr(value, "shape") or not hasattr(value, "dtype"):
+                raise ValueError(f"Sequential '{self.name}': parameter {name}: expected an array "
+                                 f"of shape {shape}, got {type(value).__name__}")
+            if tuple(value.shape) != shape:
                 raise ValueError(f"Sequential '{self.name}': parameter {name}: expected shape "
-                                 f"{tuple(layer.params[key].shape)}, got {tuple(state[name].shape)}")
+                                 f"{shape}, got {tuple(value.shape)}")
+            if not np.issubdtype(np.dtype(value.dtype), np.number):
+                raise ValueError(f"Sequential '{self.name}': parameter {name}: expected numbers, "
+                                 f"got dtype {value.dtype}")
+            bad = int((~get_array_module(value).isfinite(value)).sum())
+            if bad:
+                raise ValueError(f"Sequential '{self.name}': parameter {name}: expected finite "
+                                 f"values, got {bad} of {value.size} inf or NaN")
         for name, (layer, key) in ours.items():
             layer.params[key] = to_numpy(state[name]).astype(layer.params[key].dtype)
         for layer in self.layers:                 # back onto each layer's backend and device

@@ -267,6 +267,42 @@ def test_two_towers_backward_checks_dlogits(towers):
     assert towers.backward(np.ones((1, 4), np.float32), input_grad=False) is None
 
 
+# -- 6. nets given the wrong things -----------------------------------------------------------
+def test_nets_say_they_need_an_array(towers):
+    with raises(LayerInputError, "Sequential 'cifar_fig1_relu': input type",
+                "an array (N, 3, 32, 32)", "got list"):
+        cifar_fig1().forward([[1, 2]])
+    with raises(LayerInputError, "TwoTowerAlexNet: input type", "an array (N, 3, 227, 227)",
+                "got list"):
+        towers.forward([1, 2, 3])
+    with raises(LayerInputError, "ReLU 'a': input type", "got list"):   # no input_shape: layer 0 says it
+        Sequential([ReLU(name="a")]).forward([[1.0, 2.0]])
+
+
+def test_sequential_needs_layers():
+    with raises(TypeError, "Sequential 'net': layer 1", "expected a Layer", "got str 'conv'"):
+        Sequential([ReLU(name="a"), "conv"])
+
+
+def test_load_state_dict_refuses_non_arrays_and_non_finite_values():
+    net = cifar_fig1(seed=0)
+    before = net["conv1"].params["W"].copy()
+    state = net.state_dict()
+    state["fc10.b"] = state["fc10.b"].tolist()
+    with raises(ValueError, "Sequential 'cifar_fig1_relu': parameter fc10.b",
+                "an array of shape (10,)", "got list"):
+        net.load_state_dict(state)
+    state = cifar_fig1(seed=1).state_dict()
+    state["conv2.W"] = np.full_like(state["conv2.W"], np.nan)
+    with raises(ValueError, "parameter conv2.W", "expected finite values",
+                f"got {state['conv2.W'].size} of {state['conv2.W'].size} inf or NaN"):
+        net.load_state_dict(state)
+    state["conv2.W"] = state["conv2.W"].astype(str)
+    with raises(ValueError, "parameter conv2.W", "expected numbers", "dtype <U"):
+        net.load_state_dict(state)
+    np.testing.assert_array_equal(net["conv1"].params["W"], before)     # nothing half-loaded
+
+
 # -- 7. KeyErrors print cleanly ---------------------------------------------------------------
 def test_key_errors_print_their_sentence_without_quotes(tiny):
     net = cifar_fig1()
