@@ -7,13 +7,14 @@ from .backend import BACKENDS, get_array_module, to_numpy
 from .layers import (AvgPool2D, Conv2D, Dropout, Flatten, Layer, LayerInputError, Linear,
                      LocalResponseNorm, MaxPool2D, ReLU, SoftmaxCrossEntropy, Tanh)
 from .models import alexnet, alexnet_torchvision, build, cifar_fig1, get_model
-from .net import Sequential
+from .net import KeyMismatchError, Sequential
 from .optim import MomentumSGD
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BACKENDS", "get_array_module", "to_numpy", "Layer", "LayerInputError", "Conv2D", "ReLU",
+    "BACKENDS", "get_array_module", "to_numpy", "Layer", "LayerInputError", "KeyMismatchError",
+    "Conv2D", "ReLU",
     "Tanh", "LocalResponseNorm", "MaxPool2D", "AvgPool2D", "Dropout", "Linear", "Flatten",
     "SoftmaxCrossEntropy", "Sequential", "MomentumSGD", "alexnet", "alexnet_torchvision",
     "cifar_fig1", "build",

@@ -52,7 +52,7 @@ import numpy as np
 
 from .backend import to_numpy
 from .layers import Conv2D, Dropout, Flatten, Linear, LocalResponseNorm
-from .net import Sequential
+from .net import KeyMismatchError, Sequential
 
 LAYOUTS = ("bvlc", "torchvision", "numpy-alexnet")
 
@@ -724,7 +724,7 @@ def _check_layer_names(net: Sequential, names, what: str, need_params: bool = Fa
     with_params = [layer.name for layer in net.layers if layer.params]
     unknown = [n for n in names if n not in layers]
     if unknown:
-        raise KeyError(f"{what}: {net.name} has no layers {unknown}; layers with weights: "
+        raise KeyMismatchError(f"{what}: {net.name} has no layers {unknown}; layers with weights: "
                        f"{with_params}")
     if need_params:
         bare = [n for n in names if not layers[n].params]

@@ -526,8 +526,9 @@ def test_prepare_finetune_reinit_and_errors(tmp_path):
     assert mults == {}
     np.testing.assert_array_equal(net["conv2"].params["W"], src["conv2"].params["W"])
     assert not np.array_equal(net["conv3"].params["W"], src["conv3"].params["W"])
-    with pytest.raises(KeyError, match="fc8"):
+    with pytest.raises(KeyError, match="fc8") as info:
         P.prepare_finetune(cifar_fig1("relu"), freeze=["fc8"])
+    assert str(info.value).startswith("freeze: ")          # the sentence, not its repr in quotes
     with pytest.raises(ValueError, match="both re-initialized and frozen"):
         P.prepare_finetune(cifar_fig1("relu"), reinit=["conv1"], freeze=["conv1"])
     # A classifier of another size in the file, without reinit: the error names it.
