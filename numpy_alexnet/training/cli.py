@@ -227,6 +227,11 @@ def class_difference(trained, found, checkpoint, data) -> str | None:
             "the network's outputs stand for the checkpoint's classes, in its order")
 
 
+def _note_no_classes(checkpoint) -> None:
+    print(f"  note: {checkpoint} does not record its class names (written by an older "
+          "version); taking them to be the data's", file=sys.stderr)
+
+
 def _parse_list(s: str | None) -> tuple:
     return tuple(x.strip() for x in s.split(",") if x.strip()) if s else ()
 
@@ -287,8 +292,9 @@ def _train(args) -> int:
     from .trainer import FixedSchedule, NonFiniteLossError, PaperSchedule, Trainer
 
     cmd = "train"
-    if _devices_problem(args):
-        _err(cmd, _devices_problem(args))
+    problem = _devices_problem(args)
+    if problem:
+        _err(cmd, problem)
         return EXIT_USAGE
     out = Path(args.out)
     devices = tuple(int(d) for d in _parse_list(args.devices))
@@ -366,8 +372,7 @@ def _train(args) -> int:
             raise ValueError(f"--num-classes {args.num_classes} is smaller than the "
                              f"{len(classes)} classes of {args.data}: {_names(classes)}")
         if resume_path is not None and "classes" not in saved:
-            print(f"  note: {resume_path} does not record its class names (written by an "
-                  "older version); taking them to be the data's", file=sys.stderr)
+            _note_no_classes(resume_path)
         elif resume_path is not None:
             problem = class_difference(saved["classes"], classes, resume_path, args.data)
             if problem:
@@ -456,8 +461,9 @@ def _eval(args) -> int:
     from .trainer import evaluate
 
     cmd = "eval"
-    if _devices_problem(args):
-        _err(cmd, _devices_problem(args))
+    problem = _devices_problem(args)
+    if problem:
+        _err(cmd, problem)
         return EXIT_USAGE
     try:
         ck = read_checkpoint(args.checkpoint)
@@ -477,8 +483,7 @@ def _eval(args) -> int:
                           progress=not args.quiet)
         split = ds[args.split]
         if "classes" not in cfg:
-            print(f"  note: {args.checkpoint} does not record its class names (written by an "
-                  "older version); taking them to be the data's", file=sys.stderr)
+            _note_no_classes(args.checkpoint)
             if len(ds.classes) > num_classes:
                 raise ValueError(f"{data} has {len(ds.classes)} classes but the network of "
                                  f"{args.checkpoint} has {num_classes} outputs")
