@@ -6,7 +6,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from .backend import check_backend, get_array_module, to_numpy
-from .layers.base import Layer, LayerInputError
+from .layers.base import Layer, check_net_input
 
 
 class KeyMismatchError(KeyError):
@@ -44,13 +44,7 @@ class Sequential:
     # -- the two passes ----------------------------------------------------------
     def forward(self, x, train: bool = True):
         if self.input_shape is not None:
-            expected = f"(N, {', '.join(map(str, self.input_shape))})"
-            if not hasattr(x, "shape") or not hasattr(x, "dtype"):
-                raise LayerInputError(f"Sequential '{self.name}': input type: expected an array "
-                                      f"{expected}, got {type(x).__name__}")
-            if tuple(x.shape[1:]) != self.input_shape:
-                raise LayerInputError(f"Sequential '{self.name}': input shape: expected "
-                                      f"{expected}, got {tuple(x.shape)}")
+            check_net_input(f"Sequential '{self.name}'", x, self.input_shape)
         for layer in self.layers:
             x = layer.forward(x, train)
         return x

@@ -41,8 +41,8 @@ import numpy as np
 
 from .backend import (check_backend, get_array_module, import_cupy, is_cupy_array, move_array,
                       to_numpy)
-from .layers import Dropout, LayerInputError
-from .layers.base import check_dout
+from .layers import Dropout
+from .layers.base import check_dout, check_net_input
 from .models import alexnet, build
 from .net import KeyMismatchError, Sequential
 
@@ -242,13 +242,7 @@ class TwoTowerAlexNet:
             return self.towers[t][stage].backward(dout, input_grad)
 
     def forward(self, x, train: bool = True):
-        expected = f"(N, {', '.join(map(str, self.input_shape))})"
-        if not hasattr(x, "shape") or not hasattr(x, "dtype"):
-            raise LayerInputError(f"TwoTowerAlexNet: input type: expected an array {expected}, "
-                                  f"got {type(x).__name__}")
-        if tuple(x.shape[1:]) != self.input_shape:
-            raise LayerInputError(f"TwoTowerAlexNet: input shape: expected {expected}, "
-                                  f"got {tuple(x.shape)}")
+        check_net_input("TwoTowerAlexNet", x, self.input_shape)
         self._logits_shape = None
         self.crossing_log = []
         self._widths: dict[str, list] = {}

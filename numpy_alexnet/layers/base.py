@@ -41,6 +41,16 @@ def is_finite_number(v) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def check_net_input(who: str, x, input_shape: tuple) -> None:
+    """A whole net's check of its input batch: an array of shape (N,) + ``input_shape``."""
+    expected = f"(N, {', '.join(map(str, input_shape))})"
+    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+        raise LayerInputError(f"{who}: input type: expected an array {expected}, "
+                              f"got {type(x).__name__}")
+    if tuple(x.shape[1:]) != tuple(input_shape):
+        raise LayerInputError(f"{who}: input shape: expected {expected}, got {tuple(x.shape)}")
+
+
 def check_dout(who: str, dout, expected: tuple | None) -> None:
     """The check at the top of a backward pass: ``dout`` must have the shape
     ``expected`` of the last forward's output (None: there was no forward).
