@@ -171,3 +171,22 @@ def test_a_report_that_fails_to_write_leaves_the_old_one_whole(data, tmp_path, c
     assert {f: f.read_bytes() for f in before} == before
     assert sorted(p.name for p in out.iterdir()) == ["relu_vs_tanh_quick.json",
                                                      "relu_vs_tanh_quick.png", "work"]
+
+
+def test_report_only_before_the_sweep_trained_says_so(data, tmp_path, capsys):
+    # Seeded runs on this data are under --work, the sweep's are not: not "every rate diverged".
+    work = tmp_path / "work"
+    assert main(_study(data["good"], tmp_path / "a", work=work)) == 0
+    capsys.readouterr()
+    code = main(_study(data["good"], tmp_path / "b", "--sweep", "--sweep-epochs", "1",
+                       "--report-only", work=work))
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "no rate of the sweep has trained an epoch yet" in err and "diverged" not in err
+
+
+def test_devices_with_a_cpu_backend_is_refused(data, tmp_path, capsys):
+    code = main(_study(data["good"], tmp_path / "a", "--backend", "numpy", "--devices", "0"))
+    assert code == 2
+    assert "--devices 0: GPU indexes apply to --backend cupy only" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()

@@ -529,6 +529,10 @@ def _relu_vs_tanh(args) -> int:
     from ..backend import BackendUnavailable
     from ..data import DataError
     from .study import run_study
+    problem = _devices_problem(args)
+    if problem:
+        _err("relu-vs-tanh", problem)
+        return EXIT_USAGE
     try:
         run_study(args)
     except BackendUnavailable as err:

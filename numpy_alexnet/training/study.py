@@ -384,6 +384,10 @@ class _Study:
             results.append({"lr": lr, "train_error": r["train_error"], "diverged": r["diverged"],
                             "score": None if np.isinf(score) else score, "seconds": r["seconds"]})
         ok = [x for x in results if x["score"] is not None]
+        unstarted = [x["lr"] for x in results if not x["diverged"] and not x["train_error"]]
+        if not ok and unstarted:                  # --report-only before the sweep trained
+            raise ValueError(f"{regime}/{act}: no rate of the sweep has trained an epoch yet "
+                             f"(not started: {unstarted}); run the study without --report-only")
         if not ok:
             raise ValueError(f"{regime}/{act}: every rate of the sweep diverged: {grid}")
         return min(ok, key=lambda x: x["score"])["lr"], results
