@@ -200,11 +200,12 @@ class Layer:
 
         ``expected`` defaults to (N,) + ``output_shape`` of the last input.
         """
-        if self.last_x_shape is not None and expected is None:
+        if self.last_x_shape is None:
+            expected = None                               # no forward: check_dout says so
+        elif expected is None:
             N, *example = self.last_x_shape
             expected = (N, *self.output_shape(tuple(example)))
-        check_dout(f"{type(self).__name__} '{self.name}'", dout,
-                   expected if self.last_x_shape is not None else None)
+        check_dout(f"{type(self).__name__} '{self.name}'", dout, expected)
 
 
 def conv_output_size(size: int, kernel: int, stride: int, pad: int) -> int:
