@@ -6,6 +6,7 @@ asked for (``net.to('numba')``, ``net.to('cupy', device=0)``).
 from .backend import BACKENDS, get_array_module, to_numpy
 from .layers import (AvgPool2D, Conv2D, Dropout, Flatten, Layer, LayerInputError, Linear,
                      LocalResponseNorm, MaxPool2D, ReLU, SoftmaxCrossEntropy, Tanh)
+from .layers import LocallyConnected2D, SpatialResponseNorm
 from .models import alexnet, alexnet_torchvision, build, cifar_fig1, get_model
 from .net import KeyMismatchError, Sequential
 from .optim import MomentumSGD
@@ -19,4 +20,5 @@ __all__ = [
     "SoftmaxCrossEntropy", "Sequential", "MomentumSGD", "alexnet", "alexnet_torchvision",
     "cifar_fig1", "build",
     "get_model", "__version__",
+    "LocallyConnected2D", "SpatialResponseNorm",
 ]

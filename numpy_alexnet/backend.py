@@ -40,6 +40,7 @@ OP_NAMES = (
     "avgpool_forward", "avgpool_backward",
     "lrn_forward", "lrn_backward",
     "relu_forward", "relu_backward", "tanh_forward", "tanh_backward",
+    "local_forward", "local_backward",      # LocallyConnected2D: see _with_local_ops
 )
 
 _OPS_CACHE: dict[str, SimpleNamespace] = {}
@@ -129,11 +130,27 @@ def get_ops(name: str) -> SimpleNamespace:
         ops = importlib.import_module(".fast.cupy_ops", __package__).OPS
     else:
         raise ValueError(f"unknown backend {name!r}; expected one of {BACKENDS}")
+    ops = _with_local_ops(name, ops)
     missing = [op for op in OP_NAMES if not hasattr(ops, op)]
     if missing:  # pragma: no cover - a programming error in a backend
         raise RuntimeError(f"backend {name!r} lacks ops {missing}")
     _OPS_CACHE[name] = ops
     return ops
+
+
+# -- the locally connected layer's kernels, one module per backend ----------------------
+# ``LocallyConnected2D`` (layers/local.py) keeps its kernels apart from the
+# others: the reference in its layer module, the fast paths in
+# fast/numba_local.py and fast/cupy_local.py.  They join each backend's ops here.
+_LOCAL_MODULES = {"numpy": ".layers.local", "numba": ".fast.numba_local",
+                  "cupy": ".fast.cupy_local"}
+
+
+def _with_local_ops(name: str, ops: SimpleNamespace) -> SimpleNamespace:
+    """``ops`` plus ``local_forward`` and ``local_backward`` of backend ``name``."""
+    local = importlib.import_module(_LOCAL_MODULES[name], __package__)
+    return SimpleNamespace(**vars(ops), local_forward=local.local_forward,
+                           local_backward=local.local_backward)
 
 
 def check_backend(name, device=None, who: str = "backend") -> None:
