@@ -15,6 +15,8 @@ import numpy as np
 from .layers import (AvgPool2D, Conv2D, Dropout, Flatten, LayerInputError, Linear,
                      LocalResponseNorm, MaxPool2D, make_activation)
 from .net import Sequential
+from .layers import LocallyConnected2D, SpatialResponseNorm
+from .layers.base import conv_output_size
 
 # kind -> layer class; activations are built by make_activation.
 LAYER_KINDS = {
@@ -289,3 +291,207 @@ def get_model(name: str, **kwargs) -> Sequential:
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; expected one of {sorted(MODELS)}")
     return MODELS[name](**kwargs)
+
+
+# -- The cuda-convnet CIFAR-10 nets of section 3.3 (issue 17) ------------------------------
+# Two more layer kinds: cuda-convnet's unshared "local" layer and the 2012
+# code's same-map response normalization ("srn").
+LAYER_KINDS.update(local=LocallyConnected2D, srn=SpatialResponseNorm)
+_WITH_RNG = _WITH_RNG + ("local",)
+
+# cuda-convnet's cross-map LRN in layers-conv-local-11pct.cfg: size 5, scale
+# 0.001 which cuda-convnet divides by the size (so alpha multiplies the plain
+# sum, as in this project's LocalResponseNorm), pow 0.75, and k = 1 (its
+# default) where the paper's ImageNet net has k = 2.
+CONV_LOCAL_LRN_SIZE = 5
+CONV_LOCAL_LRN_SCALE = 0.001
+CONV_LOCAL_LRN = dict(n=CONV_LOCAL_LRN_SIZE, k=1.0,
+                      alpha=CONV_LOCAL_LRN_SCALE / CONV_LOCAL_LRN_SIZE, beta=0.75)
+
+# The training recipe of layer-params-conv-local-11pct.cfg (the 13% net's is the
+# same), as data: no trainer reads it yet.  cuda-convnet gives each layer a
+# weight rate epsW and a bias rate epsB, and decays weights only (never biases),
+# by wc: 0 in the convolutions, 0.004 in the local and fc layers.  As
+# MomentumSGD settings: weight_decay 0.004 with decay_mults below; the bias
+# rate (twice the weight rate) needs per-parameter rates, which MomentumSGD
+# (per-layer lr_mults) does not have.
+CONV_LOCAL_RECIPE = {
+    "batch_size": 128,
+    "momentum": 0.9,
+    "lr_weights": 0.001,                 # epsW, every layer
+    "lr_biases": 0.002,                  # epsB, every layer
+    "weight_decay": 0.004,
+    "decay_mults": {"conv1": 0.0, "conv2": 0.0, "local3.b": 0.0, "local4.b": 0.0,
+                    "fc10.b": 0.0},
+    "train_crop": 24,                    # random 24x24 crops of 32x32, with reflections
+    "test_views": 10,                    # 4 corners and the centre, and their reflections
+    "schedule": "about 300 epochs on 40,000 images (validating on the other 10,000), "
+                "150 more on all 50,000, then 10 epochs at lr/10 and 10 at lr/100",
+}
+
+
+def cifar_conv_local_spec(lrn: bool, num_classes: int = 10,
+                          input_size: int = 24) -> list[tuple[str, str, dict]]:
+    """cuda-convnet's conv-local CIFAR-10 net, the nearest public definition of
+    the paper's section-3.3 claim (13% test error without normalization, 11% with).
+
+    layers-conv-local-13pct.cfg (``lrn=False``) and layers-conv-local-11pct.cfg
+    (``lrn=True``, which adds the two cross-map LRN layers, ``CONV_LOCAL_LRN``):
+
+        conv 5x5x64 pad 2, ReLU, [LRN], max-pool 3x3/2,
+        conv 5x5x64 pad 2, ReLU, [LRN], max-pool 3x3/2,
+        locally connected 3x3x32 pad 1, ReLU, locally connected 3x3x32 pad 1, ReLU,
+        fc 10.
+
+    Initialization as the files have it: N(0, 1e-4) in conv1, 0.01 in conv2
+    and fc10, 0.04 in the local layers; biases 0.  Inputs are 24x24 crops.
+
+    Deviation: pools use floor mode (24 -> 11 -> 5, so the local layers work
+    on 5x5 and fc10 sees 5*5*32 = 800 inputs) where cuda-convnet rounds up
+    (24 -> 12 -> 6, 1,152 inputs), as in ``cifar_fig1_spec``.
+    """
+    check_num_classes("cifar_conv_local", num_classes)
+    pool = dict(kernel_size=3, stride=2)
+    s1 = conv_output_size(input_size, 3, 2, 0)          # after pool1 (conv1 keeps the size)
+    s2 = conv_output_size(s1, 3, 2, 0)                  # after pool2: the local layers' size
+    norm = lambda name: [(name, "lrn", dict(CONV_LOCAL_LRN))] if lrn else []   # noqa: E731
+    return [
+        ("conv1", "conv",    dict(in_channels=3, out_channels=64, kernel_size=5, padding=2,
+                                  weight_std=1e-4)),
+        ("relu1", "relu",    {}),
+        *norm("norm1"),
+        ("pool1", "maxpool", pool),
+        ("conv2", "conv",    dict(in_channels=64, out_channels=64, kernel_size=5, padding=2,
+                                  weight_std=0.01)),
+        ("relu2", "relu",    {}),
+        *norm("norm2"),
+        ("pool2", "maxpool", pool),
+        ("local3", "local",  dict(in_channels=64, out_channels=32, kernel_size=3, padding=1,
+                                  input_size=s2, weight_std=0.04)),
+        ("relu3", "relu",    {}),
+        ("local4", "local",  dict(in_channels=32, out_channels=32, kernel_size=3, padding=1,
+                                  input_size=s2, weight_std=0.04)),
+        ("relu4", "relu",    {}),
+        ("flatten", "flatten", {}),
+        ("fc10",  "linear",  dict(in_features=32 * s2 * s2, out_features=num_classes,
+                                  weight_std=0.01)),
+    ]
+
+
+def cifar_conv_local(lrn: bool = True, num_classes: int = 10, seed: int = 0, dtype=np.float32,
+                     input_size: int = 24) -> Sequential:
+    """The conv-local CIFAR-10 net with (``lrn=True``, the 11% net) or without LRN (13%)."""
+    name = "cifar_conv_local_11pct" if lrn else "cifar_conv_local_13pct"
+    return build(cifar_conv_local_spec(lrn, num_classes, input_size),
+                 (3, input_size, input_size), seed, dtype, name=name)
+
+
+# -- The 2012 code's AlexNet (issue 17) ------------------------------------------------------
+# layers-145.cfg with layer-params-145-2010.cfg, the files whose comment records
+# the paper's ILSVRC-2010 result.  Cross-map LRN: minDiv 2 (k), size 5,
+# scale 0.0001 divided by the size; the same-map rnorm after conv2: size 5,
+# scale 0.001 divided by size^2, pow 0.75, minDiv 1 (its default).
+ALEXNET_2012_LRN = dict(n=5, k=2.0, alpha=0.0001 / 5, beta=0.75, groups=2)
+ALEXNET_2012_SRN = dict(size=5, k=1.0, alpha=0.001 / 5 ** 2, beta=0.75)
+# Initial (weight std, bias) by layer: 0.03 in conv3-conv5 where the paper has 0.01.
+ALEXNET_2012_INIT = {"conv1": (0.01, 0.0), "conv2": (0.01, 1.0), "conv3": (0.03, 0.0),
+                     "conv4": (0.03, 1.0), "conv5": (0.03, 1.0), "fc6": (0.01, 1.0),
+                     "fc7": (0.01, 1.0), "fc8": (0.01, 0.0)}
+
+# The training recipe of the 2012 code, as data (no trainer reads it yet).
+# Per-layer rates are the file's final values (weights, biases); the bias rates
+# were not lowered with the weights, and conv1 ends frozen.  Weight decay is on
+# weights only: decay_mults switch it off on every bias (= no_bias_decay(net)).
+ALEXNET_2012_RECIPE = {
+    "batch_size": 128,
+    "momentum": 0.9,
+    "weight_decay": 0.0005,
+    "decay_mults": {f"{name}.b": 0.0 for name in ALEXNET_2012_INIT},
+    "lr_start": 0.01,
+    "final_rates": {name: ((0.0, 0.0) if name == "conv1" else (0.00001, 0.002))
+                    for name in ALEXNET_2012_INIT},            # (epsW, epsB)
+    "schedule_logged": [                                         # (epoch, what changed)
+        (23, "weight rates 0.01 -> 0.001"),
+        (51, "weight rates 0.001 -> 0.0001"),
+        (68, "conv1's weight rate -> 0.00001; PCA colour noise switched off"),
+        (72, "conv1 frozen (rate 0)"),
+        (78, "the other weight rates -> 0.00001"),
+        (93, "stopped"),
+    ],
+    "pca_colour_std": 0.1,
+    "test_views": 10,
+}
+
+
+def alexnet_2012_code_spec(num_classes: int = 1000) -> list[tuple[str, str, dict]]:
+    """AlexNet as the 2012 code (layers-145) has it, on one device, for 227x227x3 inputs.
+
+    What differs from ``alexnet_spec`` (the paper's text), each a named deviation
+    from the paper that the code made:
+
+    * conv1 has no neuron: LRN on the pre-activation, then max-pool, then ReLU;
+    * conv2: cross-map LRN and then a same-map (spatial) response normalization,
+      ``SpatialResponseNorm`` (size 5, alpha 0.001 / 25, k 1, beta 0.75), before pool2;
+    * LRN constants: k = 2, n = 5, alpha = 0.0001 / 5 (the code divides its scale
+      by the size), beta 0.75, each tower's channels on their own (``groups=2``);
+    * init: N(0, 0.03) in conv3-conv5 (0.01 in conv1, conv2 and the fc layers);
+      biases 1 in conv2, conv4, conv5, fc6, fc7 as in the paper;
+    * the neuron of conv5 sits on pool5 (max-pool, then ReLU), which gives the
+      same values as ReLU then max-pool.
+
+    The training recipe (no bias decay, per-layer rates) is ``ALEXNET_2012_RECIPE``.
+    Deviation: the code takes 224x224 inputs and rounds its window positions
+    up so that 224 gives 55 (the last conv1 window reads zeros past the edge);
+    here, as in ``alexnet_spec``, 227 with no padding gives the same 55.
+    """
+    check_num_classes("alexnet_2012_code", num_classes)
+    pool = dict(kernel_size=3, stride=2)
+    spec = [
+        # name     kind        arguments
+        ("conv1", "conv",    dict(in_channels=3, out_channels=96, kernel_size=11, stride=4)),
+        ("norm1", "lrn",     ALEXNET_2012_LRN),                   # on the pre-activation
+        ("pool1", "maxpool", pool),
+        ("relu1", "relu",    {}),                                 # after the pool
+        ("conv2", "conv",    dict(in_channels=96, out_channels=256, kernel_size=5, padding=2,
+                                  groups=2)),
+        ("relu2", "relu",    {}),
+        ("norm2", "lrn",     ALEXNET_2012_LRN),
+        ("snorm2", "srn",    ALEXNET_2012_SRN),                   # not in the paper
+        ("pool2", "maxpool", pool),
+        ("conv3", "conv",    dict(in_channels=256, out_channels=384, kernel_size=3, padding=1)),
+        ("relu3", "relu",    {}),
+        ("conv4", "conv",    dict(in_channels=384, out_channels=384, kernel_size=3, padding=1,
+                                  groups=2)),
+        ("relu4", "relu",    {}),
+        ("conv5", "conv",    dict(in_channels=384, out_channels=256, kernel_size=3, padding=1,
+                                  groups=2)),
+        ("pool5", "maxpool", pool),
+        ("relu5", "relu",    {}),
+        ("flatten", "flatten", {}),
+        ("fc6",   "linear",  dict(in_features=6 * 6 * 256, out_features=4096)),
+        ("relu6", "relu",    {}),
+        ("drop6", "dropout", dict(rate=0.5)),
+        ("fc7",   "linear",  dict(in_features=4096, out_features=4096)),
+        ("relu7", "relu",    {}),
+        ("drop7", "dropout", dict(rate=0.5)),
+        ("fc8",   "linear",  dict(in_features=4096, out_features=num_classes)),
+    ]
+    for name, kind, args in spec:
+        if name in ALEXNET_2012_INIT:
+            args["weight_std"], args["bias"] = ALEXNET_2012_INIT[name]
+    return spec
+
+
+def alexnet_2012_code(num_classes: int = 1000, seed: int = 0, dtype=np.float32,
+                      dropout_mode: str = "paper") -> Sequential:
+    """The 2012 code's AlexNet (layers-145) for (N, 3, 227, 227) inputs: 60,965,224
+    parameters at 1000 classes, as ``alexnet()`` (the normalizations learn nothing)."""
+    return build(alexnet_2012_code_spec(num_classes), (3, 227, 227), seed, dtype, dropout_mode,
+                 "alexnet_2012_code")
+
+
+MODELS.update({
+    "cifar_conv_local_13pct": lambda **kw: cifar_conv_local(False, **kw),
+    "cifar_conv_local_11pct": lambda **kw: cifar_conv_local(True, **kw),
+    "alexnet_2012_code": alexnet_2012_code,
+})

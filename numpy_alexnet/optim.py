@@ -10,6 +10,14 @@ changes it between steps.
 
 Fine-tuning: ``lr_mults`` maps a layer name to a multiplier of the learning
 rate (and of the weight-decay term) for that layer's parameters; 0 freezes it.
+
+Per-parameter weight decay: ``decay_mults`` maps a qualified parameter name
+('conv1.b') or a layer name ('conv1', all its parameters) to a multiplier of
+``weight_decay`` alone; the parameter's own name wins over its layer's.  The
+2012 code decays weights but not biases (``no_bias_decay(net)``), and
+cuda-convnet's CIFAR-10 nets decay only some layers; the paper's formula
+decays every w, which is the default (no multipliers).  Like ``lr_mults``,
+these are settings of the optimizer, not part of ``state_dict``.
 """
 from __future__ import annotations
 
@@ -32,7 +40,8 @@ def _check_settings(lr, momentum, weight_decay) -> None:
 
 class MomentumSGD:
     def __init__(self, net, lr: float = 0.01, momentum: float = 0.9,
-                 weight_decay: float = 0.0005, lr_mults: dict[str, float] | None = None):
+                 weight_decay: float = 0.0005, lr_mults: dict[str, float] | None = None,
+                 decay_mults: dict[str, float] | None = None):
         if not hasattr(net, "named_params"):
             raise TypeError(f"MomentumSGD: net: expected a network with named_params() "
                             f"(a Sequential or a TwoTowerAlexNet), got {type(net).__name__}")
@@ -49,6 +58,7 @@ class MomentumSGD:
             raise ValueError(f"MomentumSGD: lr_mults must be finite numbers >= 0 (0 freezes a "
                              f"layer), got {bad}")
         self.lr_mults = dict(lr_mults or {})
+        self.decay_mults = _check_decay_mults(net, decay_mults)
         self.velocity: dict = {}
         self.steps = 0
 
@@ -66,10 +76,14 @@ class MomentumSGD:
                 self.velocity[name] = v
             lr = self.lr * mult
             v *= self.momentum
-            v -= (self.weight_decay * lr) * w
+            v -= (self.weight_decay * self._decay_mult(name, layer) * lr) * w
             v -= lr * g
             w += v
         self.steps += 1
+
+    def _decay_mult(self, name: str, layer) -> float:
+        """The weight-decay multiplier of parameter ``name`` ('conv1.W'): its own, its layer's, or 1."""
+        return self.decay_mults.get(name, self.decay_mults.get(layer.name, 1.0))
 
     def state_dict(self) -> dict:
         """Host copies of the velocities plus the scalar settings."""
@@ -100,3 +114,28 @@ class MomentumSGD:
         self.momentum = float(state["momentum"])
         self.weight_decay = float(state["weight_decay"])
         self.steps = int(state["steps"])
+
+
+# -- per-parameter weight decay -------------------------------------------------------------
+def _check_decay_mults(net, decay_mults) -> dict:
+    """``decay_mults`` as a dict, after checking its names and values."""
+    decay_mults = dict(decay_mults or {})
+    known = {layer.name for layer in net} | {name for name, _, _ in net.named_params()}
+    unknown = sorted(set(decay_mults) - known)
+    if unknown:
+        raise KeyMismatchError(f"MomentumSGD: decay_mults names unknown layers or parameters "
+                               f"{unknown}; parameters: {sorted(n for n, _, _ in net.named_params())}")
+    bad = {k: v for k, v in decay_mults.items() if not (is_finite_number(v) and v >= 0)}
+    if bad:
+        raise ValueError(f"MomentumSGD: decay_mults must be finite numbers >= 0 (0: no weight "
+                         f"decay on that parameter), got {bad}")
+    return {k: float(v) for k, v in decay_mults.items()}
+
+
+def no_bias_decay(net) -> dict[str, float]:
+    """``decay_mults`` that switch weight decay off on every bias ('b') of ``net``.
+
+    The 2012 code (cuda-convnet) decays weights only; the paper's formula is
+    written for every w, and ``MomentumSGD`` without multipliers follows it.
+    """
+    return {name: 0.0 for name, _, key in net.named_params() if key == "b"}
