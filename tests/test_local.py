@@ -78,7 +78,9 @@ def test_shapes_and_parameter_count(rng):
     assert layer.params["W"].shape == (5, 5, 32, 64, 3, 3)
     assert layer.params["b"].shape == (32, 5, 5)
     assert layer.num_params() == 25 * 32 * 64 * 9 + 32 * 25
-    assert layer.forward(x.astype(np.float32)).dtype == np.float32
+    out = layer.forward(x.astype(np.float32))
+    assert out.dtype == np.float32
+    assert out.flags.c_contiguous                  # a plain (N, F, Ho, Wo) array for the next layer
     assert layer.output_shape((64, 5, 5)) == (32, 5, 5)
 
 

@@ -50,7 +50,8 @@ def local_forward(x, W, b, stride: int, pad: int, im2col=im2col):
     cols = xp.ascontiguousarray(cols.transpose(2, 1, 0))         # (P, C*K*K, N), a copy
     Wm = W.reshape(P, F, C * kh * kw)                            # (P, F, C*K*K), a view
     out = Wm @ cols                                              # (P, F, N): one GEMM per position
-    out = out.transpose(2, 1, 0).reshape(N, F, Ho, Wo)           # (N, F, Ho, Wo), a copy
+    out = out.transpose(2, 1, 0).reshape(N, F, Ho, Wo)           # (N, F, Ho, Wo), a view
+    out = xp.ascontiguousarray(out)                              # (N, F, Ho, Wo), a copy
     out += b                                                     # b (F, Ho, Wo) broadcast over N
     return out, (cols, x.shape)
 
