@@ -40,19 +40,28 @@ def _gather(x, n, y0, x0, kh, kw, patch):
 @_jit
 def _forward(x, Wm, b, kh, kw, stride, pad, Wo, out):
     # x: (N, C, H, W); Wm: (P, F, C*KH*KW); b: (F, P); out: (N, F, P).
-    N, C = x.shape[0], x.shape[1]
+    N = x.shape[0]
     P, F, CKK = Wm.shape
     for p in prange(P):                               # each thread owns whole positions
         y, xo = p // Wo, p % Wo
         patch = np.empty(CKK, dtype=x.dtype)
+        cols = np.empty((CKK, N), dtype=x.dtype)      # this position's columns, one per example
         for n in range(N):
             _gather(x, n, y * stride - pad, xo * stride - pad, kh, kw, patch)
+            cols[:, n] = patch
+        acc = np.empty((F, N), dtype=x.dtype)         # out[:, :, p].T
+        for f in range(F):
+            row = acc[f]                              # (N,), a view
+            row[:] = b[f, p]
+            w = Wm[p, f]                              # (C*KH*KW,), a view
+            for k in range(CKK):                      # the inner loop runs over examples:
+                wk = w[k]                             # no reduction, so it vectorizes
+                src = cols[k]
+                for n in range(N):
+                    row[n] += wk * src[n]
+        for n in range(N):
             for f in range(F):
-                acc = b[f, p]
-                w = Wm[p, f]                          # (C*KH*KW,), a view
-                for k in range(CKK):
-                    acc += w[k] * patch[k]
-                out[n, f, p] = acc
+                out[n, f, p] = acc[f, n]
     return out
 
 

@@ -20,9 +20,12 @@ position p is one small matrix product, all P of them in one batched matmul:
 Backward, with the same per-position products (the ``Conv2D`` formulas, one
 position at a time, no sum over positions for the weights):
 
-    dW[p]   = dout[p] @ cols[p].T    (F, N) @ (N, C*K*K)
-    db      = sum over the batch of dout
+    dW[p]    = dout[p] @ cols[p].T   (F, N) @ (N, C*K*K)
+    db       = sum over the batch of dout
     dcols[p] = W[p].T @ dout[p]      then col2im adds overlapping fields into dx.
+
+(the code computes the transposes of the first and the last, so that every
+product is of C-order matrices).
 
 Biases are per position and filter, (F, Ho, Wo), as cuda-convnet's local
 layer has them (its convolutions share one bias per filter).
@@ -64,14 +67,17 @@ def local_backward(dout, state, W, stride: int, pad: int, input_grad: bool = Tru
     Ho, Wo, F, C, kh, kw = W.shape
     N, P = dout.shape[0], Ho * Wo
     db = dout.sum(axis=0)                                        # (F, Ho, Wo)
-    dout_p = dout.reshape(N, F, P).transpose(2, 1, 0)            # (P, F, N), a view
-    dout_p = xp.ascontiguousarray(dout_p)                        # (P, F, N), a copy
-    dW = (dout_p @ cols.transpose(0, 2, 1)).reshape(W.shape)     # (P, F, C*K*K) -> (Ho, Wo, F, C, KH, KW)
+    dout_p = dout.reshape(N, F, P).transpose(2, 0, 1)            # (P, N, F), a view
+    dout_p = xp.ascontiguousarray(dout_p)                        # (P, N, F), a copy
+    # dW[p] = dout[p] @ cols[p].T, computed as its transpose cols[p] @ dout[p].T so
+    # that both operands are plain C-order matrices (a GEMM, not a strided loop).
+    dW = cols @ dout_p                                           # (P, C*K*K, F)
+    dW = dW.transpose(0, 2, 1).reshape(W.shape)                  # (P, F, C*K*K) -> (Ho, Wo, F, C, KH, KW), a copy
     if not input_grad:
         return None, dW, db
     Wm = W.reshape(P, F, C * kh * kw)                            # (P, F, C*K*K), a view
-    dcols = Wm.transpose(0, 2, 1) @ dout_p                       # (P, C*K*K, N)
-    dcols = dcols.transpose(2, 1, 0)                             # (N, C*K*K, P), a view
+    dcols = dout_p @ Wm                                          # (P, N, C*K*K): (W[p].T @ dout[p]).T
+    dcols = dcols.transpose(1, 2, 0)                             # (N, C*K*K, P), a view
     return col2im(dcols, x_shape, kh, kw, stride, pad), dW, db
 
 
