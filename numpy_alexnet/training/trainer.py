@@ -240,6 +240,8 @@ class Trainer:
         self.step_log: list[dict] = []
         self.best_metric: float | None = None
         self.stopped: str | None = None
+        self.stop_requested: str | None = None     # set by request_stop (a signal handler)
+        self.lr_changes: list[dict] = []           # rates set by hand on resume (set_lr)
 
     # -- paths -------------------------------------------------------------------
     @property
@@ -255,7 +257,21 @@ class Trainer:
         return {"epoch": self.epoch, "batch": self.batch, "step": self.step,
                 "running": dict(self.running), "history": self.history,
                 "best_metric": self.best_metric, "schedule": self.schedule.state_dict(),
-                "config": self.config}
+                "config": self.config, "lr_changes": self.lr_changes}
+
+    def request_stop(self, reason: str) -> None:
+        """Stop after the step in progress, with a checkpoint (safe to call from a signal handler)."""
+        self.stop_requested = reason
+
+    def set_lr(self, lr: float, reason: str) -> None:
+        """Go on with learning rate ``lr`` from here (e.g. lower after a non-finite stop).
+
+        Recorded in ``lr_changes`` (checkpoints and metrics.json): step, epoch,
+        batch, the rate before and after, and ``reason``.
+        """
+        self.lr_changes.append({"step": self.step, "epoch": self.epoch + 1, "batch": self.batch,
+                                "from": self.optimizer.lr, "to": float(lr), "reason": reason})
+        self.optimizer.lr = float(lr)
 
     def save(self, path) -> Path:
         """Write a checkpoint of the current position (weights must be finite)."""
@@ -271,6 +287,7 @@ class Trainer:
         self.running = dict(m["running"])
         self.history = list(m["history"])
         self.best_metric = m["best_metric"]
+        self.lr_changes = list(m.get("lr_changes", []))
         if m["schedule"]["name"] != self.schedule.name:
             raise ValueError(f"{path}: the checkpoint's schedule is {m['schedule']['name']!r}, "
                              f"this run's is {self.schedule.name!r}")
@@ -308,6 +325,9 @@ class Trainer:
                     break
                 if self._deadline is not None and time.perf_counter() >= self._deadline:
                     self.stopped = f"time limit {self.max_seconds:g} s"
+                    break
+                if self.stop_requested:
+                    self.stopped = self.stop_requested
                     break
                 loss, wrong = self.train_step(x, y)
                 n = int(len(y))
@@ -444,7 +464,8 @@ class Trainer:
             w.writerow({k: ("" if row.get(k) is None else row[k]) for k in METRIC_FIELDS})
         atomic_write_text(self.out_dir / "metrics.csv", buf.getvalue())
         atomic_write_text(self.out_dir / "metrics.json",
-                          json.dumps({"config": self.config, "epochs": self.history}, indent=2))
+                          json.dumps({"config": self.config, "epochs": self.history,
+                                      "lr_changes": self.lr_changes}, indent=2))
         if self.plot and self.history:
             try:
                 from ..viz import training_curves
