@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import signal
 import sys
 import time
 from contextlib import contextmanager
@@ -24,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import EXIT_ERROR, EXIT_NONFINITE, EXIT_OK, EXIT_USAGE, RunError
-from .recipe import (_names, assemble, build_model, check_classes, data_identity,
+from .recipe import (assemble, build_model, check_classes, data_identity, name_list,
                      dataset_classes, load_split, model_input_size, mover, parse_list, place,
                      prepare_data, print_start, run_config, subset_indices)
 
@@ -86,6 +85,21 @@ def _model_defaults(args) -> None:
 
 def train(args) -> int:
     """``numpy-alexnet train``: the exit code (errors a person can fix: RunError)."""
+    from .runfiles import RunLock, SignalStop, stop_on_signals
+    try:
+        with stop_on_signals() as guard:
+            return _train_in(args, guard)
+    except SignalStop as stop:
+        if guard.trainer is None:
+            raise RunError(f"{stop}: stopped before training began; nothing was written",
+                           128 + stop.signum) from None
+        raise RunError(f"{stop} a second time: stopped at once, in step {guard.trainer.step + 1}; "
+                       "the checkpoints written before are whole; resume with "
+                       f"{_resume_command(args)}", 128 + stop.signum) from None
+
+
+def _train_in(args, guard) -> int:
+    """``train`` with signals caught by ``guard``."""
     from .runfiles import RunLock, remove_run_temps
     out = Path(args.out)
     if args.new_lr is not None and not args.resume:
@@ -109,8 +123,8 @@ def train(args) -> int:
         if resume_path is not None and saved is None:
             return EXIT_OK                          # nothing left to do
         print_start("train", config)
-        trainer = _setup(args, config, resume_path, saved)
-        return _fit(args, trainer)
+        guard.trainer = _setup(args, config, resume_path, saved)
+        return _fit(args, guard.trainer, guard)
 
 
 def resume_source(args, out: Path, config: dict):
@@ -172,7 +186,7 @@ def _setup(args, config: dict, resume_path, saved):
         classes = list(d["classes"])
         if args.num_classes is not None and args.num_classes < len(classes):
             raise ValueError(f"--num-classes {args.num_classes} is smaller than the "
-                             f"{len(classes)} classes of {args.data}: {_names(classes)}")
+                             f"{len(classes)} classes of {args.data}: {name_list(classes)}")
         if resume_path is not None:
             try:
                 check_classes(saved, classes, len(classes), resume_path, args.data)
@@ -278,13 +292,11 @@ def _resume_command(args) -> str:
     return "numpy-alexnet " + shlex.join(argv)
 
 
-def _fit(args, trainer) -> int:
+def _fit(args, trainer, guard) -> int:
     """Train; the outcome as a message and an exit code."""
-    from .runfiles import stop_on_signals
     from .trainer import NonFiniteLossError
     try:
-        with stop_on_signals(trainer) as got:
-            history = trainer.fit(args.epochs)
+        history = trainer.fit(args.epochs)
     except NonFiniteLossError as err:
         have = trainer.latest_path.exists()
         _say(f"{err} " + (
@@ -293,19 +305,15 @@ def _fit(args, trainer) -> int:
             f"Start again with a lower --lr (e.g. {args.lr / 10:g})."))
         return EXIT_NONFINITE
     except OSError as err:                          # a full disk, a folder gone read-only
-        _say(f"writing the run failed at step {trainer.step}: {err.strerror or err}"
-                      f"{f' ({err.filename})' if err.filename else ''}; the checkpoints written "
-                      "before are intact (writes are atomic); free space and go on with "
-                      f"{_resume_command(args)}")
+        where = f" ({err.filename})" if err.filename else ""
+        _say(f"writing the run failed at step {trainer.step}: {err.strerror or err}{where}; "
+             "the checkpoints written before are intact (writes are atomic); free space and "
+             f"go on with {_resume_command(args)}")
         return EXIT_ERROR
-    except KeyboardInterrupt:                       # a second signal: stopped at once
-        _say(f"stopped at once; resume with {_resume_command(args)}")
-        return 128 + signal.SIGINT
-    if "signum" in got and trainer.stopped:
-        name = signal.Signals(got["signum"]).name
-        _say(f"{name}: stopped after step {trainer.step} with a checkpoint "
-                      f"({trainer.latest_path}); resume with {_resume_command(args)}")
-        return 128 + got["signum"]
+    if guard.signum is not None and trainer.stopped:
+        _say(f"{guard.name}: stopped after step {trainer.step} with a checkpoint "
+             f"({trainer.latest_path}); resume with {_resume_command(args)}")
+        return 128 + guard.signum
     _print_done(trainer, history)
     return EXIT_OK
 

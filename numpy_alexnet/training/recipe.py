@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..models import build_model, model_input_size  # noqa: F401  (part of the recipe)
-from .errors import EXIT_ERROR, RunError, warn
+from .errors import RunError, warn
 
 
 # --------------------------------------------------------------------------- #
@@ -231,7 +231,7 @@ def _train_transform(augment: str, mean, size: int, scale: float, st):
     raise ValueError(f"unknown augmentation {augment!r}; expected 'none', 'flip' or 'paper'")
 
 
-def _names(classes, most: int = 20) -> str:
+def name_list(classes, most: int = 20) -> str:
     """A class list for a message: all of it, or its first ``most`` names and the count."""
     classes = list(classes)
     if len(classes) <= most:
@@ -251,12 +251,12 @@ def class_difference(trained, found, checkpoint, data) -> str | None:
     detail = []
     only_trained = [c for c in trained if c not in found]
     if only_trained:
-        detail.append(f"only in the checkpoint: {_names(only_trained, 10)}")
+        detail.append(f"only in the checkpoint: {name_list(only_trained, 10)}")
     only_found = [c for c in found if c not in trained]
     if only_found:
-        detail.append(f"only in the data: {_names(only_found, 10)}")
-    return (f"{checkpoint} was trained on classes {_names(trained)} but {data} has "
-            f"{_names(found)} ({'; '.join(detail) or 'the same names in another order'}); "
+        detail.append(f"only in the data: {name_list(only_found, 10)}")
+    return (f"{checkpoint} was trained on classes {name_list(trained)} but {data} has "
+            f"{name_list(found)} ({'; '.join(detail) or 'the same names in another order'}); "
             "the network's outputs stand for the checkpoint's classes, in its order")
 
 

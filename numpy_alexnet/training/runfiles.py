@@ -9,7 +9,8 @@
   files of an atomic write that a kill interrupted (``.latest.npz.k3j9x2ab.tmp``)
   are removed at the next start; only the project's own names are touched.
 * :func:`stop_on_signals`: SIGTERM, SIGHUP and SIGINT ask the trainer to stop
-  after the step in progress; it then writes its checkpoint as at any stop.
+  after the step in progress; it then writes its checkpoint as at any stop
+  (before training starts they stop at once: there is nothing to save).
 """
 from __future__ import annotations
 
@@ -173,29 +174,51 @@ class RunLock:
 # --------------------------------------------------------------------------- #
 # Signals
 # --------------------------------------------------------------------------- #
+class SignalStop(BaseException):
+    """A stop signal that could not wait for a step boundary (before training, or a second one)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class SignalGuard:
+    """What :func:`stop_on_signals` yields: the first signal received, and the trainer to stop."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self.trainer = None             # set once training is about to start
+
+    @property
+    def name(self) -> str | None:
+        return None if self.signum is None else signal.Signals(self.signum).name
+
+    def __call__(self, signum, frame):
+        if self.signum is not None or self.trainer is None:
+            self.signum = self.signum or signum
+            raise SignalStop(signum)    # nothing to finish yet, or asked twice: stop now
+        self.signum = signum
+        self.trainer.request_stop(f"signal {self.name}")
+
+
 @contextmanager
-def stop_on_signals(trainer):
-    """SIGTERM, SIGHUP, SIGINT during the block: ``trainer.request_stop`` at the next step.
+def stop_on_signals():
+    """SIGTERM, SIGHUP, SIGINT during the block: stop after the step in progress.
 
-    Yields a dict that holds ``signum``, the first signal received.  A second
-    signal stops at once (KeyboardInterrupt): the checkpoints already written
-    stay whole (writes are atomic).  Outside the main thread signals cannot be
-    caught: the block runs with the default handlers.
+    Yields a :class:`SignalGuard`; once its ``trainer`` is set, a signal asks
+    that trainer to stop at the next step boundary, where it writes its
+    checkpoint (as at any stop).  Before that (data loading, model building)
+    or at a second signal, :class:`SignalStop` is raised at once; checkpoints
+    already written stay whole (writes are atomic).  Outside the main thread
+    signals cannot be caught: the block runs with the default handlers.
     """
-    got: dict = {}
+    guard = SignalGuard()
     if threading.current_thread() is not threading.main_thread():
-        yield got
+        yield guard
         return
-
-    def handler(signum, frame):
-        if "signum" in got:
-            raise KeyboardInterrupt
-        got["signum"] = signum
-        trainer.request_stop(f"signal {signal.Signals(signum).name}")
-
-    old = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
+    old = {s: signal.signal(s, guard) for s in STOP_SIGNALS}
     try:
-        yield got
+        yield guard
     finally:
         for s, h in old.items():
             signal.signal(s, h)
