@@ -45,8 +45,8 @@ def _run(cmd: str, work, args) -> int:
 # The three commands (what they do: commands.py and study.py)
 # --------------------------------------------------------------------------- #
 def _train(args) -> int:
-    from .commands import train
-    return _run("train", train, args)
+    from .commands import run_train
+    return _run("train", run_train, args)
 
 
 def _eval(args) -> int:

@@ -83,7 +83,7 @@ def _model_defaults(args) -> None:
         args.resize = 256
 
 
-def train(args) -> int:
+def run_train(args) -> int:
     """``numpy-alexnet train``: the exit code (errors a person can fix: RunError)."""
     from .runfiles import RunLock, SignalStop, stop_on_signals
     try:
