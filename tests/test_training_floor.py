@@ -95,6 +95,28 @@ def test_signal_stops_after_the_step_with_a_checkpoint(data, cache, tmp_path, si
     assert read_checkpoint(latest)["meta"]["epoch"] == end
 
 
+def test_stop_during_validation_saves_the_epoch_and_resumes_bit_identically(tmp_path):
+    from test_training import _assert_same, _trainer, _untimed, _weights
+    straight = _trainer(tmp_path / "a")
+    straight.fit(2)
+    part = _trainer(tmp_path / "b")
+    real_val = part.val_batches
+
+    def val():                                         # the signal comes while validating
+        part.request_stop("signal SIGTERM")
+        return real_val()
+
+    part.val_batches = val
+    part.fit(2)
+    m = read_checkpoint(tmp_path / "b" / "checkpoints" / "latest.npz")["meta"]
+    assert (m["epoch"], m["batch"], m["step"], m["history"]) == (0, 8, 8, [])
+    rest = _trainer(tmp_path / "b")
+    rest.resume()
+    rest.fit(2)                                        # validates epoch 1 first, then goes on
+    _assert_same(_weights(straight), _weights(rest))
+    assert _untimed(straight.history) == _untimed(rest.history)
+
+
 def test_signal_before_training_stops_at_once_and_writes_nothing(data, tmp_path, capsys,
                                                                  monkeypatch):
     from numpy_alexnet.training import recipe

@@ -123,16 +123,19 @@ SCHEDULES = {"paper": PaperSchedule, "fixed": FixedSchedule}
 # --------------------------------------------------------------------------- #
 # Evaluation
 # --------------------------------------------------------------------------- #
-def evaluate(net, batches, chunk: int | None = None, ks=(1, 5)) -> dict:
+def evaluate(net, batches, chunk: int | None = None, ks=(1, 5), stop=None) -> dict | None:
     """Loss and top-k errors of ``net`` in test mode over ``batches`` of (x, y).
 
     x may be (B, C, H, W) or the ten crops (10, B, C, H, W) of
     ``EvalTransform(mode='ten')``: then the softmax outputs of the ten are
     averaged (section 4.1).  ``chunk`` bounds how many images go through the
-    network at once (ten crops multiply the batch by 10).
+    network at once (ten crops multiply the batch by 10).  ``stop``: a callable
+    asked before each batch; when it returns true, None is returned at once.
     """
     total, loss_sum, wrong = 0, 0.0, {k: 0.0 for k in ks}
     for x, y in batches:
+        if stop is not None and stop():
+            return None
         y = to_numpy(y)
         ten = x.ndim == 5
         flat = x.reshape((-1,) + tuple(x.shape[2:])) if ten else x   # (10, B, ...) -> (10B, ...)
@@ -388,7 +391,11 @@ class Trainer:
                "seconds": r["seconds"], "images_per_s": r["seen"] / max(r["seconds"], 1e-9)}
         if self.val_batches is not None:
             batches = self.val_batches() if callable(self.val_batches) else self.val_batches
-            v = evaluate(self.net, batches, self.eval_chunk)
+            v = evaluate(self.net, batches, self.eval_chunk, stop=lambda: self.stop_requested)
+            if v is None:     # stopped: save at the epoch's last batch; resume validates again
+                self.stopped = self.stop_requested
+                self._save_latest()
+                return
             row.update(val_loss=v["loss"], val_top1=v["top1"], val_top5=v.get("top5"))
         self.history.append(row)
         metric = row["val_top1"] if row["val_top1"] is not None else row["train_error"]
