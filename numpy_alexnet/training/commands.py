@@ -31,15 +31,14 @@ RUN_FILES = ("checkpoints/latest.npz", "checkpoints/best.npz", "metrics.json", "
              "steps.csv")
 
 # Keys of the configuration that a resumed run must share with its checkpoint: it goes on
-# bit for bit with the checkpoint's weights, velocities, learning rate, schedule, data and
+# bit for bit with the checkpoint's weights, velocities, learning rate, schedule and
 # backend, so a new --lr, --momentum, --weight-decay, --patience, --val-subset, --no-val or
-# --backend would be ignored or change the run: refused instead.  The data are compared by
-# content (data_identity: size and SHA-256), not by the path given.
-RESUME_MUST_MATCH = ("model", "data_identity", "resize", "limit_per_class", "subset",
-                     "val_subset", "no_val", "batch_size", "seed", "input_scale", "init",
-                     "augment", "schedule", "num_classes", "lr", "momentum", "weight_decay",
-                     "patience", "backend")
-
+# --backend would be ignored or change the run: refused instead (a lower rate after a
+# non-finite stop: --new-lr).  The data are compared apart, by content (data_identity:
+# size and SHA-256), not by the path given, after their classes.
+RESUME_MUST_MATCH = ("model", "resize", "limit_per_class", "subset", "val_subset", "no_val",
+                     "batch_size", "seed", "input_scale", "init", "augment", "schedule",
+                     "num_classes", "lr", "momentum", "weight_decay", "patience", "backend")
 
 
 @contextmanager
@@ -85,7 +84,7 @@ def _model_defaults(args) -> None:
 
 def run_train(args) -> int:
     """``numpy-alexnet train``: the exit code (errors a person can fix: RunError)."""
-    from .runfiles import RunLock, SignalStop, stop_on_signals
+    from .runfiles import SignalStop, stop_on_signals
     try:
         with stop_on_signals() as guard:
             return _train_in(args, guard)
@@ -102,9 +101,7 @@ def _train_in(args, guard) -> int:
     """``train`` with signals caught by ``guard``."""
     from .runfiles import RunLock, remove_run_temps
     out = Path(args.out)
-    if args.new_lr is not None and not args.resume:
-        raise RunError(f"--new-lr {args.new_lr:g} changes the rate of a resumed run; add "
-                       "--resume (a new run takes --lr)", EXIT_USAGE)
+    _check_arguments(args)
     _model_defaults(args)
     config = _train_config(args)
     if out.exists() and not out.is_dir():
@@ -125,6 +122,19 @@ def _train_in(args, guard) -> int:
         print_start("train", config)
         guard.trainer = _setup(args, config, resume_path, saved)
         return _fit(args, guard.trainer, guard)
+
+
+def _check_arguments(args) -> None:
+    """What is wrong with the arguments alone, before anything is read or written."""
+    if args.new_lr is not None and not args.resume:
+        raise RunError(f"--new-lr {args.new_lr:g} changes the rate of a resumed run; add "
+                       "--resume (a new run takes --lr)", EXIT_USAGE)
+    with fixable():
+        model_input_size(args.model)                # an unknown model: the names it knows
+    if args.init == "kaiming" and args.input_scale != "unit":
+        # N(0, std sqrt(2/fan-in)) keeps the inputs' scale through the layers: raw 0-255
+        # pixels (standard deviation ~60) would give logits in the tens.
+        raise RunError("--init kaiming is made for unit-variance inputs; add --input-scale unit")
 
 
 def resume_source(args, out: Path, config: dict):
@@ -152,7 +162,8 @@ def resume_source(args, out: Path, config: dict):
         saved = dict(saved, data_identity=config["data_identity"]
                      if Path(saved.get("data", "")).resolve() == Path(args.data).resolve()
                      else saved.get("data"))
-    diff = [k for k in RESUME_MUST_MATCH if saved.get(k) != config.get(k) and k != "data_identity"]
+    # A key the checkpoint does not record (written by an older version) is not compared.
+    diff = [k for k in RESUME_MUST_MATCH if k in saved and saved[k] != config.get(k)]
     if diff:
         raise RunError("--resume: the checkpoint was made with different settings: " + "; ".join(
             f"{k}: checkpoint {saved.get(k)!r}, now {config.get(k)!r}" for k in diff)
@@ -172,11 +183,6 @@ def resume_source(args, out: Path, config: dict):
 def _setup(args, config: dict, resume_path, saved):
     """Data, model and trainer of ``train`` (resumed from ``resume_path`` if given)."""
     with fixable():
-        if args.init == "kaiming" and args.input_scale != "unit":
-            # N(0, std sqrt(2/fan-in)) keeps the inputs' scale through the layers: raw 0-255
-            # pixels (standard deviation ~60) would give logits in the tens.
-            raise ValueError("--init kaiming is made for unit-variance inputs; "
-                             "add --input-scale unit")
         t0 = time.perf_counter()
         d = prepare_data(args.data, model_input_size(args.model), resize=args.resize,
                          limit_per_class=args.limit_per_class, subset=args.subset,

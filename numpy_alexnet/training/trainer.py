@@ -214,9 +214,15 @@ class Trainer:
         training error is at or below the target (for the Figure-1 study).
     progress: a tqdm bar per epoch; quiet: no per-epoch lines either.
     extra: arrays saved into every checkpoint (e.g. the mean image).
+
+    Everything after ``train_batches`` is keyword-only.  ``request_stop(reason)``
+    (what the command line's signal handler calls) stops at the next step
+    boundary, or ends the epoch's validation early, with a checkpoint;
+    ``set_lr(lr, reason)`` changes the rate of a resumed run and records it in
+    ``lr_changes`` (checkpoints and ``metrics.json``).
     """
 
-    def __init__(self, net, optimizer, train_batches, val_batches=None, schedule=None,
+    def __init__(self, net, optimizer, train_batches, *, val_batches=None, schedule=None,
                  out_dir=None, checkpoint_every: int = 0, max_steps: int | None = None,
                  target_error: float | None = None, stop_at_target: bool = False,
                  progress: bool = True, quiet: bool = False, config: dict | None = None,
