@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -45,11 +46,20 @@ def data(tmp_path_factory):
     return make_folder(tmp_path_factory.mktemp("data") / "pets")
 
 
+@pytest.fixture(scope="module")
+def trained_once(tmp_path_factory, data):
+    out = tmp_path_factory.mktemp("trained") / "run"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NUMPY_ALEXNET_CACHE", str(out.parent / "cache"))
+        assert main(train_args(data, out)) == 0
+    return out
+
+
 @pytest.fixture
-def trained(data, tmp_path):
-    """A one-epoch run (2 steps) in tmp_path/run, and its files' bytes."""
+def trained(trained_once, tmp_path):
+    """A fresh copy of a one-epoch run (2 steps) in tmp_path/run, and its files' bytes."""
     out = tmp_path / "run"
-    assert main(train_args(data, out)) == 0
+    shutil.copytree(trained_once, out)
     return out, snapshot(out)
 
 
@@ -239,6 +249,7 @@ def test_temporaries_of_killed_writes_are_removed_at_the_next_start(trained, dat
     theirs = [out / "checkpoints" / "notes.tmp", out / ".other.k3j9x2ab.tmp"]
     for p in ours + theirs:
         p.write_bytes(b"half a file")
+    cache.mkdir(parents=True, exist_ok=True)
     stale = cache / ("pets-" + "0" * 20 + ".npzq1w2e3r4.tmp")
     fresh = cache / ("pets-" + "1" * 20 + ".npzq1w2e3r4.tmp")
     for p in (stale, fresh):
