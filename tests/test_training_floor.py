@@ -230,11 +230,13 @@ def test_cache_that_is_a_file_falls_back_to_no_cache(data, tmp_path, capsys, mon
     assert rc == 0 and "cannot be used" in err and "without it" in err, err
 
 
-def test_cache_write_that_fails_falls_back_to_no_cache(data, tmp_path, capsys, monkeypatch):
-    def full(path, ds):
+@pytest.mark.parametrize("writer", ["_write_cache", "_write_stats"])
+def test_cache_write_that_fails_falls_back_to_no_cache(data, tmp_path, capsys, monkeypatch,
+                                                       writer):
+    def full(*args):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("numpy_alexnet.data.datasets._write_cache", full)
+    monkeypatch.setattr(f"numpy_alexnet.data.datasets.{writer}", full)
     rc, err = run(train_args(data, tmp_path / "run"), capsys)
     assert rc == 0 and "writing the dataset cache failed (No space left on device)" in err, err
 

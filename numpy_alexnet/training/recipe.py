@@ -146,7 +146,7 @@ def cache_usable() -> bool:
     problem = probe_writable(folder)
     if problem:
         warn(f"the dataset cache {folder} cannot be used ({problem}); going on without "
-                  "it: the images are decoded again on every run")
+             "it: the images are decoded again on every run")
     return problem is None
 
 
@@ -164,15 +164,29 @@ def load_data(data: str, **kwargs):
     try:
         return load_dataset(data, **kwargs)
     except OSError as err:
-        if isinstance(err, FileNotFoundError) or err.errno not in CACHE_WRITE_ERRORS:
-            raise
-        warn(f"writing the dataset cache failed ({err.strerror or err}); going on "
-                  "without it")
+        _cache_failed(err)
         return load_dataset(data, use_cache=False, **kwargs)
+
+
+def data_stats(ds):
+    """``ds.stats()`` (mean image, RGB PCA), computed without the cache if it cannot be written."""
+    try:
+        return ds.stats()
+    except OSError as err:
+        _cache_failed(err)
+        ds.cache_path = None                          # stats() then writes nothing
+        return ds.stats()
 
 
 CACHE_WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
                       errno.ENOTDIR, errno.EEXIST)
+
+
+def _cache_failed(err: OSError) -> None:
+    """Re-raise ``err`` unless it is the cache failing to be written; then a warning."""
+    if isinstance(err, FileNotFoundError) or err.errno not in CACHE_WRITE_ERRORS:
+        raise err
+    warn(f"writing the dataset cache failed ({err.strerror or err}); going on without it")
 
 
 def prepare_data(data: str, model_input: int, *, resize=None, limit_per_class=None, subset=None,
@@ -190,7 +204,7 @@ def prepare_data(data: str, model_input: int, *, resize=None, limit_per_class=No
     if val_split is None:
         val_split = next((s for s in ("val", "valid", "validation", "test") if s in ds.splits), None)
     val = ds[val_split] if val_split else None
-    st = ds.stats()
+    st = data_stats(ds)
     mean = st.mean_image.astype(np.float32)
     H = train.image_size[0]
     S = int(model_input)
