@@ -55,7 +55,7 @@ from pathlib import Path
 import numpy as np
 
 from ..argtypes import integer, number
-from .recipe import data_identity  # noqa: F401  (a run's spec holds it; recipe.py computes it)
+from .recipe import data_identity
 
 REGIMES = {
     "cuda-convnet": {"input_scale": "raw", "init": "cuda-convnet",
