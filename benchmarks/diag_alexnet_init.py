@@ -48,7 +48,7 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     from numpy_alexnet.layers import SoftmaxCrossEntropy
-    from numpy_alexnet.training.cli import build_model, prepare_data
+    from numpy_alexnet.training.recipe import build_model, prepare_data
 
     d = prepare_data(args.data, 227, resize=256, limit_per_class=args.limit_per_class,
                      augment="paper", eval_crops="ten", progress=False,

@@ -28,6 +28,13 @@ returns 0 when it succeeds; `numpy-alexnet COMMAND --help` prints the same
 information as this page, which is generated from the parser itself by
 `docs/make_cli_md.py` (run it again after changing a flag).
 
+Exit codes of `train`, `eval` and `relu-vs-tanh`: 0 done; 1 a problem with
+the data, a checkpoint, the backend or the disk (the message names it); 2 bad
+arguments, a run already in `--out`, or another run holding `--out`'s lock; 3
+the non-finite guard stopped training (go on with `--resume --new-lr RATE`);
+128 + N stopped by signal N after the step in progress, with a checkpoint
+(SIGHUP 129, SIGINT 130, SIGTERM 143; the last line is the command that resumes).
+
 ## Examples
 
 ```bash
@@ -44,6 +51,9 @@ numpy-alexnet train --model cifar_fig1_relu --data ../shared/data/cifar10-jpeg.t
     --epochs 10 --lr 0.001 --weight-decay 0 --schedule fixed --out runs/fig1
 numpy-alexnet train --model cifar_fig1_relu --data ../shared/data/cifar10-jpeg.tar.gz \\
     --epochs 10 --lr 0.001 --weight-decay 0 --schedule fixed --out runs/fig1 --resume
+# after a non-finite stop (exit 3): the same command, go on with a tenth of the rate
+numpy-alexnet train --model cifar_fig1_relu --data ../shared/data/cifar10-jpeg.tar.gz \\
+    --epochs 10 --lr 0.001 --weight-decay 0 --schedule fixed --out runs/fig1 --resume --new-lr 0.0001
 """,
     "eval": """\
 numpy-alexnet eval runs/fig1/checkpoints/best.npz --split test

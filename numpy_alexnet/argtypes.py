@@ -52,3 +52,29 @@ def number(above: float | None = None, at_least: float | None = None,
         return value
     parse.__name__ = wanted
     return parse
+
+
+def _items(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def device_list(text: str) -> str:
+    """argparse type of --devices: GPU indexes, '0' or '0,1'; checked, kept as the text."""
+    items = _items(text)
+    if not items or not all(i.isdigit() for i in items):
+        raise argparse.ArgumentTypeError(f"expected GPU indexes such as 0 or 0,1, got {text!r}")
+    return text
+
+
+def lr_mult_list(text: str) -> str:
+    """argparse type of --lr-mult: LAYER=MULTIPLIER items, 'fc8=10,conv1=0.1'; checked, kept."""
+    for item in _items(text):
+        name, _, value = item.partition("=")
+        try:
+            ok = bool(name.strip()) and float(value) >= 0
+        except ValueError:
+            ok = False
+        if not ok:
+            raise argparse.ArgumentTypeError(f"expected LAYER=MULTIPLIER items with multipliers "
+                                             f">= 0 such as fc8=10, got {item!r}")
+    return text

@@ -49,7 +49,9 @@ def _registrars():
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv                    # the command as given, for "resume with ..." lines
     return int(args.func(args) or 0)
 
 

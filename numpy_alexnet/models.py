@@ -495,3 +495,55 @@ MODELS.update({
     "cifar_conv_local_11pct": lambda **kw: cifar_conv_local(True, **kw),
     "alexnet_2012_code": alexnet_2012_code,
 })
+# --------------------------------------------------------------------------- #
+# Models by name, as the command line and the studies ask for them
+# --------------------------------------------------------------------------- #
+def fig1_weight_stds(init: str) -> tuple:
+    """conv1, conv2, conv3, fc10 initial standard deviations of the Figure-1 net.
+
+    'cuda-convnet': layers-80sec.cfg's (1e-4, 1e-2, 1e-2, 1e-2), made for raw
+    0-255 inputs.  'fan-in': 1/sqrt(fan-in) (LeCun), made for unit-variance
+    inputs: conv1 sees 5*5*3 = 75 inputs, conv2 and conv3 5*5*32 = 800, fc10
+    3*3*64 = 576.
+    """
+    if init == "cuda-convnet":
+        return CUDA_CONVNET_STDS
+    if init == "fan-in":
+        return tuple(float(1 / np.sqrt(f)) for f in (75, 800, 800, 576))
+    raise ValueError(f"unknown init {init!r}; expected 'cuda-convnet' or 'fan-in'")
+
+
+def build_model(name: str, num_classes: int, seed: int, init: str | None = None) -> Sequential:
+    """A model of ``MODELS`` by name with a named initialization (``--init``; None: the default).
+
+    cifar_fig1*: 'cuda-convnet' (default) or 'fan-in'; alexnet: 'paper' (default),
+    'caffe' or 'kaiming' (``ALEXNET_INITS``); the other models only their own.
+    """
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; expected one of {', '.join(sorted(MODELS))}")
+    if name.startswith("cifar_fig1"):
+        act = {"cifar_fig1": "relu", "cifar_fig1_relu": "relu", "cifar_fig1_tanh": "tanh"}[name]
+        return cifar_fig1(act, num_classes=num_classes, seed=seed,
+                          weight_stds=fig1_weight_stds(init or "cuda-convnet"))
+    if name == "alexnet":
+        if init not in (None, "default", *ALEXNET_INITS):
+            raise ValueError(f"--init {init}: alexnet takes {' or '.join(sorted(ALEXNET_INITS))}")
+        return get_model(name, num_classes=num_classes, seed=seed,
+                         init="paper" if init in (None, "default") else init)
+    if init not in (None, "default"):
+        raise ValueError(f"--init {init} applies to the cifar_fig1 and alexnet models; "
+                         f"{name} uses the paper's")
+    return get_model(name, num_classes=num_classes, seed=seed)
+
+
+def model_input_size(name: str) -> int:
+    """The input height and width of a named model (of ``MODELS``)."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; expected one of {', '.join(sorted(MODELS))}")
+    sizes = {"alexnet": 227, "alexnet_2012_code": 227, "alexnet_torchvision": 224,
+             "cifar_conv_local_13pct": 24, "cifar_conv_local_11pct": 24}
+    if name in sizes:
+        return sizes[name]
+    if name.startswith("cifar_fig1"):
+        return 32
+    return MODELS[name]().input_shape[-1]             # a model added later: build it once

@@ -17,7 +17,7 @@ import pytest
 from numpy_alexnet.argtypes import integer, number
 from numpy_alexnet.cli import main
 from numpy_alexnet.training.checkpoint import read_checkpoint
-from numpy_alexnet.training.cli import subset_indices
+from numpy_alexnet.training.recipe import subset_indices
 
 
 # --------------------------------------------------------------------------- #
@@ -235,7 +235,7 @@ def test_eval_refuses_a_dataset_with_other_classes(trained, tmp_path, capsys, cl
 
 
 def test_class_difference_names_both_lists():
-    from numpy_alexnet.training.cli import class_difference
+    from numpy_alexnet.training.recipe import class_difference
     assert class_difference(["cat", "dog"], ("cat", "dog"), "ck.npz", "pets") is None
     msg = class_difference(["cat", "dog"], ["dog", "cat"], "ck.npz", "pets")
     assert "['cat', 'dog']" in msg and "['dog', 'cat']" in msg and "another order" in msg

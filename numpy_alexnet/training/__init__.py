@@ -3,8 +3,11 @@
     from numpy_alexnet.training import Trainer, PaperSchedule, FixedSchedule
     from numpy_alexnet.training import save_checkpoint, load_checkpoint, read_checkpoint
 
-The command line (``numpy-alexnet train | eval | relu-vs-tanh``) is in
-``training/cli.py``; the study in ``training/study.py``.
+A run is put together in ``training/recipe.py`` (data, model by name,
+optimizer and trainer) for every command; ``training/runfiles.py`` guards the
+run's folder (lock, write check, leftovers, signals); ``training/commands.py``
+is what ``train`` and ``eval`` do, behind the argparse front door
+``training/cli.py``; the Figure-1 study is in ``training/study.py``.
 """
 from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
 from .trainer import (FixedSchedule, NonFiniteLossError, PaperSchedule, SCHEDULES, Trainer,

@@ -9,7 +9,8 @@ One backend-neutral ``.npz`` (host NumPy arrays, no pickles) holding
   (the position of the data iterator: the next batch to run), global step,
   the optimizer's scalars, the schedule's state, the random-generator states
   of the dropout layers, the running sums of the epoch in progress, the
-  per-epoch history and the run's configuration.
+  per-epoch history, the rates set by hand on resume (``lr_changes``) and the
+  run's configuration.
 
 The data iterator needs no generator state of its own: batch b of epoch e is
 a pure function of (seed, e, b) (see ``numpy_alexnet.data.loader``), so its

@@ -55,6 +55,7 @@ from pathlib import Path
 import numpy as np
 
 from ..argtypes import integer, number
+from .recipe import data_identity
 
 REGIMES = {
     "cuda-convnet": {"input_scale": "raw", "init": "cuda-convnet",
@@ -184,17 +185,6 @@ def settings_from_args(args) -> dict:
     return f
 
 
-def data_identity(data: str) -> dict:
-    """Which data the runs train on, part of each run's spec and key.
-
-    The size and SHA-256 of the file (a folder: a hash of its files' names,
-    sizes and modification times), as the cache of decoded images keys it: the
-    same archive under another path or on another machine is the same data.
-    """
-    from ..data.datasets import _resolve_source, source_fingerprint
-    return source_fingerprint(_resolve_source(data, None))
-
-
 def machine_description(backend: str = "numpy", device=None) -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -266,7 +256,7 @@ class _Study:
     def regime_data(self, regime: str) -> dict:
         if regime not in self.data:
             from ..data import CIFAR10_CLASSES
-            from .cli import prepare_data
+            from .recipe import prepare_data
             d = prepare_data(
                 self.args.data, 32, subset=self.s["subset"], input_scale=REGIMES[regime]["input_scale"],
                 augment="none", progress=not self.args.quiet)
@@ -307,26 +297,22 @@ class _Study:
         run_dir = self.work / key
         if getattr(self.args, "report_only", False):
             return self.progress_so_far(key, spec, run_dir)
-        from ..data import BatchIterator
-        from ..optim import MomentumSGD
         from .checkpoint import atomic_write_text
-        from .cli import _mover, _place, build_model
-        from .trainer import FixedSchedule, NonFiniteLossError, Trainer
+        from .recipe import assemble, build_model, place
+        from .trainer import NonFiniteLossError
         d = self.regime_data(regime)
         net = build_model(f"cifar_fig1_{act}", 10, seed, REGIMES[regime]["init"])
         devices = tuple(int(x) for x in self.s["devices"].split(",")) if self.s["devices"] else ()
-        net, device = _place(net, self.s["backend"], devices)
-        batches = BatchIterator(d["x_train"], d["y_train"], self.s["batch_size"], shuffle=True,
-                                seed=seed, transform=d["train_transform"],
-                                to_device=_mover(self.s["backend"], device))
-        opt = MomentumSGD(net, lr=lr, momentum=self.s["momentum"], weight_decay=0.0)
+        net, device = place(net, self.s["backend"], devices)
         # A run in progress keeps a checkpoint at every epoch's end and every 100 steps
         # under WORK/KEY/, so a study stopped mid-run goes on from there when re-run.
-        tr = Trainer(net, opt, batches, schedule=FixedSchedule(), out_dir=run_dir,
-                     checkpoint_every=100, plot=False, config={"study_run": spec},
-                     target_error=self.s["target"], stop_at_target=stop_at_target,
-                     progress=not self.args.quiet, quiet=self.args.quiet,
-                     log=lambda m: self.say(f"    {regime} {act} lr {lr:g} seed {seed}: {m}"))
+        tr = assemble(net, d, batch_size=self.s["batch_size"], seed=seed, lr=lr,
+                      momentum=self.s["momentum"], weight_decay=0.0, backend=self.s["backend"],
+                      device=device, validate=False, out_dir=run_dir,
+                      checkpoint_every=100, plot=False, config={"study_run": spec},
+                      target_error=self.s["target"], stop_at_target=stop_at_target,
+                      progress=not self.args.quiet, quiet=self.args.quiet,
+                      log=lambda m: self.say(f"    {regime} {act} lr {lr:g} seed {seed}: {m}"))
         earlier = 0.0
         if tr.latest_path.exists():
             tr.resume()
@@ -470,7 +456,7 @@ class _Study:
                   "backend": s["backend"],
                   "devices": s["devices"], "settings": dict(s, regimes=list(s["regimes"])),
                   "regimes": {}}
-        from .cli import library_versions
+        from .recipe import library_versions
         report["versions"] = library_versions()
         if s["jobs"] > 1 and not getattr(self.args, "report_only", False):
             self.train_in_parallel()
@@ -611,7 +597,7 @@ def write_figure(report: dict, path: Path) -> None:
 
 def run_study(args) -> dict:
     from .checkpoint import atomic_write_text
-    from .cli import print_start
+    from .recipe import print_start
     settings = settings_from_args(args)
     print_start("relu-vs-tanh", settings)
     study = _Study(args, settings)

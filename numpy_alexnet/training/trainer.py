@@ -123,16 +123,19 @@ SCHEDULES = {"paper": PaperSchedule, "fixed": FixedSchedule}
 # --------------------------------------------------------------------------- #
 # Evaluation
 # --------------------------------------------------------------------------- #
-def evaluate(net, batches, chunk: int | None = None, ks=(1, 5)) -> dict:
+def evaluate(net, batches, chunk: int | None = None, ks=(1, 5), stop=None) -> dict | None:
     """Loss and top-k errors of ``net`` in test mode over ``batches`` of (x, y).
 
     x may be (B, C, H, W) or the ten crops (10, B, C, H, W) of
     ``EvalTransform(mode='ten')``: then the softmax outputs of the ten are
     averaged (section 4.1).  ``chunk`` bounds how many images go through the
-    network at once (ten crops multiply the batch by 10).
+    network at once (ten crops multiply the batch by 10).  ``stop``: a callable
+    asked before each batch; when it returns true, None is returned at once.
     """
     total, loss_sum, wrong = 0, 0.0, {k: 0.0 for k in ks}
     for x, y in batches:
+        if stop is not None and stop():
+            return None
         y = to_numpy(y)
         ten = x.ndim == 5
         flat = x.reshape((-1,) + tuple(x.shape[2:])) if ten else x   # (10, B, ...) -> (10B, ...)
@@ -211,9 +214,15 @@ class Trainer:
         training error is at or below the target (for the Figure-1 study).
     progress: a tqdm bar per epoch; quiet: no per-epoch lines either.
     extra: arrays saved into every checkpoint (e.g. the mean image).
+
+    Everything after ``train_batches`` is keyword-only.  ``request_stop(reason)``
+    (what the command line's signal handler calls) stops at the next step
+    boundary, or ends the epoch's validation early, with a checkpoint;
+    ``set_lr(lr, reason)`` changes the rate of a resumed run and records it in
+    ``lr_changes`` (checkpoints and ``metrics.json``).
     """
 
-    def __init__(self, net, optimizer, train_batches, val_batches=None, schedule=None,
+    def __init__(self, net, optimizer, train_batches, *, val_batches=None, schedule=None,
                  out_dir=None, checkpoint_every: int = 0, max_steps: int | None = None,
                  target_error: float | None = None, stop_at_target: bool = False,
                  progress: bool = True, quiet: bool = False, config: dict | None = None,
@@ -240,6 +249,8 @@ class Trainer:
         self.step_log: list[dict] = []
         self.best_metric: float | None = None
         self.stopped: str | None = None
+        self.stop_requested: str | None = None     # set by request_stop (a signal handler)
+        self.lr_changes: list[dict] = []           # rates set by hand on resume (set_lr)
 
     # -- paths -------------------------------------------------------------------
     @property
@@ -255,7 +266,21 @@ class Trainer:
         return {"epoch": self.epoch, "batch": self.batch, "step": self.step,
                 "running": dict(self.running), "history": self.history,
                 "best_metric": self.best_metric, "schedule": self.schedule.state_dict(),
-                "config": self.config}
+                "config": self.config, "lr_changes": self.lr_changes}
+
+    def request_stop(self, reason: str) -> None:
+        """Stop after the step in progress, with a checkpoint (safe to call from a signal handler)."""
+        self.stop_requested = reason
+
+    def set_lr(self, lr: float, reason: str) -> None:
+        """Go on with learning rate ``lr`` from here (e.g. lower after a non-finite stop).
+
+        Recorded in ``lr_changes`` (checkpoints and metrics.json): step, epoch,
+        batch, the rate before and after, and ``reason``.
+        """
+        self.lr_changes.append({"step": self.step, "epoch": self.epoch + 1, "batch": self.batch,
+                                "from": self.optimizer.lr, "to": float(lr), "reason": reason})
+        self.optimizer.lr = float(lr)
 
     def save(self, path) -> Path:
         """Write a checkpoint of the current position (weights must be finite)."""
@@ -271,6 +296,7 @@ class Trainer:
         self.running = dict(m["running"])
         self.history = list(m["history"])
         self.best_metric = m["best_metric"]
+        self.lr_changes = list(m.get("lr_changes", []))
         if m["schedule"]["name"] != self.schedule.name:
             raise ValueError(f"{path}: the checkpoint's schedule is {m['schedule']['name']!r}, "
                              f"this run's is {self.schedule.name!r}")
@@ -308,6 +334,9 @@ class Trainer:
                     break
                 if self._deadline is not None and time.perf_counter() >= self._deadline:
                     self.stopped = f"time limit {self.max_seconds:g} s"
+                    break
+                if self.stop_requested:
+                    self.stopped = self.stop_requested
                     break
                 loss, wrong = self.train_step(x, y)
                 n = int(len(y))
@@ -368,7 +397,11 @@ class Trainer:
                "seconds": r["seconds"], "images_per_s": r["seen"] / max(r["seconds"], 1e-9)}
         if self.val_batches is not None:
             batches = self.val_batches() if callable(self.val_batches) else self.val_batches
-            v = evaluate(self.net, batches, self.eval_chunk)
+            v = evaluate(self.net, batches, self.eval_chunk, stop=lambda: self.stop_requested)
+            if v is None:     # stopped: save at the epoch's last batch; resume validates again
+                self.stopped = self.stop_requested
+                self._save_latest()
+                return
             row.update(val_loss=v["loss"], val_top1=v["top1"], val_top5=v.get("top5"))
         self.history.append(row)
         metric = row["val_top1"] if row["val_top1"] is not None else row["train_error"]
@@ -444,7 +477,8 @@ class Trainer:
             w.writerow({k: ("" if row.get(k) is None else row[k]) for k in METRIC_FIELDS})
         atomic_write_text(self.out_dir / "metrics.csv", buf.getvalue())
         atomic_write_text(self.out_dir / "metrics.json",
-                          json.dumps({"config": self.config, "epochs": self.history}, indent=2))
+                          json.dumps({"config": self.config, "epochs": self.history,
+                                      "lr_changes": self.lr_changes}, indent=2))
         if self.plot and self.history:
             try:
                 from ..viz import training_curves
