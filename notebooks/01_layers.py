@@ -119,7 +119,7 @@ from matplotlib.patches import Rectangle
 img = np.arange(30.0).reshape(1, 1, 5, 6)                  # (N, C, H, W) = (1, 1, 5, 6)
 unrolled = im2col(img, kh=3, kw=3, stride=1, pad=0)[0]     # (C*KH*KW, Ho*Wo) = (9, 12)
 oy, ox, Wo = 1, 2, 4                                       # one output position, and Wo
-fig, (a0, a1) = plt.subplots(1, 2, figsize=(10, 3.4), gridspec_kw={"width_ratios": [6, 12]})
+fig, (a0, a1) = plt.subplots(1, 2, figsize=(12, 3.6), gridspec_kw={"width_ratios": [6, 12]})
 a0.imshow(img[0, 0], cmap="Blues", vmin=-10, vmax=40)
 a1.imshow(unrolled, cmap="Blues", vmin=-10, vmax=40)
 for ax, arr in ((a0, img[0, 0]), (a1, unrolled)):
@@ -128,8 +128,8 @@ for ax, arr in ((a0, img[0, 0]), (a1, unrolled)):
     ax.set_xticks(range(arr.shape[1])); ax.set_yticks(range(arr.shape[0]))
 a0.add_patch(Rectangle((ox - 0.5, oy - 0.5), 3, 3, fill=False, ec="red", lw=2.5))
 a1.add_patch(Rectangle((oy * Wo + ox - 0.5, -0.5), 1, 9, fill=False, ec="red", lw=2.5))
-a0.set_title("image (H=5, W=6), the window of output (1, 2)")
-a1.set_title("im2col: 9 rows (kernel offsets i*3+j) x 12 columns (output positions)")
+a0.set_title("image 5x6: the window of output (1, 2)")
+a1.set_title("im2col: 9 kernel offsets x 12 output positions")
 a1.set_xlabel("column p = output row * Wo + output column"); a1.set_ylabel("row r = i*KW + j")
 plt.tight_layout(); plt.show()
 print("column 6:", unrolled[:, 6].astype(int).tolist(), " = the window's pixels, row by row")
