@@ -102,10 +102,12 @@ print(net.summary())
 # %% [markdown]
 # **Check.** The run's log gives a top-1 test error of 0.2186 on all 10,000
 # test images; on the 3,000 loaded here, with float16 weights, expect about
-# the same (0.20 to 0.24; chance is 0.90).
+# the same (0.20 to 0.24; chance is 0.90). The error is counted by the
+# library's `topk_error`:
 
 # %%
 from numpy_alexnet.data import topk_error
+show(topk_error)
 
 scores = np.concatenate([net.forward(x, train=False)
                          for x, _ in BatchIterator(ds.test.images, ds.test.labels, 500, shuffle=False, transform=to_input)])
