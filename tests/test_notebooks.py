@@ -210,6 +210,38 @@ def test_the_comparison_can_fail():
         ("exercise 2.1 (max-pool backward)", "pass")]
 
 
+def test_check_cells_say_how_an_exercise_stands(capsys, monkeypatch, tmp_path):
+    """nbtools.check: pass, wrong (with the assertion's message), error, not attempted; never raises."""
+    monkeypatch.syspath_prepend(str(NOTEBOOKS))
+    monkeypatch.setenv("NUMPY_ALEXNET_NB_OUT", str(tmp_path))
+    import nbtools
+
+    def stub():
+        raise NotImplementedError
+
+    def wrong():
+        raise AssertionError("relative error 0.5")      # as a check's assert says it
+
+    for test in (lambda: None, wrong, lambda: [][1], stub):
+        nbtools.check("exercise 9.9 (x)", test)
+    lines = capsys.readouterr().out.splitlines()
+    assert [EXERCISE.match(line).group(2).split(":")[0] for line in lines] == \
+        ["pass", "wrong", "error", "not attempted (fill in the function above, run it, then run this cell again)"]
+    assert "relative error 0.5" in lines[1] and "IndexError" in lines[2]
+
+    def linear_backward():
+        pass
+    monkeypatch.delenv("NUMPY_ALEXNET_SOLUTIONS", raising=False)
+    nbtools.setup("01_layers")
+    assert nbtools.solution(linear_backward) is linear_backward           # a learner's own stays
+    monkeypatch.setenv("NUMPY_ALEXNET_SOLUTIONS", "1")
+    assert nbtools.solution(linear_backward) is not linear_backward      # the solution's
+    def not_an_exercise():
+        pass
+    with pytest.raises(AttributeError, match="no solution named 'not_an_exercise'"):
+        nbtools.solution(not_an_exercise)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", notebook_paths(), ids=lambda p: p.stem)
 def test_learner_pass_reproduces_committed_outputs(path, tmp_path):
