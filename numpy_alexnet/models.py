@@ -2,7 +2,7 @@
 
 A spec is a list of rows ``(name, kind, arguments)``; :func:`build` turns one
 into a :class:`~numpy_alexnet.net.Sequential`.  Read ``alexnet_spec`` next to
-the table in section 3.5 of the paper (and PAPER.md): one row a layer.
+the table in section 3.5 of the paper (and docs/paper.md): one row a layer.
 
 Initialization (section 5) is part of the spec: ``weight_std`` and ``bias``.
 All weights are drawn from one host ``numpy.random.Generator(seed)`` in layer

@@ -18,7 +18,7 @@ Backward, the gradient of each crossing goes back the same way, as one copy
 named ``<crossing>.grad``.  Everything else stays on its tower's device.
 
 On one device the two towers are exactly the single-device model with
-``groups=2`` in conv2, conv4 and conv5 (PAPER.md, "Two GPUs"): tower ``t``
+``groups=2`` in conv2, conv4 and conv5 (docs/paper.md, "Two GPUs"): tower ``t``
 holds filters ``[t*F/2, (t+1)*F/2)`` of every layer of
 ``models.alexnet(seed)``, so :func:`two_tower_alexnet` starts from the same
 weights, and ``devices=(0, 0)`` gives the same numbers as

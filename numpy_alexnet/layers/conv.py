@@ -7,7 +7,7 @@ back with ``col2im``, which *adds* where receptive fields overlap.
 
 ``groups=G`` splits the C input channels and the F kernels into G groups that
 do not see each other: AlexNet's two towers, on one device, are exactly
-``groups=2`` for conv2, conv4 and conv5 (PAPER.md, "Two GPUs").
+``groups=2`` for conv2, conv4 and conv5 (docs/paper.md, "Two GPUs").
 """
 from __future__ import annotations
 
