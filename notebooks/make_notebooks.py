@@ -217,8 +217,8 @@ backward pass **adds**. Notebook 2 looks at this closely. Max pooling's check
 needs inputs without near-ties (`spread`).
 '''),
     code('''
-report("MaxPool2D 3x3/2", check_layer(MaxPool2D(3, 2), spread((2, 3, 9, 7))))
-report("AvgPool2D 3x3/2", check_layer(AvgPool2D(3, 2), rng.standard_normal((2, 3, 9, 7))))
+report("MaxPool2D 3x3/2", check_layer(MaxPool2D(kernel_size=3, stride=2), spread((2, 3, 9, 7))))
+report("AvgPool2D 3x3/2", check_layer(AvgPool2D(kernel_size=3, stride=2), rng.standard_normal((2, 3, 9, 7))))
 '''),
     md('''
 ## Local response normalization (section 3.3)
@@ -246,11 +246,11 @@ layer's random generator before every forward).
     code('''
 big = np.ones((2000, 500))
 for mode in ("paper", "inverted"):
-    d = Dropout(0.5, mode=mode, seed=1)
+    d = Dropout(rate=0.5, mode=mode, seed=1)
     train_mean, test_mean = d.forward(big, train=True).mean(), d.forward(big, train=False).mean()
     print(f"{mode:>8s}: mean activation in training {train_mean:.4f}, at test time {test_mean:.4f}")
     assert abs(train_mean - test_mean) < 0.01       # equal in expectation
-    report(f"Dropout ({mode})", check_layer(Dropout(0.5, mode=mode, seed=3), rng.standard_normal((4, 9))))
+    report(f"Dropout ({mode})", check_layer(Dropout(rate=0.5, mode=mode, seed=3), rng.standard_normal((4, 9))))
 '''),
     md('''
 ## Linear and Flatten (the fully connected fc6, fc7, fc8)
@@ -326,7 +326,8 @@ itself rounded and $f(x+h) - f(x-h)$ loses most of its digits. The error
 rises to around $10^{-3}$ although nothing is wrong.
 '''),
     code('''
-conv32 = Conv2D(4, 6, 3, 2, 1, 2, weight_std=0.5, bias=0.1, rng=np.random.default_rng(1), dtype=np.float32)
+conv32 = Conv2D(4, 6, 3, stride=2, padding=1, groups=2, weight_std=0.5, bias=0.1,
+                rng=np.random.default_rng(1), dtype=np.float32)
 err32 = check_layer(conv32, rng.standard_normal((2, 4, 9, 6)).astype(np.float32))
 print("float32, h = 1e-5:", {k: f"{v:.1e}" for k, v in err32.items()}, "  (expect ~1e-3)")
 assert max(err32.values()) > 1e-5        # far above the float64 errors: rounding, not a bug
@@ -502,8 +503,8 @@ unit-sized ones, 7 channels so the edge windows are exercised.
 **Expected:** relative errors near $10^{-10}$, below $10^{-7}$.
 """),
     code("""
-e1 = check_layer(LocalResponseNorm(5, 2.0, 1e-4, 0.75), rng.normal(0, 80, size=(2, 7, 3, 4)))
-e2 = check_layer(LocalResponseNorm(5, 2.0, 0.5, 0.75), rng.standard_normal((2, 7, 3, 4)))
+e1 = check_layer(LocalResponseNorm(n=5, k=2.0, alpha=1e-4, beta=0.75), rng.normal(0, 80, size=(2, 7, 3, 4)))
+e2 = check_layer(LocalResponseNorm(n=5, k=2.0, alpha=0.5, beta=0.75), rng.standard_normal((2, 7, 3, 4)))
 print(f"LRN dx, paper's constants, activations ~80: {e1['x']:.1e}")
 print(f"LRN dx, alpha = 0.5, activations ~1:       {e2['x']:.1e}")
 assert e1["x"] < 1e-7 and e2["x"] < 1e-7
@@ -532,7 +533,7 @@ pass answers it: send 9 (= 3x3, undoing the division) back from every output,
 and each input receives 9/9 from each window containing it.
 """),
     code("""
-counts = AvgPool2D(3, 2)
+counts = AvgPool2D(kernel_size=3, stride=2)
 counts.forward(np.zeros((1, 1, 7, 9)))
 c = counts.backward(np.full((1, 1, 3, 4), 9.0))[0, 0]      # (7, 9): windows covering each pixel
 print(c.astype(int))
@@ -552,7 +553,7 @@ into place, gets 1: a silent bug that a gradient check catches.
     code("""
 x = np.arange(25, dtype=np.float64).reshape(1, 1, 5, 5) / 100
 x[0, 0, 2, 2] = 1.0                                        # the maximum of all four windows
-pool = MaxPool2D(3, 2)
+pool = MaxPool2D(kernel_size=3, stride=2)
 print("forward (every window's max is the centre):", pool.forward(x)[0, 0].tolist())
 dx = pool.backward(np.ones((1, 1, 2, 2)))[0, 0]
 print("library backward, gradient at the centre:", dx[2, 2])
@@ -591,8 +592,8 @@ On an awkward shape (9x7, so height differs from width) with distinct inputs.
     code("""
 n = 2 * 3 * 9 * 7
 x = (rng.permutation(n) - n / 2 + 0.5).reshape(2, 3, 9, 7) / n      # distinct values: no ties
-e_max = check_layer(MaxPool2D(3, 2), x)["x"]
-e_avg = check_layer(AvgPool2D(3, 2), rng.standard_normal((2, 3, 9, 7)))["x"]
+e_max = check_layer(MaxPool2D(kernel_size=3, stride=2), x)["x"]
+e_avg = check_layer(AvgPool2D(kernel_size=3, stride=2), rng.standard_normal((2, 3, 9, 7)))["x"]
 print(f"MaxPool2D 3x3/2 dx: {e_max:.1e}    AvgPool2D 3x3/2 dx: {e_avg:.1e}   (expect < 1e-7)")
 assert e_max < 1e-7 and e_avg < 1e-7
 """ + FOOTER),
@@ -786,9 +787,9 @@ def moved(lrn):
     return np.flatnonzero(diff[:48] > 0).tolist()                 # tower-1 channels that change
 
 print("per tower (the paper, groups=2):   ", moved(net["norm1"]), "  (expect [])")
-print("one window over all 96 (Caffe):    ", moved(LocalResponseNorm(5, 2.0, 1e-4, 0.75)), "  (expect [46, 47])")
+print("one window over all 96 (Caffe):    ", moved(LocalResponseNorm(n=5, k=2.0, alpha=1e-4, beta=0.75)), "  (expect [46, 47])")
 assert net["norm1"].groups == 2 and moved(net["norm1"]) == []
-assert moved(LocalResponseNorm(5, 2.0, 1e-4, 0.75)) == [46, 47]
+assert moved(LocalResponseNorm(n=5, k=2.0, alpha=1e-4, beta=0.75)) == [46, 47]
 """),
     md("""
 ## The 224/227 puzzle

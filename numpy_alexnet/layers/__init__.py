@@ -1,6 +1,6 @@
 """One module per layer family; every layer has ``forward`` and ``backward``."""
 from .activation import ReLU, Tanh, make_activation
-from .base import Layer, LayerInputError
+from .base import Layer, LayerInputError, keyword_only
 from .conv import Conv2D, col2im, im2col
 from .dropout import Dropout
 from .linear import Flatten, Linear
@@ -9,7 +9,8 @@ from .normalization import LocalResponseNorm
 from .pooling import AvgPool2D, MaxPool2D
 
 __all__ = [
-    "Layer", "LayerInputError", "Conv2D", "im2col", "col2im", "ReLU", "Tanh", "make_activation",
+    "Layer", "LayerInputError", "keyword_only", "Conv2D", "im2col", "col2im", "ReLU", "Tanh",
+    "make_activation",
     "LocalResponseNorm", "MaxPool2D", "AvgPool2D", "Dropout", "Linear", "Flatten",
     "SoftmaxCrossEntropy", "softmax", "log_softmax",
 ]
