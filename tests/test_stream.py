@@ -60,6 +60,9 @@ def test_split_decodes_the_same_images_as_load_dataset(folder):
         rows = np.array([4, 0, len(f[name]) - 1])
         np.testing.assert_array_equal(f[name][rows], ds[name].images[rows])   # (3, 3, 20, 24)
     assert f.train.image_size == (20, 24) and f.train[2:5].shape == (3, 3, 20, 24)
+    part = f.train.subset([1, 8, 20])                  # e.g. --subset: still on disk
+    np.testing.assert_array_equal(part[np.arange(3)], ds.train.images[[1, 8, 20]])
+    np.testing.assert_array_equal(part.labels, [0, 1, 2])
 
 
 def test_resize_and_limit_follow_load_dataset(folder):

@@ -70,7 +70,8 @@ class ImageFolderSplit:
 
     def __init__(self, paths: list, labels: np.ndarray, classes: tuple, name: str,
                  resize: int | None, image_size: tuple[int, int]):
-        self.paths, self.labels = list(paths), np.asarray(labels, dtype=np.int64)
+        # Strings, not Path objects: about 100 bytes an image, the only per-image memory.
+        self.paths, self.labels = [str(p) for p in paths], np.asarray(labels, dtype=np.int64)
         self.classes, self.name, self.resize = tuple(classes), name, resize
         self.image_size = tuple(image_size)
         self.shape = (len(self.paths), 3) + self.image_size        # as an (N, C, H, W) array
@@ -84,8 +85,14 @@ class ImageFolderSplit:
             raise TypeError(f"ImageFolderSplit '{self.name}': index with a slice or a 1-d array "
                             f"of rows, got {rows.ndim}-d")
         paths = [self.paths[i] for i in rows]
-        return decode_images(paths, [str(p) for p in paths], self.resize, self.image_size,
-                             str(self.paths[0]))                   # (n, C, H, W) uint8
+        return decode_images(paths, paths, self.resize, self.image_size,
+                             self.paths[0])                        # (n, C, H, W) uint8
+
+    def subset(self, rows) -> "ImageFolderSplit":
+        """The split of images ``rows`` only (e.g. a ``--subset``), still on disk."""
+        rows = np.asarray(rows)
+        return ImageFolderSplit([self.paths[i] for i in rows], self.labels[rows], self.classes,
+                                self.name, self.resize, self.image_size)
 
     def class_counts(self) -> np.ndarray:
         """Images per class, int64 (K,)."""
@@ -177,7 +184,7 @@ class ImageFolder:
 # --------------------------------------------------------------------------- #
 def _chunk_sums(paths: list, resize, size: tuple, first: str):
     """(count, sum image float64 (3, H, W), RGB moments s1 (3,), s2 (3, 3)) of ``paths``."""
-    x = decode_images(paths, [str(p) for p in paths], resize, size, first)   # (n, C, H, W)
+    x = decode_images(paths, paths, resize, size, first)          # (n, C, H, W) uint8
     s1, s2 = rgb_moments(x)
     return len(paths), x.sum(axis=0, dtype=np.float64), s1, s2
 
@@ -189,7 +196,7 @@ def streamed_stats(split: ImageFolderSplit, workers: int | None = None,
     chunk = max(1, min(256, (1 << 24) // (3 * H * W)))             # at most ~16 MB a chunk
     ranges = [(s, min(s + chunk, n)) for s in range(0, n, chunk)]
     workers = (os.cpu_count() or 1) if workers is None else int(workers)
-    chunks = [(split.paths[lo:hi], split.resize, split.image_size, str(split.paths[0]))
+    chunks = [(split.paths[lo:hi], split.resize, split.image_size, split.paths[0])
               for lo, hi in ranges]
     total = np.zeros((3, H, W), dtype=np.float64)
     s1, s2 = np.zeros(3), np.zeros((3, 3))
