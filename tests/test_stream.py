@@ -112,6 +112,22 @@ def test_same_batches_as_the_in_ram_iterator(folder, workers):
         assert 1 <= ours.most_in_flight <= 3          # never more than prefetch batches asked for
 
 
+def test_to_device_runs_in_the_calling_process(folder):
+    """The mover (e.g. cupy.asarray) is never pickled: a closure is fine."""
+    moved = []
+
+    def to_device(a):
+        moved.append(a.shape)
+        return a.astype(np.float64)
+
+    split = ImageFolder(folder, resize=None).train
+    it = StreamingBatchIterator(split, split.labels, 8, shuffle=False, to_device=to_device,
+                                workers=1)
+    got = list(it)
+    assert [x.dtype for x, _ in got] == [np.float64] * 3 and len(moved) == 6
+    np.testing.assert_array_equal(got[0][0], split[np.arange(8)])
+
+
 def test_a_corrupt_file_is_named_and_the_workers_stop(folder, tmp_path):
     import shutil
     bad_root = tmp_path / "pets"

@@ -45,6 +45,7 @@ import os
 import queue
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Iterator
@@ -248,9 +249,10 @@ class StreamingBatchIterator(BatchIterator):
     workers: processes building batches (0: the parent's background thread,
         exactly as BatchIterator).  prefetch: batches asked for ahead of the
         one the caller holds (default 2 per worker); what the pipeline holds
-        is about that many batches.
+        is about that many batches.  A thread of the calling process receives
+        finished batches (and applies ``to_device``) while the caller trains.
     The transform must be picklable (a module-level class such as
-    TrainTransform); ``to_device`` runs in the calling process.
+    TrainTransform); ``to_device`` runs in the calling process's receiving thread.
     """
 
     def __init__(self, images, labels, batch_size: int, shuffle: bool = True, seed: int = 0,
@@ -283,6 +285,14 @@ class StreamingBatchIterator(BatchIterator):
                  for i in range(self.workers)]
         for p in procs:
             p.start()
+        # A receiving thread takes finished batches off the pipe (and onto the
+        # device) while the caller trains, so the copy of a batch out of its
+        # worker overlaps the step too.
+        received: queue.Queue = queue.Queue()
+        stop = threading.Event()
+        receiver = threading.Thread(target=self._receive, args=(results, procs, received, stop),
+                                    name="StreamingBatchIterator-receive", daemon=True)
+        receiver.start()
         try:
             n, asked, ready = len(self), start, {}
             while asked < min(n, start + self.ahead):
@@ -291,7 +301,7 @@ class StreamingBatchIterator(BatchIterator):
             for b in range(start, n):
                 self.most_in_flight = max(self.most_in_flight, asked - b)
                 while b not in ready:
-                    index, x, y, err = _next_result(results, procs)
+                    index, x, y, err = received.get()
                     if err is not None:
                         raise err
                     ready[index] = (x, y)
@@ -299,11 +309,35 @@ class StreamingBatchIterator(BatchIterator):
                 if asked < n:                 # one handed out, one more asked for
                     tasks.put((epoch, asked))
                     asked += 1
-                if self.to_device is not None:
-                    x, y = self.to_device(x), self.to_device(y)
                 yield x, y
         finally:                              # the end, an early stop, an error, Ctrl-C
-            _stop(procs, tasks, results)
+            stop.set()
+            _stop(procs, tasks)
+            receiver.join()
+            for q in (tasks, results):
+                q.cancel_join_thread()        # drop what is still queued
+                q.close()
+
+    def _receive(self, results, procs, received: queue.Queue, stop: threading.Event) -> None:
+        """The receiving thread: (index, x, y, error) from the workers into ``received``."""
+        while not stop.is_set():
+            try:
+                index, x, y, err = results.get(timeout=0.1)
+            except queue.Empty:
+                dead = [p for p in procs if p.exitcode is not None]
+                if dead and not stop.is_set():
+                    received.put((None, None, None, _died(dead[0])))
+                    return
+                continue
+            except (OSError, EOFError, ValueError) as exc:   # a queue broken by a dying worker
+                received.put((None, None, None, RuntimeError(f"data workers' queue: {exc}")))
+                return
+            if err is None and self.to_device is not None:
+                try:
+                    x, y = self.to_device(x), self.to_device(y)
+                except Exception as exc:
+                    err = exc
+            received.put((index, x, y, err))
 
 
 def _worker(job: StreamingBatchIterator, tasks, results, parent: int) -> None:
@@ -340,22 +374,14 @@ def _sendable(err: Exception) -> Exception:
         return RuntimeError(f"in a data worker: {type(err).__name__}: {err}")
 
 
-def _next_result(results, procs):
-    """The next finished batch; a clear error, not a hang, if a worker died."""
-    while True:
-        try:
-            return results.get(timeout=_POLL_S)
-        except queue.Empty:
-            dead = [p for p in procs if p.exitcode is not None]
-            if dead:
-                p = dead[0]
-                how = (f"killed by signal {-p.exitcode}" if p.exitcode < 0
-                       else f"exit code {p.exitcode}")
-                raise RuntimeError(f"data worker {p.name} (pid {p.pid}) ended ({how}) while "
-                                   "building a batch; out of memory, or killed from outside?")
+def _died(p) -> RuntimeError:
+    """The error for a worker that ended while batches were still wanted (no hang)."""
+    how = f"killed by signal {-p.exitcode}" if p.exitcode < 0 else f"exit code {p.exitcode}"
+    return RuntimeError(f"data worker {p.name} (pid {p.pid}) ended ({how}) while building "
+                        "a batch; out of memory, or killed from outside?")
 
 
-def _stop(procs, tasks, results, grace_s: float = 2.0) -> None:
+def _stop(procs, tasks, grace_s: float = 2.0) -> None:
     """Stop every worker: a None each, a short wait, then SIGKILL for any still busy."""
     for _ in procs:
         try:
@@ -369,9 +395,6 @@ def _stop(procs, tasks, results, grace_s: float = 2.0) -> None:
         if p.is_alive():
             p.kill()
             p.join()
-    for q in (tasks, results):
-        q.cancel_join_thread()                # drop what is still queued
-        q.close()
 
 
 def describe_memory() -> str:
