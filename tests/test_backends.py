@@ -216,8 +216,8 @@ def test_every_layer_forward_backward(backend):
     for name, layer, x in cases:
         x = x.astype(f32)
         fast = copy.deepcopy(layer).to(backend, 0 if backend == "cupy" else None)
-        out = layer.forward(x)
-        got = fast.forward(on(backend, x))
+        out = layer.forward(x, train=True)                  # train: Dropout draws its mask
+        got = fast.forward(on(backend, x), train=True)
         assert got.dtype == f32 and got.shape == out.shape, name
         assert_close(out, got, TOL32[backend], f"{name} forward")
         d = rng.standard_normal(out.shape).astype(f32)
@@ -258,7 +258,7 @@ def train_fig1(backend, steps=50, batch=16):
     losses = []
     for step in range(steps):
         x, y = on(backend, xs[step % 2]), on(backend, ys[step % 2])
-        losses.append(float(crit.forward(net.forward(x), y)))
+        losses.append(float(crit.forward(net.forward(x, train=True), y)))
         net.backward(crit.backward())
         opt.step()
     return np.array(losses)
@@ -291,7 +291,7 @@ def grouped_single(num_classes, seed, dtype):
 def compare_towers_with_single(single, towers, x, labels, tol):
     """Forward, backward and one SGD step of both; relative errors must stay below tol."""
     crit = SoftmaxCrossEntropy()
-    logits, tlogits = single.forward(x), towers.forward(x)
+    logits, tlogits = single.forward(x, train=True), towers.forward(x, train=True)
     assert_close(logits, tlogits, tol, "logits")
     crit.forward(logits, labels)
     dlogits = crit.backward()
@@ -344,7 +344,7 @@ def test_two_towers_numba_match_numpy():
     ref = two_tower_alexnet(num_classes=10, seed=1, dtype=np.float64)
     fast = two_tower_alexnet(num_classes=10, seed=1, dtype=np.float64, backend="numba")
     x = np.random.default_rng(0).standard_normal((2, 3, 227, 227))
-    assert_close(ref.forward(x), fast.forward(x), 1e-13, "logits")
+    assert_close(ref.forward(x, train=True), fast.forward(x, train=True), 1e-13, "logits")
     d = np.random.default_rng(1).standard_normal((2, 10))
     assert_close(ref.backward(d), fast.backward(d), 1e-13, "dx")
     grads = fast.merged("grads")
@@ -389,7 +389,7 @@ def test_two_towers_on_two_gpus_match_one():
     one = two_tower_alexnet(num_classes=10, seed=3, devices=(0, 0))
     two = two_tower_alexnet(num_classes=10, seed=3, devices=(0, 1))
     x = np.random.default_rng(0).standard_normal((4, 3, 227, 227)).astype(np.float32)
-    a, b = one.forward(x), two.forward(x)
+    a, b = one.forward(x, train=True), two.forward(x, train=True)
     assert b.device.id == 0
     assert_close(a, b, 1e-6, "logits")
     d = cupy.ones_like(a)
