@@ -89,6 +89,14 @@ def test_streamed_stats_equal_in_ram_stats(folder, tmp_path):
         want.mean_image)
 
 
+def test_a_cache_that_cannot_be_written_is_a_warning(folder, tmp_path, capsys):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    st = ImageFolder(folder, resize=None, cache_dir=blocked).stats(workers=1, progress=False)
+    np.testing.assert_array_equal(st.mean_image, in_ram(folder).stats().mean_image)
+    assert "could not keep the statistics in" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("workers", [0, 2])
 def test_same_batches_as_the_in_ram_iterator(folder, workers):
     """Same seed: the same crops, reflections and colour shifts, in the same order,

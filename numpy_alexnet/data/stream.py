@@ -31,7 +31,8 @@ whatever the number of workers and their timing, and resumes mid-epoch the
 same way (``epoch_iter(epoch, start_batch)``).
 
 Workers are started with the 'spawn' method (no fork of a process that runs
-threads, and the same on Linux, macOS and Windows) for each pass over the data
+threads, and the same on Linux, macOS and Windows; a script that uses them
+needs the ``if __name__ == "__main__":`` guard) for each pass over the data
 and stopped at its end, when the consumer stops early, or on any error or
 KeyboardInterrupt in the consumer: no worker outlives the pass.  Workers
 ignore SIGINT and SIGHUP (the main process decides what a Ctrl-C means), and
@@ -53,12 +54,12 @@ from typing import Iterator
 import numpy as np
 
 from .augment import pca_from_moments, rgb_moments
-from .datasets import (DataError, DatasetStats, _display_name, _read_stats, _scan_dir,
-                       _stats_path, _cache_path, _write_stats, _progress_bar, decode_image,
-                       decode_images, folder_items, default_cache_dir)
+from .datasets import (DataError, DatasetStats, _cache_path, _display_name, _progress_bar,
+                       _read_stats, _scan_dir, _stats_path, _write_stats, decode_image,
+                       decode_images, folder_items)
 from .loader import BatchIterator
 
-_POLL_S = 1.0          # how often a waiting worker (or the main process) checks on the other
+_POLL_S = 1.0          # how often a waiting worker checks that its parent still lives
 
 
 class ImageFolderSplit:
@@ -172,11 +173,19 @@ class ImageFolder:
                   "limit_per_class": self.limit_per_class}
         path = _stats_path(_cache_path(self.source, params, self.cache_dir)) if use_cache else None
         if path is not None and path.exists():
-            self._stats = _read_stats(path)[0]
-            return self._stats
+            try:
+                self._stats = _read_stats(path)[0]
+                return self._stats
+            except Exception as err:          # unreadable: compute again, replace it
+                print(f"numpy-alexnet: ignoring unreadable stats file {path} ({err})",
+                      file=sys.stderr)
         self._stats = streamed_stats(self.train, workers, progress)
         if path is not None:
-            _write_stats(path, self._stats, {"source": str(self.source), "streamed": True})
+            try:
+                _write_stats(path, self._stats, {"source": str(self.source), "streamed": True})
+            except OSError as err:            # the cache is only a speed-up
+                print(f"numpy-alexnet: could not keep the statistics in {path.parent} ({err}); "
+                      "they will be computed again next time", file=sys.stderr)
         return self._stats
 
 
