@@ -120,6 +120,25 @@ def test_same_batches_as_the_in_ram_iterator(folder, workers):
         assert 1 <= ours.most_in_flight <= 3          # never more than prefetch batches asked for
 
 
+def test_one_recipe_for_both_paths(folder):
+    """ImageFolder mirrors Dataset (splits, classes, stats, subset), and batch_iterator
+    picks the iterator: the same batches either way."""
+    from numpy_alexnet.data import batch_iterator
+    batches = {}
+    for name, ds in (("ram", in_ram(folder)), ("disk", ImageFolder(folder, resize=None))):
+        train = ds.train.subset([0, 3, 9, 12, 20])
+        st = ds.stats()
+        tf = TrainTransform(st.mean_image, 16, st.eigvals, st.eigvecs)
+        it = batch_iterator(train, 2, seed=1, transform=tf, workers=1)
+        assert type(it).__name__ == ("BatchIterator" if name == "ram" else
+                                     "StreamingBatchIterator")
+        batches[name] = list(it.epoch_iter(2))
+    assert len(batches["ram"]) == len(batches["disk"]) == 3
+    for (xa, ya), (xb, yb) in zip(batches["ram"], batches["disk"]):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)
+
+
 def test_to_device_runs_in_the_calling_process(folder):
     """The mover (e.g. cupy.asarray) is never pickled: a closure is fine."""
     moved = []

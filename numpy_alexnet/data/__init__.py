@@ -27,7 +27,8 @@ from .datasets import (CIFAR10_CLASSES, CIFAR10_MD5, CIFAR10_URL, DataError, Dat
                        DatasetStats, Split, dataset_info, decode_image, default_cache_dir,
                        download_cifar10, load_arrays, load_dataset, source_fingerprint)
 from .loader import BatchIterator
-from .stream import ImageFolder, ImageFolderSplit, StreamingBatchIterator, streamed_stats
+from .stream import (ImageFolder, ImageFolderSplit, StreamingBatchIterator, batch_iterator,
+                     streamed_stats)
 from .metrics import softmax, topk_correct, topk_error, topk_errors
 
 __all__ = [
@@ -38,5 +39,5 @@ __all__ = [
     "random_crop_flip", "center_crop", "ten_crop", "ten_crop_offsets", "TEN_CROP_ORDER",
     "average_ten_crop", "pca_color", "pca_color_shift", "TrainTransform", "EvalTransform",
     "BatchIterator", "ImageFolder", "ImageFolderSplit", "StreamingBatchIterator",
-    "streamed_stats", "softmax", "topk_correct", "topk_error", "topk_errors",
+    "batch_iterator", "streamed_stats", "softmax", "topk_correct", "topk_error", "topk_errors",
 ]

@@ -92,6 +92,11 @@ class Split:
         """Images per class, int64 (K,)."""
         return np.bincount(self.labels, minlength=len(self.classes)).astype(np.int64)
 
+    def subset(self, rows) -> "Split":
+        """The images ``rows`` only (e.g. a ``--subset``), as ImageFolderSplit.subset."""
+        rows = np.asarray(rows)
+        return Split(self.images[rows], self.labels[rows], self.classes, self.name)
+
     def as_float32(self) -> tuple[np.ndarray, np.ndarray]:
         """(images as float32 (N, 3, H, W) on the 0-255 scale, labels): for small sets."""
         return self.images.astype(np.float32), self.labels

@@ -349,6 +349,22 @@ class StreamingBatchIterator(BatchIterator):
             received.put((index, x, y, err))
 
 
+def batch_iterator(split, batch_size: int, *, workers: int = 2, prefetch: int | None = None,
+                   **kwargs) -> BatchIterator:
+    """The batch iterator that fits ``split``, so a training recipe needs one line for both.
+
+    A ``Split`` (arrays in RAM, from ``load_dataset``): a BatchIterator over its
+    images (``workers`` and ``prefetch`` do not apply).  An
+    :class:`ImageFolderSplit` (files on disk): a StreamingBatchIterator with
+    ``workers`` processes.  kwargs: BatchIterator's (shuffle, seed, transform,
+    drop_last, to_device).
+    """
+    if isinstance(split, ImageFolderSplit):
+        return StreamingBatchIterator(split, split.labels, batch_size, workers=workers,
+                                      prefetch=prefetch, **kwargs)
+    return BatchIterator(split.images, split.labels, batch_size, **kwargs)
+
+
 def _worker(job: StreamingBatchIterator, tasks, results, parent: int) -> None:
     """A worker's loop: (epoch, index) in, (index, x, y, error) out, None to stop."""
     _ignore_interrupts()
@@ -406,14 +422,5 @@ def _stop(procs, tasks, grace_s: float = 2.0) -> None:
             p.join()
 
 
-def describe_memory() -> str:
-    """Peak resident memory of this process and of its largest finished child, in MB."""
-    import resource
-    scale = 1 if sys.platform == "darwin" else 1024          # ru_maxrss: bytes on macOS, KB else
-    me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
-    kid = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * scale / 2**20
-    return f"peak RSS {me:.0f} MB (this process), {kid:.0f} MB (largest finished worker)"
-
-
-__all__ = ["ImageFolder", "ImageFolderSplit", "StreamingBatchIterator", "streamed_stats",
-           "describe_memory"]
+__all__ = ["ImageFolder", "ImageFolderSplit", "StreamingBatchIterator", "batch_iterator",
+           "streamed_stats"]
