@@ -85,7 +85,6 @@ def test_hyperparameters_are_keyword_only_torch_order_refused():
                                   "at most 3 (in_channels, out_channels, kernel_size)")),
     (lambda: Linear(4, 2, 0.1), ("Linear takes its hyperparameters by keyword",
                                  "Linear(in_features, out_features, weight_std=...")),
-    (lambda: ReLU("relu1"), ("ReLU takes its hyperparameters by keyword", "ReLU(name=...)")),
 ])
 def test_every_layer_takes_hyperparameters_by_keyword(make, parts):
     with raises(TypeError, *parts):

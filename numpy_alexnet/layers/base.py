@@ -22,8 +22,10 @@ Hyperparameters are keyword-only (``LocalResponseNorm(n=5, k=2.0, alpha=1e-4,
 beta=0.75)``): libraries order them differently (torch's LRN takes size,
 alpha, beta, k), so a positional call could be silently misread.  Only the
 sizes that define the weights' shapes (a Conv2D's in/out channels and kernel
-size, a Linear's in/out features) are positional.  ``@keyword_only`` turns a
-positional hyperparameter into a TypeError that shows the keyword call.
+size, a Linear's in/out features) are positional, and the name of a layer
+without hyperparameters (``ReLU("relu1")``).  ``@keyword_only`` turns a
+positional hyperparameter into a TypeError that shows the keyword call; a
+subclass calls ``super().__init__(name=name)``.
 
 ``forward(x, train=False)``: inference is the default, so a forgotten
 ``train=`` never drops units; training passes ``train=True``.
@@ -113,8 +115,7 @@ def keyword_only(init):
 class Layer:
     """Base class: no parameters, NumPy reference kernels, an empty cache."""
 
-    @keyword_only
-    def __init__(self, *, name: str | None = None):
+    def __init__(self, name: str | None = None):
         self.name = name or type(self).__name__.lower()
         self.params: dict = {}
         self.grads: dict = {}
