@@ -24,8 +24,12 @@ With ``--folder DIR`` (an image folder such as ImageNet's, too large for RAM)
 it measures instead the streaming path, ``numpy_alexnet.data.stream``, feeding
 the paper's AlexNet (227 crops of 256x256, reflection, PCA colour):
 
-    python benchmarks/bench_data.py --folder /data/folder256 --workers 2 \
-        --stream-batch 32 --steps 4 --out docs/results/data_stream.json
+    python benchmarks/bench_data.py --make-folder /tmp/folder256 --per-class 2000
+    python benchmarks/bench_data.py --folder /tmp/folder256 --stream-batch 32 --steps 6
+
+(``--make-folder`` writes CIFAR-10 from ``--archive`` rescaled to 256x256
+JPEGs, ``--per-class`` training images a class and a tenth of that for test:
+an ImageNet-sized folder to stream, kept out of the repository.)
 
 1. listing the folder, and the mean image and RGB PCA in one streamed pass;
 2. in alternating rounds: the loader alone (images/s pulled by an idle
@@ -192,6 +196,31 @@ def alexnet_step_fn(num_classes: int, backend: str):
     return step
 
 
+def make_folder(archive: str, dest: Path, per_class: int) -> int:
+    """CIFAR-10 from ``archive`` rescaled (bilinear) to 256x256 JPEGs (quality 90) under
+    dest/{train,test}/<class>/: ``per_class`` training images a class, per_class // 10 test."""
+    import io
+    import tarfile
+
+    from PIL import Image
+    written: dict = {}
+    with tarfile.open(archive, "r|*") as tf:
+        for member in tf:
+            parts = member.name.split("/")
+            if not member.isfile() or not member.name.endswith(".jpg") or len(parts) < 3:
+                continue
+            split, cls = parts[-3], parts[-2]
+            limit = per_class if split == "train" else max(1, per_class // 10)
+            if written.get((split, cls), 0) >= limit:
+                continue
+            written[(split, cls)] = written.get((split, cls), 0) + 1
+            img = Image.open(io.BytesIO(tf.extractfile(member).read())).convert("RGB")
+            out = dest / split / cls / parts[-1]
+            out.parent.mkdir(parents=True, exist_ok=True)
+            img.resize((256, 256), Image.BILINEAR).save(out, quality=90)
+    return sum(written.values())
+
+
 def stream_bench(args) -> dict:
     """AlexNet fed from an image folder on disk: loader against step, and memory."""
     import multiprocessing
@@ -313,7 +342,15 @@ def main(argv=None) -> int:
                    help="with --folder: alternating rounds of loader alone / fixed-batch step")
     p.add_argument("--loader-batches", type=int, default=8,
                    help="with --folder: batches pulled in each loader-alone round")
+    p.add_argument("--make-folder", type=Path, default=None,
+                   help="write CIFAR-10 from --archive as 256x256 JPEGs into this folder, then stop")
+    p.add_argument("--per-class", type=int, default=2000,
+                   help="with --make-folder: training images a class (test: a tenth)")
     args = p.parse_args(argv)
+    if args.make_folder is not None:
+        n = make_folder(args.archive, args.make_folder, args.per_class)
+        print(f"wrote {n} images of 256x256 under {args.make_folder}")
+        return 0
     if args.folder is not None:
         if args.out == p.get_default("out"):
             args.out = str(ROOT / "docs" / "results" / "data_stream.json")
