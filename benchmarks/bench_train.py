@@ -131,7 +131,7 @@ class OurRunner:
         return self._step()
 
     def _step(self):
-        loss = self.crit.forward(self.net.forward(self.x), self.y)
+        loss = self.crit.forward(self.net.forward(self.x, train=True), self.y)
         self.net.backward(self.crit.backward(), input_grad=False)   # as PyTorch: no dx of x
         self.opt.step()
         return float(loss)

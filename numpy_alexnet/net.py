@@ -20,8 +20,11 @@ class KeyMismatchError(KeyError):
 class Sequential:
     """A list of uniquely named layers.
 
-    ``forward(x, train)`` runs them in order; ``backward(dout)`` runs their
-    ``backward`` in reverse and returns dx.  The loss is not part of the net:
+    ``forward(x, train=False)`` runs them in order; ``backward(dout)`` runs
+    their ``backward`` in reverse and returns dx.  Test mode is the default,
+    so ``net(x)`` for inference never drops units; training passes
+    ``train=True`` (a backward after a test-mode forward through Dropout
+    raises, naming the fix).  The loss is not part of the net:
     the trainer calls ``SoftmaxCrossEntropy`` on the logits.
     """
 
@@ -42,7 +45,7 @@ class Sequential:
         self.name = name
 
     # -- the two passes ----------------------------------------------------------
-    def forward(self, x, train: bool = True):
+    def forward(self, x, train: bool = False):
         if self.input_shape is not None:
             check_net_input(f"Sequential '{self.name}'", x, self.input_shape)
         for layer in self.layers:

@@ -586,7 +586,26 @@ def save_bvlc(net: Sequential, path) -> Path:
 
 
 def to_torchvision(net: Sequential) -> dict:
-    """{'features.0.weight': (F, C, KH, KW), ..., 'classifier.6.weight': (D_out, D_in), ...}."""
+    """{'features.0.weight': (F, C, KH, KW), ..., 'classifier.6.weight': (D_out, D_in), ...}.
+
+    Only a single-tower net without LRN (``alexnet_torchvision()``, or one of its
+    shape) fits torchvision's AlexNet: the paper's grouped net is refused, since
+    torchvision's convolutions have no groups and its network no LRN, so the
+    file would not load there (or would compute something else).
+    """
+    grouped = [f"{l.name} (groups={l.groups})" for l in net.layers
+               if isinstance(l, Conv2D) and l.groups > 1]
+    lrn = [l.name for l in net.layers if isinstance(l, LocalResponseNorm)]
+    if grouped or lrn:
+        what = "; ".join(part for part in (
+            f"grouped convolutions {', '.join(grouped)}" if grouped else "",
+            f"local response normalization {', '.join(lrn)}" if lrn else "") if part)
+        raise WeightsError(
+            f"{net.name}: cannot export to torchvision's AlexNet, a different, single-tower "
+            f"network without groups or LRN; this net has {what} (the paper's two-tower "
+            "AlexNet). Export a numpy_alexnet.models.alexnet_torchvision() net instead "
+            "(fine-tuned from torchvision weights with load_weights), or keep this one in "
+            "the project's own layout with save_state")
     names = {layer.name for layer, _, _ in _param_layers(net)}
     if not set(TORCHVISION_KEYS) <= names:
         raise WeightsError(f"{net.name}: the torchvision layout maps layers "

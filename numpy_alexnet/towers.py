@@ -146,7 +146,8 @@ class SplitDropout:
 
     def backward(self, douts: list):
         if self.cache is None:
-            raise RuntimeError(f"Dropout '{self.layer.name}': backward after a test-time forward")
+            raise RuntimeError(f"Dropout '{self.layer.name}': backward after a test-time "
+                               "forward; to train, call forward(x, train=True)")
         return [d * m for d, m in zip(douts, self.cache)]
 
 
@@ -158,8 +159,9 @@ def _device_of(x) -> int | None:
 class TwoTowerAlexNet:
     """The paper's AlexNet as two towers on ``devices``; see the module docstring.
 
-    ``forward(x, train)`` returns the logits (N, num_classes) on ``devices[0]``
-    (or the host); ``backward(dlogits)`` fills every layer's ``grads`` and
+    ``forward(x, train=False)`` returns the logits (N, num_classes) on ``devices[0]``
+    (or the host), in test mode unless ``train=True`` (so inference never drops
+    units by accident); ``backward(dlogits)`` fills every layer's ``grads`` and
     returns dx on ``devices[0]``.  ``named_params`` and iteration over layers
     make it usable by :class:`~numpy_alexnet.optim.MomentumSGD`.
     """
@@ -241,7 +243,7 @@ class TwoTowerAlexNet:
         with _on(self.devices[t]):
             return self.towers[t][stage].backward(dout, input_grad)
 
-    def forward(self, x, train: bool = True):
+    def forward(self, x, train: bool = False):
         check_net_input("TwoTowerAlexNet", x, self.input_shape)
         self._logits_shape = None
         self.crossing_log = []

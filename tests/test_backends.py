@@ -182,24 +182,28 @@ def layer_cases(rng):
     """(name, layer, input) with float32 parameters and inputs."""
     f32 = np.float32
     return [
-        ("conv-3x3-s1-p1", Conv2D(3, 4, 3, 1, 1, weight_std=0.5, bias=0.1, rng=rng),
+        ("conv-3x3-s1-p1", Conv2D(3, 4, 3, stride=1, padding=1, weight_std=0.5, bias=0.1, rng=rng),
          rng.standard_normal((2, 3, 7, 5))),
-        ("conv-3x3-s2-p1-g2", Conv2D(4, 6, 3, 2, 1, groups=2, weight_std=0.5, rng=rng),
+        ("conv-3x3-s2-p1-g2",
+         Conv2D(4, 6, 3, stride=2, padding=1, groups=2, weight_std=0.5, rng=rng),
          rng.standard_normal((2, 4, 9, 6))),
-        ("conv-11x11-s4", Conv2D(3, 4, 11, 4, 0, weight_std=0.1, rng=rng),
+        ("conv-11x11-s4", Conv2D(3, 4, 11, stride=4, padding=0, weight_std=0.1, rng=rng),
          rng.standard_normal((2, 3, 23, 27))),
-        ("conv-2x3-p2-g2", Conv2D(2, 4, (2, 3), 1, 2, groups=2, weight_std=0.5, rng=rng),
+        ("conv-2x3-p2-g2",
+         Conv2D(2, 4, (2, 3), stride=1, padding=2, groups=2, weight_std=0.5, rng=rng),
          rng.standard_normal((2, 2, 4, 6))),
-        ("maxpool-3-2", MaxPool2D(3, 2), rng.standard_normal((2, 3, 9, 7))),
-        ("maxpool-2-2", MaxPool2D(2, 2), rng.standard_normal((2, 3, 6, 8))),
-        ("avgpool-3-2", AvgPool2D(3, 2), rng.standard_normal((2, 3, 9, 7))),
-        ("lrn-paper", LocalResponseNorm(5, 2.0, 1e-4, 0.75), rng.standard_normal((2, 7, 3, 4))),
-        ("lrn-alpha0.5", LocalResponseNorm(5, 2.0, 0.5, 0.75), rng.standard_normal((2, 7, 3, 4))),
-        ("lrn-groups2", LocalResponseNorm(3, 1.0, 0.5, 0.75, groups=2),
+        ("maxpool-3-2", MaxPool2D(kernel_size=3, stride=2), rng.standard_normal((2, 3, 9, 7))),
+        ("maxpool-2-2", MaxPool2D(kernel_size=2, stride=2), rng.standard_normal((2, 3, 6, 8))),
+        ("avgpool-3-2", AvgPool2D(kernel_size=3, stride=2), rng.standard_normal((2, 3, 9, 7))),
+        ("lrn-paper", LocalResponseNorm(n=5, k=2.0, alpha=1e-4, beta=0.75),
+         rng.standard_normal((2, 7, 3, 4))),
+        ("lrn-alpha0.5", LocalResponseNorm(n=5, k=2.0, alpha=0.5, beta=0.75),
+         rng.standard_normal((2, 7, 3, 4))),
+        ("lrn-groups2", LocalResponseNorm(n=3, k=1.0, alpha=0.5, beta=0.75, groups=2),
          rng.standard_normal((2, 6, 3, 4))),
         ("relu", ReLU(), rng.standard_normal((3, 2, 4, 5))),
         ("tanh", Tanh(), rng.standard_normal((3, 2, 4, 5))),
-        ("dropout", Dropout(0.5, seed=3), rng.standard_normal((4, 9))),
+        ("dropout", Dropout(rate=0.5, seed=3), rng.standard_normal((4, 9))),
         ("flatten", Flatten(), rng.standard_normal((2, 3, 2, 2))),
         ("linear", Linear(7, 5, weight_std=0.5, bias=0.2, rng=rng), rng.standard_normal((3, 7))),
     ], f32
@@ -212,8 +216,8 @@ def test_every_layer_forward_backward(backend):
     for name, layer, x in cases:
         x = x.astype(f32)
         fast = copy.deepcopy(layer).to(backend, 0 if backend == "cupy" else None)
-        out = layer.forward(x)
-        got = fast.forward(on(backend, x))
+        out = layer.forward(x, train=True)                  # train: Dropout draws its mask
+        got = fast.forward(on(backend, x), train=True)
         assert got.dtype == f32 and got.shape == out.shape, name
         assert_close(out, got, TOL32[backend], f"{name} forward")
         d = rng.standard_normal(out.shape).astype(f32)
@@ -228,12 +232,12 @@ def test_every_layer_forward_backward(backend):
 def test_grouped_lrn_is_lrn_per_group(rng):
     """groups=2 normalizes each half of the channels on its own (one tower each)."""
     x = rng.standard_normal((2, 8, 3, 5))
-    grouped = LocalResponseNorm(5, 2.0, 0.5, 0.75, groups=2)
-    one = LocalResponseNorm(5, 2.0, 0.5, 0.75)
+    grouped = LocalResponseNorm(n=5, k=2.0, alpha=0.5, beta=0.75, groups=2)
+    one = LocalResponseNorm(n=5, k=2.0, alpha=0.5, beta=0.75)
     out = grouped.forward(x)
     halves = [one.forward(x[:, :4]), one.forward(x[:, 4:])]
     np.testing.assert_allclose(out, np.concatenate(halves, axis=1), rtol=1e-15)
-    errors = check_layer(LocalResponseNorm(5, 2.0, 0.5, 0.75, groups=2), x)
+    errors = check_layer(LocalResponseNorm(n=5, k=2.0, alpha=0.5, beta=0.75, groups=2), x)
     assert all(err < 1e-7 for err in errors.values()), errors
 
 
@@ -254,7 +258,7 @@ def train_fig1(backend, steps=50, batch=16):
     losses = []
     for step in range(steps):
         x, y = on(backend, xs[step % 2]), on(backend, ys[step % 2])
-        losses.append(float(crit.forward(net.forward(x), y)))
+        losses.append(float(crit.forward(net.forward(x, train=True), y)))
         net.backward(crit.backward())
         opt.step()
     return np.array(losses)
@@ -287,7 +291,7 @@ def grouped_single(num_classes, seed, dtype):
 def compare_towers_with_single(single, towers, x, labels, tol):
     """Forward, backward and one SGD step of both; relative errors must stay below tol."""
     crit = SoftmaxCrossEntropy()
-    logits, tlogits = single.forward(x), towers.forward(x)
+    logits, tlogits = single.forward(x, train=True), towers.forward(x, train=True)
     assert_close(logits, tlogits, tol, "logits")
     crit.forward(logits, labels)
     dlogits = crit.backward()
@@ -340,7 +344,7 @@ def test_two_towers_numba_match_numpy():
     ref = two_tower_alexnet(num_classes=10, seed=1, dtype=np.float64)
     fast = two_tower_alexnet(num_classes=10, seed=1, dtype=np.float64, backend="numba")
     x = np.random.default_rng(0).standard_normal((2, 3, 227, 227))
-    assert_close(ref.forward(x), fast.forward(x), 1e-13, "logits")
+    assert_close(ref.forward(x, train=True), fast.forward(x, train=True), 1e-13, "logits")
     d = np.random.default_rng(1).standard_normal((2, 10))
     assert_close(ref.backward(d), fast.backward(d), 1e-13, "dx")
     grads = fast.merged("grads")
@@ -385,7 +389,7 @@ def test_two_towers_on_two_gpus_match_one():
     one = two_tower_alexnet(num_classes=10, seed=3, devices=(0, 0))
     two = two_tower_alexnet(num_classes=10, seed=3, devices=(0, 1))
     x = np.random.default_rng(0).standard_normal((4, 3, 227, 227)).astype(np.float32)
-    a, b = one.forward(x), two.forward(x)
+    a, b = one.forward(x, train=True), two.forward(x, train=True)
     assert b.device.id == 0
     assert_close(a, b, 1e-6, "logits")
     d = cupy.ones_like(a)

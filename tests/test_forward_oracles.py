@@ -34,8 +34,8 @@ def test_im2col_values(rng):
 
 @pytest.mark.parametrize("groups,stride,pad", [(1, 1, 0), (2, 2, 1), (2, 3, 2)])
 def test_conv_forward_matches_loops(rng, groups, stride, pad):
-    layer = Conv2D(4, 6, (3, 4), stride, pad, groups, weight_std=1.0, bias=0.3, rng=rng,
-                   dtype=np.float64)
+    layer = Conv2D(4, 6, (3, 4), stride=stride, padding=pad, groups=groups, weight_std=1.0,
+                   bias=0.3, rng=rng, dtype=np.float64)
     x = rng.standard_normal((2, 4, 9, 8))
     ref = conv_naive(x, layer.params["W"], layer.params["b"], stride, pad, groups)
     np.testing.assert_allclose(layer.forward(x), ref, rtol=1e-12, atol=1e-12)
@@ -43,14 +43,16 @@ def test_conv_forward_matches_loops(rng, groups, stride, pad):
 
 def test_pools_match_loops(rng):
     x = rng.standard_normal((2, 3, 9, 8))
-    np.testing.assert_allclose(MaxPool2D(3, 2).forward(x), pool_naive(x, 3, 2, np.max))
-    np.testing.assert_allclose(AvgPool2D(3, 2).forward(x), pool_naive(x, 3, 2, np.mean))
+    np.testing.assert_allclose(MaxPool2D(kernel_size=3, stride=2).forward(x),
+                               pool_naive(x, 3, 2, np.max))
+    np.testing.assert_allclose(AvgPool2D(kernel_size=3, stride=2).forward(x),
+                               pool_naive(x, 3, 2, np.mean))
 
 
 def test_maxpool_tie_goes_to_first_and_overlaps_add():
     x = np.zeros((1, 1, 5, 5))
     x[0, 0, 2, 2] = 1.0                        # the centre is in all four 3x3/2 windows
-    layer = MaxPool2D(3, 2)
+    layer = MaxPool2D(kernel_size=3, stride=2)
     out = layer.forward(x)
     assert out.shape == (1, 1, 2, 2) and np.all(out == 1.0)
     dx = layer.backward(np.ones_like(out))
@@ -64,7 +66,7 @@ def test_maxpool_tie_goes_to_first_and_overlaps_add():
 
 def test_lrn_matches_formula(rng):
     x = rng.standard_normal((2, 7, 3, 4))
-    out = LocalResponseNorm(5, 2.0, 0.5, 0.75).forward(x)
+    out = LocalResponseNorm(n=5, k=2.0, alpha=0.5, beta=0.75).forward(x)
     np.testing.assert_allclose(out, lrn_naive(x, 5, 2.0, 0.5, 0.75), rtol=1e-12)
 
 

@@ -36,8 +36,8 @@ def assert_small(errors):
     dict(C=2, F=4, k=(2, 3), stride=1, pad=2, groups=2, H=4, W=6),   # rectangular kernel
 ], ids=["3x3-s1-p1", "3x3-s2-p1-g2", "5x5-s3-p0", "2x3-s1-p2-g2"])
 def test_conv2d(rng, cfg):
-    layer = Conv2D(cfg["C"], cfg["F"], cfg["k"], cfg["stride"], cfg["pad"], cfg["groups"],
-                   weight_std=0.5, bias=0.1, rng=rng, dtype=np.float64)
+    layer = Conv2D(cfg["C"], cfg["F"], cfg["k"], stride=cfg["stride"], padding=cfg["pad"],
+                   groups=cfg["groups"], weight_std=0.5, bias=0.1, rng=rng, dtype=np.float64)
     x = rng.standard_normal((2, cfg["C"], cfg["H"], cfg["W"]))
     assert_small(check_layer(layer, x))
 
@@ -45,13 +45,13 @@ def test_conv2d(rng, cfg):
 @pytest.mark.parametrize("k,stride,H,W", [(3, 2, 9, 7), (2, 2, 6, 8), (3, 1, 5, 6)])
 def test_maxpool(rng, k, stride, H, W):
     x = spread(rng, (2, 3, H, W))
-    assert_small(check_layer(MaxPool2D(k, stride), x))
+    assert_small(check_layer(MaxPool2D(kernel_size=k, stride=stride), x))
 
 
 @pytest.mark.parametrize("k,stride,H,W", [(3, 2, 9, 7), (2, 2, 6, 8)])
 def test_avgpool(rng, k, stride, H, W):
     x = rng.standard_normal((2, 3, H, W))
-    assert_small(check_layer(AvgPool2D(k, stride), x))
+    assert_small(check_layer(AvgPool2D(kernel_size=k, stride=stride), x))
 
 
 @pytest.mark.parametrize("C,n", [(7, 5), (3, 5), (6, 3), (2, 1)])
@@ -71,7 +71,7 @@ def test_tanh(rng):
 
 @pytest.mark.parametrize("mode", ["paper", "inverted"])
 def test_dropout(rng, mode):
-    assert_small(check_layer(Dropout(0.5, mode=mode, seed=3), rng.standard_normal((4, 9))))
+    assert_small(check_layer(Dropout(rate=0.5, mode=mode, seed=3), rng.standard_normal((4, 9))))
 
 
 def test_linear(rng):

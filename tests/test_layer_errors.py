@@ -49,10 +49,10 @@ def towers():
     (lambda: Conv2D(4, 4, 3, groups=0, name="c"), ("Conv2D 'c'", "groups", ">= 1", "got 0")),
     (lambda: Linear(0, 5, name="fc"), ("Linear 'fc'", "in_features", ">= 1", "got 0")),
     (lambda: Linear(5, 0, name="fc"), ("Linear 'fc'", "out_features", ">= 1", "got 0")),
-    (lambda: MaxPool2D(3, 0, name="p"), ("MaxPool2D 'p'", "stride", ">= 1", "got 0")),
-    (lambda: MaxPool2D(0, 2, name="p"), ("MaxPool2D 'p'", "kernel_size", ">= 1", "got 0")),
-    (lambda: AvgPool2D(3, 0, name="p"), ("AvgPool2D 'p'", "stride", ">= 1", "got 0")),
-    (lambda: AvgPool2D(0, 2, name="p"), ("AvgPool2D 'p'", "kernel_size", ">= 1", "got 0")),
+    (lambda: MaxPool2D(kernel_size=3, stride=0, name="p"), ("MaxPool2D 'p'", "stride", ">= 1", "got 0")),
+    (lambda: MaxPool2D(kernel_size=0, stride=2, name="p"), ("MaxPool2D 'p'", "kernel_size", ">= 1", "got 0")),
+    (lambda: AvgPool2D(kernel_size=3, stride=0, name="p"), ("AvgPool2D 'p'", "stride", ">= 1", "got 0")),
+    (lambda: AvgPool2D(kernel_size=0, stride=2, name="p"), ("AvgPool2D 'p'", "kernel_size", ">= 1", "got 0")),
     (lambda: LocalResponseNorm(k=-5, name="n"), ("LocalResponseNorm 'n'", "k", "> 0", "got -5")),
     (lambda: LocalResponseNorm(k=0, name="n"), ("LocalResponseNorm 'n'", "k", "> 0", "got 0")),
     (lambda: LocalResponseNorm(alpha=-1e-4, name="n"),
@@ -67,8 +67,41 @@ def test_constructor_refuses_nonsense(make, parts):
         make()
 
 
+def test_hyperparameters_are_keyword_only_torch_order_refused():
+    """torch's order LocalResponseNorm(size, alpha, beta, k) would be read as n, k, alpha, beta."""
+    with raises(TypeError, "LocalResponseNorm takes its hyperparameters by keyword",
+                "LocalResponseNorm(n=..., k=..., alpha=..., beta=..., groups=..., name=...)",
+                "got 4 positional arguments (5, 0.0001, 0.75, 2.0)"):
+        LocalResponseNorm(5, 1e-4, 0.75, 2.0)
+
+
+@pytest.mark.parametrize("make, parts", [
+    (lambda: MaxPool2D(3, 2), ("MaxPool2D takes its hyperparameters by keyword",
+                               "MaxPool2D(kernel_size=..., stride=..., name=...)")),
+    (lambda: AvgPool2D(3), ("AvgPool2D takes its hyperparameters by keyword",)),
+    (lambda: Dropout(0.5), ("Dropout takes its hyperparameters by keyword", "rate=...")),
+    (lambda: Conv2D(3, 8, 3, 2), ("Conv2D takes its hyperparameters by keyword",
+                                  "Conv2D(in_channels, out_channels, kernel_size, stride=...",
+                                  "at most 3 (in_channels, out_channels, kernel_size)")),
+    (lambda: Linear(4, 2, 0.1), ("Linear takes its hyperparameters by keyword",
+                                 "Linear(in_features, out_features, weight_std=...")),
+])
+def test_every_layer_takes_hyperparameters_by_keyword(make, parts):
+    with raises(TypeError, *parts):
+        make()
+
+
+def test_keyword_only_keeps_the_signature_readable():
+    import inspect
+    params = inspect.signature(LocalResponseNorm).parameters
+    assert [p.name for p in params.values()] == ["n", "k", "alpha", "beta", "groups", "name"]
+    assert all(p.kind is p.KEYWORD_ONLY for p in params.values())
+    layer = LocalResponseNorm(n=3, k=1.0, alpha=0.5, beta=0.5, name="norm")
+    assert (layer.n, layer.k, layer.alpha, layer.beta, layer.name) == (3, 1.0, 0.5, 0.5, "norm")
+
+
 def test_lrn_constants_the_paper_uses_still_work():
-    layer = LocalResponseNorm(5, k=2.0, alpha=1e-4, beta=0.75)
+    layer = LocalResponseNorm(n=5, k=2.0, alpha=1e-4, beta=0.75)
     x = np.random.default_rng(0).standard_normal((1, 6, 2, 2))
     assert np.all(np.isfinite(layer.forward(x)))
 
@@ -173,10 +206,10 @@ def test_failed_move_leaves_the_net_as_it_was(monkeypatch):
 # (layer, input shape, a dout of the wrong shape, the expected dout shape as printed)
 LAYERS = [
     (lambda: Conv2D(3, 4, 3, name="l"), (2, 3, 5, 5), (2, 4, 3, 4), "(2, 4, 3, 3)"),
-    (lambda: MaxPool2D(3, 2, name="l"), (2, 3, 7, 7), (2, 3, 4, 3), "(2, 3, 3, 3)"),
-    (lambda: AvgPool2D(3, 2, name="l"), (2, 3, 7, 7), (2, 3, 3, 2), "(2, 3, 3, 3)"),
-    (lambda: LocalResponseNorm(3, name="l"), (2, 4, 3, 3), (2, 4, 3, 2), "(2, 4, 3, 3)"),
-    (lambda: Dropout(0.5, name="l"), (2, 5), (2, 4), "(2, 5)"),
+    (lambda: MaxPool2D(kernel_size=3, stride=2, name="l"), (2, 3, 7, 7), (2, 3, 4, 3), "(2, 3, 3, 3)"),
+    (lambda: AvgPool2D(kernel_size=3, stride=2, name="l"), (2, 3, 7, 7), (2, 3, 3, 2), "(2, 3, 3, 3)"),
+    (lambda: LocalResponseNorm(n=3, name="l"), (2, 4, 3, 3), (2, 4, 3, 2), "(2, 4, 3, 3)"),
+    (lambda: Dropout(rate=0.5, name="l"), (2, 5), (2, 4), "(2, 5)"),
     (lambda: ReLU(name="l"), (2, 5), (3, 5), "(2, 5)"),
     (lambda: Tanh(name="l"), (2, 5), (2, 5, 1), "(2, 5)"),
     (lambda: Linear(5, 3, name="l"), (2, 5), (2, 4), "(2, 3)"),
@@ -211,7 +244,7 @@ def test_conv_param_backward_checks_dout():
 
 
 def test_a_failed_forward_leaves_nothing_to_go_back_through():
-    layer = LocalResponseNorm(3, groups=2, name="n")
+    layer = LocalResponseNorm(n=3, groups=2, name="n")
     layer.forward(np.ones((1, 4, 2, 2)))
     with raises(LayerInputError, "LocalResponseNorm 'n'", "multiple of groups=2", "got 3"):
         layer.forward(np.ones((1, 3, 2, 2)))
@@ -220,7 +253,7 @@ def test_a_failed_forward_leaves_nothing_to_go_back_through():
 
 
 def test_dropout_tells_no_forward_from_a_test_time_forward():
-    layer = Dropout(0.5, name="d")
+    layer = Dropout(rate=0.5, name="d")
     with raises(LayerInputError, "Dropout 'd': backward before forward"):
         layer.backward(np.ones((2, 3)))
     layer.forward(np.ones((2, 3)), train=False)

@@ -76,6 +76,32 @@ def test_alexnet_forward_runs_on_one_image():
     assert out.shape == (1, 10) and out.dtype == np.float32 and np.all(np.isfinite(out))
 
 
+def test_inference_is_the_default_mode():
+    """net(x) and net.forward(x) without train= use every unit (the paper's test mode)."""
+    net = alexnet(num_classes=10)
+    x = np.random.default_rng(0).standard_normal((2, 3, 227, 227)).astype(np.float32)
+    test_mode = net.forward(x, train=False)
+    np.testing.assert_array_equal(net(x), test_mode)            # twice: no random drops
+    np.testing.assert_array_equal(net.forward(x), test_mode)
+    assert not np.array_equal(net.forward(x, train=True), test_mode)
+
+
+def test_backward_after_a_default_forward_says_to_pass_train(rng):
+    """Training with the default (test) mode would silently skip dropout: refused."""
+    net = build(TINY_ALEXNET, input_shape=(3, 23, 17), seed=0, dtype=np.float64)
+    crit = SoftmaxCrossEntropy()
+    crit.forward(net(rng.standard_normal((2, 3, 23, 17))), np.array([0, 2]))
+    with pytest.raises(RuntimeError, match=r"Dropout 'drop6'.*test-time forward.*train=True"):
+        net.backward(crit.backward())
+
+
+def test_two_tower_net_defaults_to_inference_too():
+    from numpy_alexnet.towers import two_tower_alexnet
+    net = two_tower_alexnet(num_classes=10, seed=0)
+    x = np.random.default_rng(0).standard_normal((1, 3, 227, 227)).astype(np.float32)
+    np.testing.assert_array_equal(net(x), net.forward(x, train=False))
+
+
 def test_summary_command(capsys):
     assert main(["summary", "alexnet"]) == 0
     text = capsys.readouterr().out
@@ -104,7 +130,7 @@ def test_fig1_net_fits_a_small_fixed_batch(activation):
     opt = MomentumSGD(net, lr=0.01, momentum=0.9, weight_decay=0.0)
     first = None
     for step in range(150):
-        loss = crit.forward(net.forward(x), y)
+        loss = crit.forward(net.forward(x, train=True), y)
         first = loss if first is None else first
         net.backward(crit.backward())
         opt.step()
@@ -136,7 +162,7 @@ def test_frozen_layer_does_not_move():
     before = net["conv1"].params["W"].copy()
     crit = SoftmaxCrossEntropy()
     x = np.random.default_rng(0).standard_normal((4, 3, 32, 32)).astype(np.float32)
-    crit.forward(net.forward(x), np.array([0, 1, 2, 3]))
+    crit.forward(net.forward(x, train=True), np.array([0, 1, 2, 3]))
     net.backward(crit.backward())
     opt.step()
     np.testing.assert_array_equal(net["conv1"].params["W"], before)
@@ -180,8 +206,9 @@ def test_wrong_rank_and_dtype_name_layer():
 
 def test_too_small_input_names_layer():
     from numpy_alexnet.layers import MaxPool2D
+    pool = MaxPool2D(kernel_size=3, stride=2, name="pool1")
     with pytest.raises(LayerInputError, match=r"MaxPool2D 'pool1'.*at least 3x3.*got 2x5"):
-        MaxPool2D(3, 2, name="pool1").forward(np.zeros((1, 1, 2, 5), np.float32))
+        pool.forward(np.zeros((1, 1, 2, 5), np.float32))
 
 
 def test_bad_labels_name_the_loss():

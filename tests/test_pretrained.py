@@ -270,6 +270,17 @@ def test_torchvision_npz_roundtrip_without_torch(tmp_path):
             np.testing.assert_array_equal(z[k], v)
 
 
+def test_paper_alexnet_is_refused_by_the_torchvision_export(tmp_path):
+    """The grouped paper net has no torchvision layout: a clear error, and no file."""
+    from numpy_alexnet.models import alexnet
+    with pytest.raises(P.WeightsError, match=r"(?s)alexnet: cannot export to torchvision.*"
+                       r"grouped convolutions conv2 \(groups=2\), conv4 \(groups=2\), "
+                       r"conv5 \(groups=2\).*local response normalization norm1, norm2.*"
+                       r"alexnet_torchvision\(\)"):
+        P.save_torchvision(alexnet(num_classes=10), tmp_path / "paper.npz")
+    assert not (tmp_path / "paper.npz").exists()
+
+
 def test_torchvision_default_net_is_the_single_tower_one():
     """A state dict of the real shapes builds alexnet_torchvision with the file's classes."""
     rng, state = np.random.default_rng(0), {}

@@ -9,7 +9,8 @@ torch = pytest.importorskip("torch", reason="PyTorch is an optional oracle")
 
 
 def test_conv_grouped_against_torch(rng):
-    layer = Conv2D(4, 6, 3, 2, 1, 2, weight_std=1.0, bias=0.5, rng=rng, dtype=np.float64)
+    layer = Conv2D(4, 6, 3, stride=2, padding=1, groups=2, weight_std=1.0, bias=0.5, rng=rng,
+                   dtype=np.float64)
     x = rng.standard_normal((2, 4, 9, 7))
     out = layer.forward(x)
     dout = rng.standard_normal(out.shape)
@@ -28,7 +29,7 @@ def test_conv_grouped_against_torch(rng):
 def test_lrn_alpha_convention_against_torch(rng):
     """The paper's alpha=1e-4 is PyTorch's alpha=5e-4 (PyTorch divides by n)."""
     x = rng.standard_normal((2, 9, 4, 3)) * 10
-    ours = LocalResponseNorm(5, 2.0, 1e-4, 0.75)
+    ours = LocalResponseNorm(n=5, k=2.0, alpha=1e-4, beta=0.75)
     out = ours.forward(x)
     dout = rng.standard_normal(out.shape)
     dx = ours.backward(dout)
@@ -41,7 +42,7 @@ def test_lrn_alpha_convention_against_torch(rng):
 
 def test_maxpool_against_torch(rng):
     x = rng.standard_normal((2, 3, 11, 8))
-    layer = MaxPool2D(3, 2)
+    layer = MaxPool2D(kernel_size=3, stride=2)
     out = layer.forward(x)
     dout = rng.standard_normal(out.shape)
     dx = layer.backward(dout)

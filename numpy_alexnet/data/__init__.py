@@ -9,6 +9,15 @@ Importing this package needs only NumPy; Pillow (image files) and tqdm
     tf = TrainTransform(st.mean_image, 24, st.eigvals, st.eigvecs)
     for x, y in BatchIterator(ds.train.images, ds.train.labels, 128, transform=tf):
         ...                                                        # x float32 (128, 3, 24, 24)
+
+A folder too large for RAM (ImageNet-sized) streams from disk instead, the
+batches built in worker processes (``stream.py``):
+
+    folder = ImageFolder("/data/imagenet", resize=256)             # lists files only
+    st = folder.stats()                                            # one streamed pass, cached
+    tf = TrainTransform(st.mean_image, 227, st.eigvals, st.eigvecs)
+    batches = StreamingBatchIterator(folder.train, folder.train.labels, 128, transform=tf,
+                                     workers=4)                    # same batches as in RAM
 """
 from .augment import (TEN_CROP_ORDER, EvalTransform, TrainTransform, average_ten_crop,
                       center_crop, crop, flip_horizontal, mean_image, pca_color,
@@ -18,6 +27,8 @@ from .datasets import (CIFAR10_CLASSES, CIFAR10_MD5, CIFAR10_URL, DataError, Dat
                        DatasetStats, Split, dataset_info, decode_image, default_cache_dir,
                        download_cifar10, load_arrays, load_dataset, source_fingerprint)
 from .loader import BatchIterator
+from .stream import (ImageFolder, ImageFolderSplit, StreamingBatchIterator, batch_iterator,
+                     streamed_stats)
 from .metrics import softmax, topk_correct, topk_error, topk_errors
 
 __all__ = [
@@ -27,5 +38,6 @@ __all__ = [
     "mean_image", "pca_eigen", "flip_horizontal", "random_crop_params", "crop",
     "random_crop_flip", "center_crop", "ten_crop", "ten_crop_offsets", "TEN_CROP_ORDER",
     "average_ten_crop", "pca_color", "pca_color_shift", "TrainTransform", "EvalTransform",
-    "BatchIterator", "softmax", "topk_correct", "topk_error", "topk_errors",
+    "BatchIterator", "ImageFolder", "ImageFolderSplit", "StreamingBatchIterator",
+    "batch_iterator", "streamed_stats", "softmax", "topk_correct", "topk_error", "topk_errors",
 ]

@@ -75,6 +75,16 @@ def pca_eigen(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     The covariance is E[p p^T] - E[p] E[p]^T with p = (R, G, B), accumulated in
     float64 from per-chunk sums and outer products.
     """
+    s1, s2 = rgb_moments(x)
+    return pca_from_moments(s1, s2, x.shape[0] * x.shape[2] * x.shape[3])
+
+
+def rgb_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sum of p (3,), sum of p p^T (3, 3)) over the RGB pixels p of x (N, 3, H, W), float64.
+
+    Sums of parts add up: a dataset read a chunk at a time (``data.stream``)
+    adds its chunks' moments and calls :func:`pca_from_moments` once.
+    """
     _check_batch(x)
     N, C, H, W = x.shape
     s1 = np.zeros(C, dtype=np.float64)            # sum of p
@@ -84,7 +94,11 @@ def pca_eigen(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         p = p.reshape(C, -1).astype(np.float64)               # (C, n*H*W): one column a pixel
         s1 += p.sum(axis=1)
         s2 += p @ p.T
-    count = N * H * W
+    return s1, s2
+
+
+def pca_from_moments(s1: np.ndarray, s2: np.ndarray, count: int):
+    """:func:`pca_eigen`'s (eigvals, eigvecs) from the moments of ``count`` pixels."""
     mu = s1 / count
     cov = s2 / count - np.outer(mu, mu)
     eigvals, eigvecs = np.linalg.eigh(cov)         # ascending

@@ -92,6 +92,11 @@ class Split:
         """Images per class, int64 (K,)."""
         return np.bincount(self.labels, minlength=len(self.classes)).astype(np.int64)
 
+    def subset(self, rows) -> "Split":
+        """The images ``rows`` only (e.g. a ``--subset``), as ImageFolderSplit.subset."""
+        rows = np.asarray(rows)
+        return Split(self.images[rows], self.labels[rows], self.classes, self.name)
+
     def as_float32(self) -> tuple[np.ndarray, np.ndarray]:
         """(images as float32 (N, 3, H, W) on the 0-255 scale, labels): for small sets."""
         return self.images.astype(np.float32), self.labels
@@ -447,19 +452,7 @@ def _load_image_folder(src: Path, resize, limit_per_class, progress, workers) ->
         files, dirs = _scan_dir(src)
     else:
         files, dirs = _scan_tar(src, progress)
-    layout = _layout(src, files, dirs)      # {split: {class: [relpath, ...]}}
-    classes = _shared_classes(src, layout)
-    class_index = {c: i for i, c in enumerate(classes)}
-
-    # One flat, sorted list of (split, label, relpath): the order images are stored in.
-    items = []
-    for split in sorted(layout, key=_split_order):
-        for c in sorted(layout[split]):
-            paths = sorted(layout[split][c])
-            if limit_per_class is not None:
-                paths = paths[:int(limit_per_class)]
-            items += [(split, class_index[c], p) for p in paths]
-
+    classes, items = folder_items(src, files, dirs, limit_per_class)
     sources = [files[p] for _, _, p in items]           # bytes (from a tar) or a Path
     names = [_display_name(src, p) for _, _, p in items]
     images = _decode_all(sources, names, resize, progress, workers)
@@ -467,10 +460,31 @@ def _load_image_folder(src: Path, resize, limit_per_class, progress, workers) ->
     splits = {}
     split_of = np.array([s for s, _, _ in items])
     labels = np.array([y for _, y, _ in items], dtype=np.int64)
-    for split in sorted(layout, key=_split_order):
+    for split in dict.fromkeys(s for s, _, _ in items):  # in order of first appearance
         rows = np.flatnonzero(split_of == split)         # contiguous: items are grouped by split
         splits[split] = Split(images[rows[0]:rows[-1] + 1], labels[rows], classes, split)
     return Dataset(splits, classes)
+
+
+def folder_items(src: Path, files: dict, dirs: set, limit_per_class=None):
+    """(classes, [(split, label, relpath), ...]) of an image-folder tree, in storage order.
+
+    The order (splits as ``SPLIT_NAMES``, then classes and files sorted by name,
+    the first ``limit_per_class`` of each class) is the order of the in-RAM
+    arrays and of :class:`~numpy_alexnet.data.stream.ImageFolder`, so the two
+    give the same image for the same index.
+    """
+    layout = _layout(src, files, dirs)      # {split: {class: [relpath, ...]}}
+    classes = _shared_classes(src, layout)
+    class_index = {c: i for i, c in enumerate(classes)}
+    items = []
+    for split in sorted(layout, key=_split_order):
+        for c in sorted(layout[split]):
+            paths = sorted(layout[split][c])
+            if limit_per_class is not None:
+                paths = paths[:int(limit_per_class)]
+            items += [(split, class_index[c], p) for p in paths]
+    return classes, items
 
 
 def _shared_classes(src: Path, layout: dict) -> tuple[str, ...]:
@@ -678,20 +692,29 @@ def _resize_center_crop(img, size: int):
 _WORK: dict = {}
 
 
+def decode_images(sources, names, resize, shape, first_name: str) -> np.ndarray:
+    """Decode images that must all be ``shape`` (H, W) into uint8 (n, C=3, H, W).
+
+    first_name: the image that fixed the size, named when one differs.
+    """
+    H, W = shape
+    out = np.empty((len(sources), H, W, 3), dtype=np.uint8)        # (n, H, W, C)
+    for i, (source, name) in enumerate(zip(sources, names)):
+        img = decode_image(source, name, resize)
+        if img.shape != (H, W, 3):
+            raise DataError(
+                f"{name}: image is {img.shape[1]}x{img.shape[0]} (WxH) where {first_name} is "
+                f"{W}x{H}; images of different sizes need resize=256 (the paper's rescaling)")
+        out[i] = img
+    return np.ascontiguousarray(out.transpose(0, 3, 1, 2))         # (n, H, W, C) -> (n, C, H, W)
+
+
 def _decode_range(bounds):
     """Decode images [start, stop) of ``_WORK`` into uint8 (n, C, H, W)."""
     start, stop = bounds
-    sources, names, resize = _WORK["sources"], _WORK["names"], _WORK["resize"]
-    H, W = _WORK["shape"]
-    out = np.empty((stop - start, H, W, 3), dtype=np.uint8)        # (n, H, W, C)
-    for i in range(start, stop):
-        img = decode_image(sources[i], names[i], resize)
-        if img.shape != (H, W, 3):
-            raise DataError(
-                f"{names[i]}: image is {img.shape[1]}x{img.shape[0]} (WxH) where {names[0]} is "
-                f"{W}x{H}; images of different sizes need resize=256 (the paper's rescaling)")
-        out[i - start] = img
-    return start, np.ascontiguousarray(out.transpose(0, 3, 1, 2))   # (n, H, W, C) -> (n, C, H, W)
+    names = _WORK["names"]
+    return start, decode_images(_WORK["sources"][start:stop], names[start:stop],
+                                _WORK["resize"], _WORK["shape"], names[0])
 
 
 def _decode_all(sources, names, resize, progress, workers) -> np.ndarray:

@@ -35,7 +35,7 @@ def tanh_backward(dout, out):
 class ReLU(Layer):
     """Rectified linear unit."""
 
-    def forward(self, x, train: bool = True):
+    def forward(self, x, train: bool = False):
         self.check_input(x)
         out, self.cache = self.ops.relu_forward(x)
         return out
@@ -48,7 +48,7 @@ class ReLU(Layer):
 class Tanh(Layer):
     """Hyperbolic tangent; caches its output."""
 
-    def forward(self, x, train: bool = True):
+    def forward(self, x, train: bool = False):
         self.check_input(x)
         out, self.cache = self.ops.tanh_forward(x)
         return out

@@ -18,12 +18,26 @@ the input's shape for that (``last_x_shape``) and ``output_shape`` turns it
 into the output's.  Bad hyperparameters get a ``ValueError`` from the
 constructor (``check_arg``), not a strange result at the first forward.
 
+Hyperparameters are keyword-only (``LocalResponseNorm(n=5, k=2.0, alpha=1e-4,
+beta=0.75)``): libraries order them differently (torch's LRN takes size,
+alpha, beta, k), so a positional call could be silently misread.  Only the
+sizes that define the weights' shapes (a Conv2D's in/out channels and kernel
+size, a Linear's in/out features) are positional, and the name of a layer
+without hyperparameters (``ReLU("relu1")``).  ``@keyword_only`` turns a
+positional hyperparameter into a TypeError that shows the keyword call; a
+subclass calls ``super().__init__(name=name)``.
+
+``forward(x, train=False)``: inference is the default, so a forgotten
+``train=`` never drops units; training passes ``train=True``.
+
 Axis legend used in shape comments throughout: N batch, C channels (input),
 F filters (output channels), G groups, H, W height and width, K kernel size,
 P output positions (Ho * Wo).
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import numbers
 
@@ -74,6 +88,30 @@ def check_dout(who: str, dout, expected: tuple | None) -> None:
                               f"last forward's output), got {got}")
 
 
+def keyword_only(init):
+    """Decorate a layer's ``__init__`` whose hyperparameters follow a ``*``.
+
+    A call with too many positional arguments raises a TypeError naming the
+    layer and its keywords, e.g. for torch's order ``LocalResponseNorm(5, 1e-4,
+    0.75, 2.0)``: "LocalResponseNorm takes its hyperparameters by keyword: ...".
+    """
+    params = list(inspect.signature(init).parameters.values())[1:]        # without self
+    positional = [p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD]
+    keywords = [p.name for p in params if p.kind is p.KEYWORD_ONLY]
+
+    @functools.wraps(init)
+    def checked_init(self, *args, **kwargs):
+        if len(args) > len(positional):
+            cls = type(self).__name__
+            call = ", ".join(positional + [f"{k}=..." for k in keywords])
+            raise TypeError(
+                f"{cls} takes its hyperparameters by keyword: {cls}({call}); got "
+                f"{len(args)} positional arguments {args!r}, where at most {len(positional)} "
+                f"({', '.join(positional) or 'none'}) may be positional")
+        return init(self, *args, **kwargs)
+    return checked_init
+
+
 class Layer:
     """Base class: no parameters, NumPy reference kernels, an empty cache."""
 
@@ -87,7 +125,7 @@ class Layer:
         self.device: int | None = None
 
     # -- the two passes ------------------------------------------------------
-    def forward(self, x, train: bool = True):
+    def forward(self, x, train: bool = False):
         raise NotImplementedError
 
     def backward(self, dout):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import get_array_module
-from .base import Layer, conv_output_size
+from .base import Layer, conv_output_size, keyword_only
 
 
 # -- the reference kernels ---------------------------------------------------------
@@ -129,10 +129,11 @@ class Conv2D(Layer):
     seed gives the same start in any dtype and on any backend.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride: int = 1,
+    @keyword_only
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, *, stride: int = 1,
                  padding: int = 0, groups: int = 1, weight_std: float = 0.01, bias: float = 0.0,
                  rng: np.random.Generator | None = None, dtype=np.float32, name: str | None = None):
-        super().__init__(name)
+        super().__init__(name=name)
         self.in_channels = self.check_int("in_channels", in_channels, 1)
         self.out_channels = self.check_int("out_channels", out_channels, 1)
         self.kh, self.kw = (self.check_int("kernel_size", k, 1) for k in _pair(kernel_size))
@@ -165,7 +166,7 @@ class Conv2D(Layer):
         return (self.out_channels, conv_output_size(H, self.kh, self.stride, self.padding),
                 conv_output_size(W, self.kw, self.stride, self.padding))
 
-    def forward(self, x, train: bool = True):
+    def forward(self, x, train: bool = False):
         self.check_input(x, ndim=4, channels=self.in_channels,
                          min_hw=(self.kh - 2 * self.padding, self.kw - 2 * self.padding),
                          expected=f"(N, {self.in_channels}, H, W)")

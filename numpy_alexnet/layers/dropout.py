@@ -16,15 +16,16 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import get_array_module
-from .base import Layer, is_finite_number
+from .base import Layer, is_finite_number, keyword_only
 
 MODES = ("paper", "inverted")
 
 
 class Dropout(Layer):
-    def __init__(self, rate: float = 0.5, mode: str = "paper", seed: int = 0,
+    @keyword_only
+    def __init__(self, *, rate: float = 0.5, mode: str = "paper", seed: int = 0,
                  name: str | None = None):
-        super().__init__(name)
+        super().__init__(name=name)
         self.check_arg("rate", rate, is_finite_number(rate) and 0.0 <= rate < 1.0,
                        "in [0, 1)")
         self.check_arg("mode", mode, mode in MODES, f"one of {MODES}")
@@ -34,7 +35,7 @@ class Dropout(Layer):
     def describe(self) -> str:
         return f"rate={self.rate:g}, {self.mode}"
 
-    def forward(self, x, train: bool = True):
+    def forward(self, x, train: bool = False):
         self.check_input(x)
         keep = 1.0 - self.rate
         if not train:
@@ -51,5 +52,7 @@ class Dropout(Layer):
     def backward(self, dout):
         self.check_dout(dout)
         if self.cache is None:
-            raise RuntimeError(f"Dropout '{self.name}': backward after a test-time forward")
+            raise RuntimeError(f"Dropout '{self.name}': backward after a test-time forward; "
+                               "forward runs in test mode unless told otherwise: to train, "
+                               "call forward(x, train=True)")
         return dout * self.cache

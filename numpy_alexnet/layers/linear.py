@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Layer
+from .base import Layer, keyword_only
 
 
 class Flatten(Layer):
     def output_shape(self, input_shape):
         return (int(np.prod(input_shape)),)
 
-    def forward(self, x, train: bool = True):
+    def forward(self, x, train: bool = False):
         self.check_input(x)
         self.cache = x.shape
         return x.reshape(x.shape[0], -1)                        # (N, C*H*W)
@@ -32,10 +32,11 @@ class Linear(Layer):
     Weights are drawn on the host in float64 from ``rng``, then cast.
     """
 
-    def __init__(self, in_features: int, out_features: int, weight_std: float = 0.01,
+    @keyword_only
+    def __init__(self, in_features: int, out_features: int, *, weight_std: float = 0.01,
                  bias: float = 0.0, rng: np.random.Generator | None = None,
                  dtype=np.float32, name: str | None = None):
-        super().__init__(name)
+        super().__init__(name=name)
         self.in_features = self.check_int("in_features", in_features, 1)
         self.out_features = self.check_int("out_features", out_features, 1)
         rng = rng if rng is not None else np.random.default_rng(0)
@@ -53,7 +54,7 @@ class Linear(Layer):
             self._fail("input shape", f"({self.in_features},) per example", tuple(input_shape))
         return (self.out_features,)
 
-    def forward(self, x, train: bool = True):
+    def forward(self, x, train: bool = False):
         self.check_input(x, ndim=2, channels=self.in_features,
                          expected=f"(N, {self.in_features})")
         self.cache = x

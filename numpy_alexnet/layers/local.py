@@ -35,7 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import get_array_module
-from .base import Layer, conv_output_size
+from .base import Layer, conv_output_size, keyword_only
 from .conv import _pair, col2im, im2col
 
 
@@ -93,11 +93,12 @@ class LocallyConnected2D(Layer):
     backend.  No groups: cuda-convnet's CIFAR-10 nets use none.
     """
 
+    @keyword_only
     def __init__(self, *, in_channels: int, out_channels: int, kernel_size, input_size,
                  stride: int = 1, padding: int = 0, weight_std: float = 0.01, bias: float = 0.0,
                  rng: np.random.Generator | None = None, dtype=np.float32,
                  name: str | None = None):
-        super().__init__(name)
+        super().__init__(name=name)
         self.in_channels = self.check_int("in_channels", in_channels, 1)
         self.out_channels = self.check_int("out_channels", out_channels, 1)
         self.kh, self.kw = (self.check_int("kernel_size", k, 1) for k in _pair(kernel_size))
@@ -129,7 +130,7 @@ class LocallyConnected2D(Layer):
                        f"{self.H}x{self.W} inputs)", tuple(input_shape))
         return (self.out_channels, self.Ho, self.Wo)
 
-    def forward(self, x, train: bool = True):
+    def forward(self, x, train: bool = False):
         expected = f"(N, {self.in_channels}, {self.H}, {self.W})"
         self.check_input(x, ndim=4, channels=self.in_channels, expected=expected)
         if tuple(x.shape[2:]) != (self.H, self.W):

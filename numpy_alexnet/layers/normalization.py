@@ -22,7 +22,7 @@ i.e. the same windowed channel sum, applied to dout * b / s.
 from __future__ import annotations
 
 from ..backend import get_array_module
-from .base import Layer, is_finite_number
+from .base import Layer, is_finite_number, keyword_only
 
 
 # -- the reference kernels ----------------------------------------------------------
@@ -58,9 +58,10 @@ def lrn_backward(dout, x, out, scale, n: int, k: float, alpha: float, beta: floa
 class LocalResponseNorm(Layer):
     """The paper's LRN: ``n`` adjacent channels, alpha multiplying the sum."""
 
-    def __init__(self, n: int = 5, k: float = 2.0, alpha: float = 1e-4, beta: float = 0.75,
+    @keyword_only
+    def __init__(self, *, n: int = 5, k: float = 2.0, alpha: float = 1e-4, beta: float = 0.75,
                  groups: int = 1, name: str | None = None):
-        super().__init__(name)
+        super().__init__(name=name)
         self.n = self.check_int("n", n, 1)
         self.check_arg("n", n, n % 2 == 1, "odd (a window centred on each channel)")
         # The scale k + alpha * sum(a^2) is raised to -beta: it must stay > 0 even
@@ -83,7 +84,7 @@ class LocalResponseNorm(Layer):
         N, C, H, W = a.shape
         return a.reshape(N * self.groups, C // self.groups, H, W)     # (N*G, C/G, H, W)
 
-    def forward(self, x, train: bool = True):
+    def forward(self, x, train: bool = False):
         self.check_input(x, ndim=4, expected="(N, C, H, W)")
         if x.shape[1] % self.groups:
             self._fail("input channels", f"a multiple of groups={self.groups}", x.shape[1])

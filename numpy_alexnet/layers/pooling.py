@@ -13,7 +13,7 @@ do (cuda-convnet rounds up; see docs/faithfulness.md).
 from __future__ import annotations
 
 from ..backend import get_array_module
-from .base import Layer, conv_output_size
+from .base import Layer, conv_output_size, keyword_only
 from .conv import _pair
 
 
@@ -92,8 +92,9 @@ def avgpool_backward(dout, state, x_shape: tuple, kh: int, kw: int, stride: int)
 class _Pool2D(Layer):
     kind = ""
 
-    def __init__(self, kernel_size=3, stride: int = 2, name: str | None = None):
-        super().__init__(name)
+    @keyword_only
+    def __init__(self, *, kernel_size=3, stride: int = 2, name: str | None = None):
+        super().__init__(name=name)
         self.kh, self.kw = (self.check_int("kernel_size", k, 1) for k in _pair(kernel_size))
         self.stride = self.check_int("stride", stride, 1)
 
@@ -110,7 +111,7 @@ class _Pool2D(Layer):
         return (C, conv_output_size(H, self.kh, self.stride, 0),
                 conv_output_size(W, self.kw, self.stride, 0))
 
-    def forward(self, x, train: bool = True):
+    def forward(self, x, train: bool = False):
         self.check_input(x, ndim=4, min_hw=(self.kh, self.kw), expected="(N, C, H, W)")
         fwd = getattr(self.ops, f"{self.kind}pool_forward")
         out, state = fwd(x, self.kh, self.kw, self.stride)
@@ -125,7 +126,7 @@ class _Pool2D(Layer):
 
 
 class MaxPool2D(_Pool2D):
-    """Max pooling; ``MaxPool2D(3, 2)`` is the paper's overlapping pool."""
+    """Max pooling; ``MaxPool2D(kernel_size=3, stride=2)`` is the paper's overlapping pool."""
     kind = "max"
 
 

@@ -25,7 +25,7 @@ implementation serves every backend (on 'numba' it runs as NumPy).
 from __future__ import annotations
 
 from ..backend import get_array_module
-from .base import Layer, is_finite_number
+from .base import Layer, is_finite_number, keyword_only
 
 
 def spatial_window_sum(v, size: int):
@@ -56,9 +56,10 @@ class SpatialResponseNorm(Layer):
     code has it after conv2's cross-map LRN (``models.alexnet_2012_code_spec``).
     """
 
+    @keyword_only
     def __init__(self, *, size: int = 5, k: float = 1.0, alpha: float = 0.001 / 25,
                  beta: float = 0.75, name: str | None = None):
-        super().__init__(name)
+        super().__init__(name=name)
         self.size = self.check_int("size", size, 1)
         self.check_arg("size", size, size % 2 == 1, "odd (a window centred on each pixel)")
         # As in LocalResponseNorm, the scale raised to -beta must stay > 0.
@@ -71,7 +72,7 @@ class SpatialResponseNorm(Layer):
     def describe(self) -> str:
         return f"{self.size}x{self.size} in each channel, k={self.k:g}, alpha={self.alpha:g}, beta={self.beta:g}"
 
-    def forward(self, x, train: bool = True):
+    def forward(self, x, train: bool = False):
         self.check_input(x, ndim=4, expected="(N, C, H, W)")
         scale = self.k + self.alpha * spatial_window_sum(x * x, self.size)   # (N, C, H, W)
         out = x * scale ** -self.beta
