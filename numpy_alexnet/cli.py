@@ -44,8 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _registrars():
     """The command families that live next to the code they drive."""
     from .data.cli import register as data
+    from .training.ablate import register as ablate
     from .training.cli import register as training
-    return [data, training]
+    return [data, training, ablate]
 
 
 def main(argv: list[str] | None = None) -> int:
