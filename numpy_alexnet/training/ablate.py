@@ -268,7 +268,7 @@ def add_arguments(p) -> None:
 
 def settings_from_args(args) -> dict:
     from ..models import CONV_LOCAL_RECIPE
-    f = dict(FORMS[args.form])
+    f = {k: v for k, v in FORMS[args.form].items() if k != "note"}
     for k in ("seeds", "epochs", "subset", "test_subset"):
         v = getattr(args, k, None)
         if v is not None:
