@@ -309,9 +309,9 @@ CONV_LOCAL_LRN = dict(n=CONV_LOCAL_LRN_SIZE, k=1.0,
                       alpha=CONV_LOCAL_LRN_SCALE / CONV_LOCAL_LRN_SIZE, beta=0.75)
 
 # The training recipe of layer-params-conv-local-11pct.cfg (the 13% net's is the
-# same), as data: no trainer reads it yet.  cuda-convnet gives each layer a
-# weight rate epsW and a bias rate epsB, and decays weights only (never biases),
-# by wc: 0 in the convolutions, 0.004 in the local and fc layers.  As
+# same), as data; ``numpy-alexnet ablate`` (training/ablate.py) trains with it.
+# cuda-convnet gives each layer a weight rate epsW and a bias rate epsB, and decays
+# weights only (never biases), by wc: 0 in the convolutions, 0.004 in the local and fc layers.  As
 # MomentumSGD settings: weight_decay 0.004 with decay_mults below; the bias
 # rate (twice the weight rate) needs per-parameter rates, which MomentumSGD
 # (per-layer lr_mults) does not have.
