@@ -268,3 +268,26 @@ def test_data_without_a_test_split_or_ten_classes_is_refused(tmp_path, capsys):
     two = _folder(tmp_path / "two", ("cat", "dog"))
     assert main(_args(two, tmp_path / "b", "--ablations", "views")) == 1
     assert "has 2 classes" in capsys.readouterr().err
+
+
+def test_jobs_train_in_worker_processes_with_the_same_numbers(data, tmp_path):
+    """--jobs 2: the runs train in two worker processes and give the same report.
+
+    Both studies run as fresh processes, as from the command line (the float32
+    bits depend on the BLAS thread count, which the Numba backend sets for a
+    whole process; see the relu-vs-tanh study's test of --jobs).
+    """
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, NUMPY_ALEXNET_CACHE=str(tmp_path / "cache"), PYTHONUNBUFFERED="1")
+    one, two = tmp_path / "one", tmp_path / "two"
+    for out, jobs in ((one, []), (two, ["--jobs", "2"])):
+        res = subprocess.run([sys.executable, "-m", "numpy_alexnet",
+                              *_args(data, out, "--ablations", "views"), *jobs],
+                             env=env, capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, res.stderr[-2000:]
+    assert "runs: 2, 2 at a time" in res.stderr
+    a, b = _report(one)["configs"]["lrn"]["runs"], _report(two)["configs"]["lrn"]["runs"]
+    for ra, rb in zip(a, b):
+        assert (ra["train_loss"], ra["test"]) == (rb["train_loss"], rb["test"])

@@ -42,8 +42,9 @@ as such).
 
 Forms (``FORMS``): ``--quick`` (minutes on a CPU: the machinery working, no
 finding), ``--reduced`` (within 2 hours on a 2-core CPU with ``--backend
-numba``: the direction of large effects at best) and the default full form
-(all 50,000 images, 100 epochs: a GPU's work).  Each finished run is kept as
+numba``, 21 runs of about 285 s measured on a loaded machine: the direction of
+large effects at best) and the default full form (all 50,000 images, 100
+epochs: a GPU's work).  Each finished run is kept as
 JSON under ``--work``, keyed by its settings and the data's SHA-256, so a
 study re-run reuses what is done; a run cut off midway goes on from its last
 checkpoint.  ``--report-only`` writes the report of the runs so far, never over
@@ -156,8 +157,8 @@ FORMS = {
                          "compared with CIFAR-10 gains, which need not be the same size"),
     "reduced": dict(subset=6400, test_subset=1000, epochs=4, milestones=(3,), seeds=3,
                     note="6,400 training images, 4 epochs (the last at a tenth of the rate), "
-                         "1,000 test images, 3 seeds: about 2 hours on a 2-core CPU with "
-                         "--backend numba. Far from convergence and from overfitting, so it "
+                         "1,000 test images, 3 seeds: under 2 hours on a 2-core CPU with "
+                         "--backend numba (one run measured at 288 s on a loaded machine). Far from convergence and from overfitting, so it "
                          "cannot show what regularizers (dropout, crops, PCA colour) do "
                          "against overfitting; at best it shows the direction of large "
                          "effects, and its intervals say how little 3 seeds pin down"),
@@ -231,7 +232,7 @@ def add_arguments(p) -> None:
                       help="1,000 images, 2 epochs, 200 test images, 2 seeds: minutes on a CPU; "
                            "shows the machinery, not the claims")
     form.add_argument("--reduced", action="store_const", dest="form", const="reduced",
-                      help="6,400 images, 4 epochs, 1,000 test images, 3 seeds: about 2 hours "
+                      help="6,400 images, 4 epochs, 1,000 test images, 3 seeds: under 2 hours "
                            "on a 2-core CPU with --backend numba")
     p.set_defaults(form="full")
     p.add_argument("--ablations", type=comma_list(_ablation_name, f"ablations ({', '.join(ABLATIONS)})"),
