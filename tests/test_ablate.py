@@ -146,6 +146,7 @@ def test_the_quick_form_runs_with_its_documented_settings(quick):
                                   list(f["milestones"]))
     assert (s["lr"], s["weight_decay"], s["batch_size"], s["momentum"]) == (0.001, 0.004, 128, 0.9)
     assert r["form"] == "quick" and r["is_full_study"] is False and r["complete"] is True
+    assert r["images"] == {"train": 10, "test": 10}          # the stand-in's, under the subsets
     assert "shows nothing about the claims" in r["what_it_can_show"]
     assert list(r["ablations"]) == list(ABLATIONS)
     assert set(r["configs"]) == set(CONFIGS)

@@ -477,6 +477,9 @@ class _Ablation:
                 for seed, r in enumerate(runs[config])])
         for name in s["ablations"]:
             report["ablations"][name] = summarize_ablation(name, runs)
+        if self.data:                             # how many images the runs saw (not --report-only)
+            d = next(iter(self.data.values()))
+            report["images"] = {"train": int(len(d["y_train"])), "test": int(len(d["y_val"]))}
         report["complete"] = not any(r.get("in_progress") for rs in runs.values() for r in rs)
         report["total_seconds"] = round(time.perf_counter() - t0, 1)
         report["run_seconds_sum"] = round(sum(r["seconds"] + r["test_seconds"]
@@ -608,7 +611,8 @@ def figure(report: dict, path) -> None:
     right.set_xlabel("gain (points): seeds, mean and 95% interval (blue); paper (green "
                      "diamond), 2012 code (orange triangle)", fontsize=8)
     s = report["settings"]
-    sub = f"{s['subset']} training images" if s["subset"] else "50,000 training images"
+    n = report.get("images", {}).get("train", s["subset"])
+    sub = f"{n:,} training images" if n else "all training images"
     fig.suptitle(f"Ablations on CIFAR-10, {report['form']} form"
                  + ("" if report["form"] == "full" else " (not the full study)")
                  + f": {sub}, {s['epochs']} epochs, {s['seeds']} seeds, backend {report['backend']}",
