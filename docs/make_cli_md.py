@@ -61,6 +61,9 @@ numpy-alexnet eval runs/fig1/checkpoints/best.npz --split test
     "relu-vs-tanh": """\
 numpy-alexnet relu-vs-tanh --quick --data ../shared/data/cifar10-jpeg.tar.gz   # minutes on a CPU
 """,
+    "ablate": """\
+numpy-alexnet ablate --quick --data ../shared/data/cifar10-jpeg.tar.gz --backend numba   # minutes
+""",
 }
 
 
@@ -110,7 +113,7 @@ def render() -> str:
     commands = [path for path, _ in _walk(parser) if path]
     lines = [INTRO.rstrip("\n")]
     tops = {p[0] for p in commands}
-    for top in ("data", "train", "eval", "relu-vs-tanh"):
+    for top in ("data", "train", "eval", "relu-vs-tanh", "ablate"):
         if top in tops:
             lines.append(EXAMPLES[top].rstrip("\n"))
     lines += ["```", ""]

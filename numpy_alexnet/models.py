@@ -309,9 +309,9 @@ CONV_LOCAL_LRN = dict(n=CONV_LOCAL_LRN_SIZE, k=1.0,
                       alpha=CONV_LOCAL_LRN_SCALE / CONV_LOCAL_LRN_SIZE, beta=0.75)
 
 # The training recipe of layer-params-conv-local-11pct.cfg (the 13% net's is the
-# same), as data: no trainer reads it yet.  cuda-convnet gives each layer a
-# weight rate epsW and a bias rate epsB, and decays weights only (never biases),
-# by wc: 0 in the convolutions, 0.004 in the local and fc layers.  As
+# same), as data; ``numpy-alexnet ablate`` (training/ablate.py) trains with it.
+# cuda-convnet gives each layer a weight rate epsW and a bias rate epsB, and decays
+# weights only (never biases), by wc: 0 in the convolutions, 0.004 in the local and fc layers.  As
 # MomentumSGD settings: weight_decay 0.004 with decay_mults below; the bias
 # rate (twice the weight rate) needs per-parameter rates, which MomentumSGD
 # (per-layer lr_mults) does not have.
@@ -330,8 +330,8 @@ CONV_LOCAL_RECIPE = {
 }
 
 
-def cifar_conv_local_spec(lrn: bool, num_classes: int = 10,
-                          input_size: int = 24) -> list[tuple[str, str, dict]]:
+def cifar_conv_local_spec(lrn: bool, num_classes: int = 10, input_size: int = 24,
+                          pool: tuple[int, int] = (3, 2)) -> list[tuple[str, str, dict]]:
     """cuda-convnet's conv-local CIFAR-10 net, the nearest public definition of
     the paper's section-3.3 claim (13% test error without normalization, 11% with).
 
@@ -349,11 +349,16 @@ def cifar_conv_local_spec(lrn: bool, num_classes: int = 10,
     Deviation: pools use floor mode (24 -> 11 -> 5, so the local layers work
     on 5x5 and fc10 sees 5*5*32 = 800 inputs) where cuda-convnet rounds up
     (24 -> 12 -> 6, 1,152 inputs), as in ``cifar_fig1_spec``.
+
+    ``pool`` (window, stride) of both max-pools: (3, 2), overlapping, as the
+    files have it; (2, 2) is the non-overlapping pooling of the ablation of
+    section 3.4 (24 -> 12 -> 6, fc10 sees 1,152 inputs).
     """
     check_num_classes("cifar_conv_local", num_classes)
-    pool = dict(kernel_size=3, stride=2)
-    s1 = conv_output_size(input_size, 3, 2, 0)          # after pool1 (conv1 keeps the size)
-    s2 = conv_output_size(s1, 3, 2, 0)                  # after pool2: the local layers' size
+    z, stride = pool
+    pool = dict(kernel_size=z, stride=stride)
+    s1 = conv_output_size(input_size, z, stride, 0)     # after pool1 (conv1 keeps the size)
+    s2 = conv_output_size(s1, z, stride, 0)             # after pool2: the local layers' size
     norm = lambda name: [(name, "lrn", dict(CONV_LOCAL_LRN))] if lrn else []   # noqa: E731
     return [
         ("conv1", "conv",    dict(in_channels=3, out_channels=64, kernel_size=5, padding=2,
@@ -495,6 +500,83 @@ MODELS.update({
     "cifar_conv_local_11pct": lambda **kw: cifar_conv_local(True, **kw),
     "alexnet_2012_code": alexnet_2012_code,
 })
+
+
+# -- The CIFAR-10 ablation nets (numpy-alexnet ablate) ---------------------------------------
+# Non-overlapping pooling (section 3.4): the 11% conv-local net with 2x2/2 pools.
+CONV_LOCAL_POOL2 = (2, 2)
+
+
+def cifar_conv_fc_spec(dropout: bool, num_classes: int = 10,
+                       input_size: int = 24) -> list[tuple[str, str, dict]]:
+    """``cifar_conv_fc``: a CIFAR-10 net with one hidden fully connected layer, for
+    the dropout ablation (section 4.2); this project's own net, named here.
+
+    The 11% conv-local net's two convolution blocks (cross-map LRN included),
+    then a hidden fc layer of 256 ReLUs ("fc3") where that net has its two
+    locally connected layers, then fc 10:
+
+        conv 5x5x64 pad 2, ReLU, LRN, max-pool 3x3/2,
+        conv 5x5x64 pad 2, ReLU, LRN, max-pool 3x3/2,
+        fc 256, ReLU, [dropout 0.5], fc 10.
+
+    ``dropout=True`` adds the paper's dropout (rate 0.5, outputs halved at test
+    time) after fc3, as AlexNet has it after fc6 and fc7.  Initialization as
+    the conv-local net's: N(0, 1e-4) in conv1, 0.01 in conv2 and fc4, 0.04 in
+    fc3 (the local layers' std); biases 0.  Trained with the conv-local recipe
+    (``CONV_FC_RECIPE``).
+    """
+    check_num_classes("cifar_conv_fc", num_classes)
+    pool = dict(kernel_size=3, stride=2)
+    s2 = conv_output_size(conv_output_size(input_size, 3, 2, 0), 3, 2, 0)   # 24 -> 11 -> 5
+    spec = [
+        ("conv1", "conv",    dict(in_channels=3, out_channels=64, kernel_size=5, padding=2,
+                                  weight_std=1e-4)),
+        ("relu1", "relu",    {}),
+        ("norm1", "lrn",     dict(CONV_LOCAL_LRN)),
+        ("pool1", "maxpool", pool),
+        ("conv2", "conv",    dict(in_channels=64, out_channels=64, kernel_size=5, padding=2,
+                                  weight_std=0.01)),
+        ("relu2", "relu",    {}),
+        ("norm2", "lrn",     dict(CONV_LOCAL_LRN)),
+        ("pool2", "maxpool", pool),
+        ("flatten", "flatten", {}),
+        ("fc3",   "linear",  dict(in_features=64 * s2 * s2, out_features=256, weight_std=0.04)),
+        ("relu3", "relu",    {}),
+        *([("drop3", "dropout", dict(rate=0.5))] if dropout else []),
+        ("fc4",   "linear",  dict(in_features=256, out_features=num_classes, weight_std=0.01)),
+    ]
+    return spec
+
+
+# The conv-local recipe for cifar_conv_fc: decay 0.004 on the fc weights, none on
+# the convolutions or any bias.
+CONV_FC_RECIPE = dict(CONV_LOCAL_RECIPE, decay_mults={"conv1": 0.0, "conv2": 0.0, "fc3.b": 0.0,
+                                                      "fc4.b": 0.0})
+
+
+def cifar_conv_fc(dropout: bool = True, num_classes: int = 10, seed: int = 0, dtype=np.float32,
+                  input_size: int = 24) -> Sequential:
+    """``cifar_conv_fc_dropout`` (with dropout after the hidden fc layer) or ``cifar_conv_fc``."""
+    name = "cifar_conv_fc_dropout" if dropout else "cifar_conv_fc"
+    return build(cifar_conv_fc_spec(dropout, num_classes, input_size),
+                 (3, input_size, input_size), seed, dtype, name=name)
+
+
+def cifar_conv_local_pool2(num_classes: int = 10, seed: int = 0, dtype=np.float32,
+                           input_size: int = 24) -> Sequential:
+    """The 11% conv-local net with non-overlapping 2x2/2 max-pools (section 3.4's ablation)."""
+    return build(cifar_conv_local_spec(True, num_classes, input_size, CONV_LOCAL_POOL2),
+                 (3, input_size, input_size), seed, dtype, name="cifar_conv_local_11pct_pool2")
+
+
+MODELS.update({
+    "cifar_conv_local_11pct_pool2": cifar_conv_local_pool2,
+    "cifar_conv_fc": lambda **kw: cifar_conv_fc(False, **kw),
+    "cifar_conv_fc_dropout": lambda **kw: cifar_conv_fc(True, **kw),
+})
+
+
 # --------------------------------------------------------------------------- #
 # Models by name, as the command line and the studies ask for them
 # --------------------------------------------------------------------------- #

@@ -42,7 +42,7 @@ def _run(cmd: str, work, args) -> int:
 
 
 # --------------------------------------------------------------------------- #
-# The three commands (what they do: commands.py and study.py)
+# The four commands (what they do: commands.py, study.py and ablate.py)
 # --------------------------------------------------------------------------- #
 def _train(args) -> int:
     from .commands import run_train
@@ -56,6 +56,18 @@ def _eval(args) -> int:
 
 def _relu_vs_tanh(args) -> int:
     return _run("relu-vs-tanh", _study, args)
+
+
+def _ablate(args) -> int:
+    return _run("ablate", _ablation, args)
+
+
+def _ablation(args) -> int:
+    from .ablate import run_ablation
+    from .commands import fixable
+    with fixable():
+        run_ablation(args)
+    return EXIT_OK
 
 
 def _study(args) -> int:
@@ -194,3 +206,18 @@ def _add_study_parser(subparsers) -> None:
     add_arguments(s)
     _add_backend_args(s)
     s.set_defaults(func=_relu_vs_tanh)
+    _add_ablate_parser(subparsers)
+
+
+def _add_ablate_parser(subparsers) -> None:
+    from .ablate import add_arguments
+    s = subparsers.add_parser(
+        "ablate", help="the paper's CIFAR-10 ablations: LRN, overlapping pooling, dropout, "
+                       "augmentation, 10-view test",
+        description="Train cuda-convnet's conv-local CIFAR-10 net (and a net with a hidden fc "
+                    "layer for dropout) with and without each feature, several seeds, and "
+                    "report the test errors and the paired gains with 95% intervals beside "
+                    "the paper's claims and the 2012 code's logs.")
+    add_arguments(s)
+    _add_backend_args(s)
+    s.set_defaults(func=_ablate)

@@ -305,7 +305,8 @@ def run_config(meta: dict, path) -> dict:
 # Optimizer and trainer
 # --------------------------------------------------------------------------- #
 def assemble(net, d: dict, *, batch_size: int, seed: int, lr: float, momentum: float,
-             weight_decay: float, backend: str, device, lr_mults=None, schedule=None,
+             weight_decay: float, backend: str, device, lr_mults=None, decay_mults=None,
+             schedule=None,
              validate: bool = True, **trainer_kw):
     """The batches of ``d`` (from :func:`prepare_data`), momentum SGD and the Trainer.
 
@@ -326,7 +327,7 @@ def assemble(net, d: dict, *, batch_size: int, seed: int, lr: float, momentum: f
             return BatchIterator(d["x_val"], d["y_val"], eval_bs, shuffle=False,
                                  transform=d["val_transform"], to_device=to_device)
     opt = MomentumSGD(net, lr=lr, momentum=momentum, weight_decay=weight_decay,
-                      lr_mults=lr_mults)
+                      lr_mults=lr_mults, decay_mults=decay_mults)
     return Trainer(net, opt, train_batches, val_batches=val_batches,
                    schedule=schedule if schedule is not None else FixedSchedule(), **trainer_kw)
 
