@@ -294,6 +294,25 @@ def settings_from_args(args) -> dict:
     return f
 
 
+def overrides(settings: dict) -> dict:
+    """The form's settings that the command changed (--subset, --epochs, ...), as {name: value}."""
+    form = FORMS[settings["form"]]
+    keys = ("subset", "test_subset", "epochs", "milestones", "seeds")
+    return {k: settings[k] for k in keys
+            if json.dumps(settings[k]) != json.dumps(form[k])}
+
+
+def form_label(settings: dict) -> str:
+    """'full form', or 'full form with subset 25000, epochs 8 (not the full study)'."""
+    changed = overrides(settings)
+    if not changed:
+        return f"{settings['form']} form"
+    def shown(v):
+        return ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+    told = ", ".join(f"{k.replace('_', '-')} {shown(v)}" for k, v in changed.items())
+    return f"{settings['form']} form with {told} (not the form as defined)"
+
+
 def configs_needed(ablations) -> list[str]:
     """The training configurations the chosen ablations compare, in CONFIGS order."""
     used = {ABLATIONS[a][side][0] for a in ablations for side in ("without", "with")}
@@ -455,7 +474,8 @@ class _Ablation:
         s = self.s
         t0 = time.perf_counter()
         report = {"study": "ablate (paper sections 3.3, 3.4, 4.1, 4.2 on CIFAR-10)",
-                  "form": s["form"], "is_full_study": s["form"] == "full",
+                  "form": s["form"], "overrides": overrides(s), "form_label": form_label(s),
+                  "is_full_study": s["form"] == "full" and not overrides(s),
                   "what_it_can_show": FORMS[s["form"]]["note"],
                   "command": "numpy-alexnet " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
                   "machine": machine_description(s["backend"], (s["devices"] or "0").split(",")[0]),
@@ -612,8 +632,10 @@ def figure(report: dict, path) -> None:
     s = report["settings"]
     n = report.get("images", {}).get("train", s["subset"])
     sub = f"{n:,} training images" if n else "all training images"
-    fig.suptitle(f"Ablations on CIFAR-10, {report['form']} form"
-                 + ("" if report["form"] == "full" else " (not the full study)")
+    label = form_label(s)
+    fig.suptitle(f"Ablations on CIFAR-10, {label}"
+                 + ("" if report["is_full_study"] or "not the form" in label
+                    else " (not the full study)")
                  + f": {sub}, {s['epochs']} epochs, {s['seeds']} seeds, backend {report['backend']}",
                  fontsize=10)
     _save(fig, path)
@@ -649,7 +671,8 @@ def run_ablation(args) -> dict:
     from .checkpoint import atomic_write_text
     settings = settings_from_args(args)
     print_start("ablate", settings)
-    print(f"  {settings['form']} form: {FORMS[settings['form']]['note']}", file=sys.stderr)
+    print(f"  {form_label(settings)}; the {settings['form']} form as defined: "
+          f"{FORMS[settings['form']]['note']}", file=sys.stderr)
     study = _Ablation(args, settings)
     if args.report_only and not study.has_runs():
         raise ValueError(f"--report-only: no runs of this study under {study.work}; expected "
@@ -670,7 +693,7 @@ def run_ablation(args) -> dict:
     except ImportError as err:
         print(f"numpy-alexnet ablate: no figure ({err})", file=sys.stderr)
     print(report["table_markdown"])
-    print(f"\n{settings['form']} form on {report['machine']}, backend {report['backend']}, "
+    print(f"\n{form_label(settings)} on {report['machine']}, backend {report['backend']}, "
           f"{report['total_seconds']:.0f} s (runs {report['run_seconds_sum']:.0f} s); wrote "
           f"{json_path}, {md_path} and {png_path}")
     return report
