@@ -397,3 +397,19 @@ def test_checkpoint_without_config_is_a_message(trained, data, tmp_path, capsys)
     for argv in (["eval", str(bare)], train_args(data, tmp_path / "run2", "--resume", str(bare))):
         rc, err = run(argv, capsys)
         assert rc == 1 and "no training configuration" in err and "Traceback" not in err, err
+
+
+# -- item 7, wired into train: --stream reads the folder a batch at a time ------------
+def test_train_stream_gives_the_in_ram_run(data, tmp_path):
+    """``train --stream`` trains from disk through worker processes; for one seed its
+    batches are the in-RAM run's, so the two runs' weights and step losses are equal."""
+    runs = {}
+    for name, extra in (("ram", ()), ("stream", ("--stream", "--workers", "2"))):
+        out = tmp_path / name
+        assert main(train_args(data, out, "--augment", "flip", "--epochs", "2", *extra)) == 0
+        runs[name] = out
+    a = read_checkpoint(runs["ram"] / "checkpoints" / "latest.npz")
+    b = read_checkpoint(runs["stream"] / "checkpoints" / "latest.npz")
+    for k in a["params"]:
+        np.testing.assert_array_equal(a["params"][k], b["params"][k], err_msg=k)
+    assert (runs["ram"] / "steps.csv").read_text() == (runs["stream"] / "steps.csv").read_text()

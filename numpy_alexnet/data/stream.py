@@ -237,11 +237,13 @@ def _chunk_sums_star(args):
 
 
 def _ignore_interrupts():
-    """In a worker: Ctrl-C and a hang-up go to the whole process group; the main
-    process handles them and stops its workers."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if hasattr(signal, "SIGHUP"):
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    """In a worker: Ctrl-C, a hang-up and a scheduler's SIGTERM often go to the
+    whole process group; the main process handles them (it finishes its step and
+    writes a checkpoint, still reading batches) and then stops its workers.  A
+    worker whose parent is gone exits by itself (``_POLL_S``)."""
+    for name in ("SIGINT", "SIGHUP", "SIGTERM"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
 
 
 # --------------------------------------------------------------------------- #

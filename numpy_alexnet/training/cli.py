@@ -166,6 +166,12 @@ def _add_train_run_args(p) -> None:
                    help="stop (with a checkpoint, resumable) after this many seconds")
     p.add_argument("--quiet", action="store_true",
                    help="no progress bar: one line per epoch, for logs")
+    p.add_argument("--stream", action="store_true",
+                   help="read an image-folder directory from disk a batch at a time, decoded and "
+                        "augmented in --workers processes while the step runs (memory bounded "
+                        "whatever the data's size, e.g. ImageNet); the same batches as in RAM")
+    p.add_argument("--workers", type=integer(1), default=2,
+                   help="data worker processes with --stream (default 2)")
     p.add_argument("--init-from", default=None, help="fine-tuning: start from these weights")
     p.add_argument("--reinit", default=None, help="fine-tuning: layers to draw afresh, e.g. fc8")
     p.add_argument("--freeze", default=None, help="fine-tuning: layers not to train, e.g. conv1,conv2")

@@ -66,7 +66,7 @@ def _train_config(args) -> dict:
             "num_classes", "backend", "devices", "epochs", "batch_size", "lr", "momentum",
             "weight_decay", "schedule", "patience", "seed", "input_scale", "init", "augment",
             "eval_crops", "checkpoint_every", "max_steps", "time_limit", "init_from", "reinit",
-            "freeze", "lr_mult")
+            "freeze", "lr_mult", "stream", "workers")
     return {k: getattr(args, k, None) for k in keys}
 
 
@@ -188,7 +188,7 @@ def _setup(args, config: dict, resume_path, saved):
                          limit_per_class=args.limit_per_class, subset=args.subset,
                          val_subset=args.val_subset, input_scale=args.input_scale,
                          augment=args.augment, eval_crops=args.eval_crops,
-                         progress=not args.quiet)
+                         progress=not args.quiet, stream=args.stream, workers=args.workers)
         classes = list(d["classes"])
         if args.num_classes is not None and args.num_classes < len(classes):
             raise ValueError(f"--num-classes {args.num_classes} is smaller than the "
@@ -259,9 +259,9 @@ def _parse_lr_mults(s: str | None) -> dict | None:
 
 def _print_data(args, d: dict, num_classes: int, seconds: float) -> None:
     """The data line, and a note for each count asked for that the data cannot give."""
-    n_train = len(d["y_train"])
+    n_train, n_val = len(d["train"]), (len(d["val"]) if d.get("val") is not None else 0)
     print(f"  data {args.data}: {n_train} training images of {d['image_size']}x"
-          f"{d['image_size']}, {len(d.get('y_val', []))} {d['val_split']} images, "
+          f"{d['image_size']}, {n_val} {d['val_split']} images, "
           f"{num_classes} classes, input scale {d['scale']:.6g} ({args.input_scale}), "
           f"augment {args.augment}, eval {d['eval_mode']} ({seconds:.1f} s)",
           file=sys.stderr, flush=True)

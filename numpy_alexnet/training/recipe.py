@@ -191,39 +191,51 @@ def _cache_failed(err: OSError) -> None:
 
 def prepare_data(data: str, model_input: int, *, resize=None, limit_per_class=None, subset=None,
                  val_subset=None, input_scale: str = "raw", augment: str = "none",
-                 eval_crops: str = "center", val_split: str | None = None, progress=True):
+                 eval_crops: str = "center", val_split: str | None = None, progress=True,
+                 stream: bool = False, workers: int = 2):
     """Load ``data`` and make the transforms: a dict with everything a run needs.
 
     input_scale 'raw': pixels 0-255 minus the mean image (the paper, cuda-convnet);
     'unit': that divided by the pixels' standard deviation (unit variance).
     augment 'none', 'flip' (random crops and reflections) or 'paper' (also PCA colour).
+    stream: read an image-folder directory from disk a batch at a time, decoded in
+    ``workers`` processes (``data.ImageFolder``), instead of decoding it all into
+    RAM: for sets too large for memory, as ImageNet at 256x256.  The batches are
+    the same either way.  ``d["train"]`` and ``d["val"]`` are the splits (arrays in
+    RAM or files on disk); in RAM, ``x_train``/``y_train`` (and ``x_val``/``y_val``)
+    are their arrays.
     """
-    from ..data import EvalTransform
-    ds = load_data(data, resize=resize, limit_per_class=limit_per_class, progress=progress)
-    train = ds.train
+    from ..data import EvalTransform, ImageFolder
+    if stream:
+        ds = ImageFolder(data, resize=resize, limit_per_class=limit_per_class)
+    else:
+        ds = load_data(data, resize=resize, limit_per_class=limit_per_class, progress=progress)
     if val_split is None:
         val_split = next((s for s in ("val", "valid", "validation", "test") if s in ds.splits), None)
-    val = ds[val_split] if val_split else None
     st = data_stats(ds)
     mean = st.mean_image.astype(np.float32)
-    H = train.image_size[0]
+    H = ds.train.image_size[0]
     S = int(model_input)
     if S > H:
         raise ValueError(f"the model takes {S}x{S} inputs but the images are {H}x{H}; "
                          f"rescale them (e.g. --resize 256 for AlexNet)")
-    tr_idx = subset_indices(len(train), subset)
-    x_train, y_train = train.images[tr_idx], train.labels[tr_idx]
-    scale = _input_scale(input_scale, x_train, mean)
+    train = ds.train.subset(subset_indices(len(ds.train), subset))
+    scale = _input_scale(input_scale, train if stream else train.images, mean)
     train_tf = _train_transform(augment, mean, S, scale, st)
     mode = "full" if S == H else ("ten" if eval_crops == "ten" else "center")
     val_tf = EvalTransform(mean, None if S == H else S, mode, scale)
-    out = {"dataset": ds, "classes": ds.classes, "x_train": x_train, "y_train": y_train,
+    out = {"dataset": ds, "classes": ds.classes, "train": train, "val": None,
            "train_transform": train_tf, "val_transform": val_tf, "mean_image": mean,
            "scale": float(scale), "image_size": H, "val_split": val_split, "eval_mode": mode,
-           "train_size": len(train), "val_size": None if val is None else len(val)}
-    if val is not None:
-        v_idx = subset_indices(len(val), val_subset)
-        out["x_val"], out["y_val"] = val.images[v_idx], val.labels[v_idx]
+           "train_size": len(ds.train), "val_size": None, "stream": stream, "workers": workers}
+    if not stream:
+        out["x_train"], out["y_train"] = train.images, train.labels
+    if val_split:
+        full_val = ds[val_split]
+        out["val"] = full_val.subset(subset_indices(len(full_val), val_subset))
+        out["val_size"] = len(full_val)
+        if not stream:
+            out["x_val"], out["y_val"] = out["val"].images, out["val"].labels
     return out
 
 
@@ -313,19 +325,20 @@ def assemble(net, d: dict, *, batch_size: int, seed: int, lr: float, momentum: f
     validate: evaluate ``d``'s validation images after every epoch (if it has any).
     ``trainer_kw`` go to :class:`~numpy_alexnet.training.Trainer` as they are.
     """
-    from ..data import BatchIterator
+    from ..data import batch_iterator
     from ..optim import MomentumSGD
     from .trainer import FixedSchedule, Trainer
     to_device = mover(backend, device)
-    train_batches = BatchIterator(d["x_train"], d["y_train"], batch_size, shuffle=True,
-                                  seed=seed, transform=d["train_transform"], to_device=to_device)
+    workers = d.get("workers", 2)                 # used only by splits streamed from disk
+    train_batches = batch_iterator(d["train"], batch_size, workers=workers, shuffle=True,
+                                   seed=seed, transform=d["train_transform"], to_device=to_device)
     val_batches = None
-    if validate and "x_val" in d:
+    if validate and d.get("val") is not None:
         eval_bs = max(1, batch_size // 10) if d["eval_mode"] == "ten" else batch_size
 
         def val_batches():
-            return BatchIterator(d["x_val"], d["y_val"], eval_bs, shuffle=False,
-                                 transform=d["val_transform"], to_device=to_device)
+            return batch_iterator(d["val"], eval_bs, workers=workers, shuffle=False,
+                                  transform=d["val_transform"], to_device=to_device)
     opt = MomentumSGD(net, lr=lr, momentum=momentum, weight_decay=weight_decay,
                       lr_mults=lr_mults, decay_mults=decay_mults)
     return Trainer(net, opt, train_batches, val_batches=val_batches,
