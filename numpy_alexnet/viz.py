@@ -83,37 +83,68 @@ def training_curves(history: list[dict], path, title: str = "training"):
 # --------------------------------------------------------------------------- #
 # Figure 1: ReLU versus tanh
 # --------------------------------------------------------------------------- #
-def relu_vs_tanh_plot(panels: list[dict], path, target: float = 0.25, suptitle: str | None = None):
+def relu_vs_tanh_plot(panels: list[dict], path, target: float = 0.25, suptitle: str | None = None,
+                      reference: dict | None = None, notes=()):
     """The paper's Figure 1: training error against epochs, ReLU solid, tanh dashed.
 
     panels: one dict per input regime, {'title': str, 'runs': [{'activation':
-    'relu'|'tanh', 'train_error': [per-epoch errors], 'label': str}, ...]}.
-    A dotted horizontal line marks ``target`` (25%).
+    'relu'|'tanh', 'train_error': [errors], 'epochs': [their epochs] (default
+    1, 2, ...), 'label': str}, ...]}.
+    reference: {'relu': [(epoch, error), ...], 'tanh': [...]}, drawn faint (the
+    paper's curves).  A dotted horizontal line marks ``target``.  No text sits
+    on the curves: the legend goes under each panel, and ``notes`` (lines of
+    text) in a box under the whole figure.
     """
-    fig = _figure((5.2 * len(panels), 4.2))
-    axes = np.atleast_1d(fig.subplots(1, len(panels)))
+    import textwrap
+    n = len(panels)
+    height = 4.2 + (0.22 * sum(1 + len(line) // 110 for line in notes) + 0.9 if notes else 0.6)
+    fig = _figure((max(6.4, 5.6 * n), height))
+    gs = fig.add_gridspec(2, n, height_ratios=[4.2, max(height - 4.2, 0.1)], hspace=0.45)
+    axes = [fig.add_subplot(gs[0, i]) for i in range(n)]
     styles = {"relu": dict(color="black", linestyle="-"), "tanh": dict(color="tab:blue", linestyle="--")}
     for ax, panel in zip(axes, panels):
-        seen = set()
+        seen, right = set(), 0.0
         for run in panel["runs"]:
             act = run["activation"]
             err = run["train_error"]
+            x = run.get("epochs") or list(range(1, len(err) + 1))
+            right = max(right, x[-1] if len(x) else 0)
             label = run.get("label", act if act not in seen else None)
             seen.add(act)
-            ax.plot(np.arange(1, len(err) + 1), err, lw=1.4, alpha=0.85, label=label, **styles[act])
-        ax.axhline(target, color="gray", lw=1, linestyle=":")
-        ax.text(0.98, target, f"{target:.0%}", color="gray",
-                ha="right", va="bottom", transform=ax.get_yaxis_transform())
-        ax.set_xlabel("epochs")
-        ax.set_ylabel("training error rate")
+            ax.plot(x, err, lw=1.5, alpha=0.9, label=label, **styles[act])
+        for act, pts in (reference or {}).items():
+            ax.plot(*zip(*pts), lw=3, alpha=0.18, label=f"the paper's {act} (read off its Figure 1)",
+                    **styles[act])
+        ax.axhline(target, color="gray", lw=1, linestyle=":",
+                   label=f"target {target:.0%}" + ("" if target == 0.25 else " (the paper's: 25%)"))
+        if reference:                       # enough of the paper's curves to compare with
+            right = max(right, _first_below(reference.get("tanh", ()), target) or 0)
+        ax.set_xlabel("epochs (passes over the training images)")
+        ax.set_ylabel("training error rate (running)")
         ax.set_ylim(0, 0.9)
-        ax.set_xlim(left=0)
-        ax.set_title(panel.get("title", ""), fontsize=10)
+        ax.set_xlim(0, right * 1.08 if right else None)
+        ax.set_title(panel.get("title", ""), fontsize=9)
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2,
+                      frameon=False)
+    if notes:
+        box = fig.add_subplot(gs[1, :])
+        box.axis("off")
+        text = "\n".join(textwrap.fill(line, 120 if n == 1 else 150, subsequent_indent="   ")
+                         for line in notes)
+        box.text(0, 0.55, text, fontsize=8, va="top", ha="left", transform=box.transAxes,
+                 bbox=dict(boxstyle="round", facecolor="#f4f4f4", edgecolor="#bbbbbb"))
     if suptitle:
-        fig.suptitle(suptitle, fontsize=10, y=1.06)        # above the panels' two-line titles
+        fig.suptitle(suptitle, fontsize=10)
     return _save(fig, path, dpi=90)
+
+
+def _first_below(points, level):
+    """The first x where the piecewise-linear curve ``points`` [(x, y), ...] reaches ``level``."""
+    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        if y1 <= level <= y0:
+            return x0 + (x1 - x0) * (y0 - level) / (y0 - y1) if y0 != y1 else x0
+    return None
 
 
 # --------------------------------------------------------------------------- #
