@@ -89,53 +89,56 @@ def relu_vs_tanh_plot(panels: list[dict], path, target: float = 0.25, suptitle: 
 
     panels: one dict per input regime, {'title': str, 'runs': [{'activation':
     'relu'|'tanh', 'train_error': [errors], 'epochs': [their epochs] (default
-    1, 2, ...), 'label': str}, ...]}.
+    1, 2, ...)}, ...]}.
     reference: {'relu': [(epoch, error), ...], 'tanh': [...]}, drawn faint (the
     paper's curves).  A dotted horizontal line marks ``target``.  No text sits
-    on the curves: the legend goes under each panel, and ``notes`` (lines of
-    text) in a box under the whole figure.
+    on the curves: one legend goes right of the panels, and ``notes`` (lines
+    of text) in a box under them.  Sizes are in inches, laid out by hand.
     """
     import textwrap
     n = len(panels)
-    height = 4.2 + (0.22 * sum(1 + len(line) // 110 for line in notes) + 0.9 if notes else 0.6)
-    fig = _figure((max(6.4, 5.6 * n), height))
-    gs = fig.add_gridspec(2, n, height_ratios=[4.2, max(height - 4.2, 0.1)], hspace=0.45)
-    axes = [fig.add_subplot(gs[0, i]) for i in range(n)]
+    panel_w, axes_w, axes_h, legend_w = 5.0, 4.1, 3.4, 2.9
+    W = 0.7 + n * panel_w + legend_w
+    lines = [textwrap.fill(line, int(W * 15), subsequent_indent="   ") for line in notes]
+    notes_h = (0.16 * sum(t.count("\n") + 1 for t in lines) + 0.3) if lines else 0.0
+    top = 0.9 if suptitle else 0.6                     # room for the titles above the axes
+    H = top + axes_h + 0.75 + notes_h
+    fig = _figure((W, H))
     styles = {"relu": dict(color="black", linestyle="-"), "tanh": dict(color="tab:blue", linestyle="--")}
-    for ax, panel in zip(axes, panels):
-        seen, right = set(), 0.0
+    names = {"relu": "ReLU", "tanh": "tanh"}
+    handles = {}
+    for i, panel in enumerate(panels):
+        ax = fig.add_axes([(0.7 + i * panel_w) / W, (notes_h + 0.75) / H, axes_w / W, axes_h / H])
+        right = 0.0
         for run in panel["runs"]:
             act = run["activation"]
             err = run["train_error"]
             x = run.get("epochs") or list(range(1, len(err) + 1))
             right = max(right, x[-1] if len(x) else 0)
-            label = run.get("label", act if act not in seen else None)
-            seen.add(act)
-            ax.plot(x, err, lw=1.5, alpha=0.9, label=label, **styles[act])
+            line, = ax.plot(x, err, lw=1.5, alpha=0.9, **styles[act])
+            handles.setdefault(f"{names[act]}, this run", line)
         for act, pts in (reference or {}).items():
-            ax.plot(*zip(*pts), lw=3, alpha=0.18, label=f"the paper's {act} (read off its Figure 1)",
-                    **styles[act])
-        ax.axhline(target, color="gray", lw=1, linestyle=":",
-                   label=f"target {target:.0%}" + ("" if target == 0.25 else " (the paper's: 25%)"))
+            line, = ax.plot(*zip(*pts), lw=3.5, alpha=0.2, **styles[act])
+            handles.setdefault(f"{names[act]}, the paper's Figure 1\n(read off it)", line)
+        line = ax.axhline(target, color="gray", lw=1, linestyle=":")
+        handles.setdefault(f"target {target:.0%}" + ("" if target == 0.25 else "\n(the paper's: 25%)"),
+                           line)
         if reference:                       # enough of the paper's curves to compare with
             right = max(right, _first_below(reference.get("tanh", ()), target) or 0)
         ax.set_xlabel("epochs (passes over the training images)")
         ax.set_ylabel("training error rate (running)")
         ax.set_ylim(0, 0.9)
-        ax.set_xlim(0, right * 1.08 if right else None)
+        ax.set_xlim(0, right * 1.05 if right else None)
         ax.set_title(panel.get("title", ""), fontsize=9)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2,
-                      frameon=False)
-    if notes:
-        box = fig.add_subplot(gs[1, :])
-        box.axis("off")
-        text = "\n".join(textwrap.fill(line, 120 if n == 1 else 150, subsequent_indent="   ")
-                         for line in notes)
-        box.text(0, 0.55, text, fontsize=8, va="top", ha="left", transform=box.transAxes,
+    if handles:
+        fig.legend(list(handles.values()), list(handles), fontsize=8, loc="upper left",
+                   bbox_to_anchor=((0.7 + (n - 1) * panel_w + axes_w + 0.25) / W,
+                                   (notes_h + 0.75 + axes_h) / H), frameon=False)
+    if lines:
+        fig.text(0.1 / W, (notes_h - 0.1) / H, "\n".join(lines), fontsize=8, va="top", ha="left",
                  bbox=dict(boxstyle="round", facecolor="#f4f4f4", edgecolor="#bbbbbb"))
     if suptitle:
-        fig.suptitle(suptitle, fontsize=10)
+        fig.suptitle(suptitle, fontsize=10, x=0.1 / W, ha="left", y=1 - 0.15 / H)
     return _save(fig, path, dpi=90)
 
 
