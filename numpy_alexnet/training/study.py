@@ -769,8 +769,9 @@ def what_was_shown(report: dict) -> list[str]:
                      f"{lb}{sm['ratio_mean']:.2f} times faster ({verdict}).")
         else:
             head += f"ReLU did not reach {t:.0%} within {sm['cap']} epochs: no ratio."
-        head += (f" The full study (25%, 3 seeds, all 50,000 images) measured "
-                 f"{_full_ratio(regime)}.")
+        if not report.get("is_full_study"):
+            head += (f" The full study (25%, 3 seeds, all 50,000 images) measured "
+                     f"{_full_ratio(regime)}.")
         lines.append(head)
     for regime in REGIMES:
         if regime not in report["regimes"]:
@@ -816,7 +817,8 @@ def figure(report: dict, path) -> None:
             if "window_error" in r:           # measured over windows: the curve is theirs
                 r["train_error"], r["epochs"] = r["window_error"], r["window_epochs"]
         lr = entry["chosen_lr"]
-        panels.append({"title": f"{regime}: {ratio}\n(full study: {full:.2f} at 25%); "
+        beside = "" if report.get("is_full_study") else f"(full study: {full:.2f} at 25%); "
+        panels.append({"title": f"{regime}: {ratio}\n{beside}"
                                 f"ReLU lr {lr['relu']:g}, tanh lr {lr['tanh']:g}"
                                 + (f"; {', '.join(sorted(running))} still running" if running else ""),
                        "runs": runs})
