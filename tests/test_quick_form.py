@@ -188,3 +188,11 @@ def test_the_help_says_percent_once(capsys):
         main(["relu-vs-tanh", "--help"])
     text = capsys.readouterr().out
     assert "25%" in text and "%%" not in text
+
+
+def test_a_refused_study_writes_no_config(data, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["relu-vs-tanh", "--quick", "--report-only", "--quiet", "--data", str(data),
+                 "--out", str(out)]) == 1
+    assert "--report-only: no runs of this study" in capsys.readouterr().err
+    assert not (out / "config.json").exists()

@@ -63,13 +63,12 @@ def library_versions() -> dict:
     return out
 
 
-def print_start(cmd: str, config: dict, key_lines=(), run_dir=None, out=None) -> None:
-    """A few lines at the start of a run; the full configuration goes to RUN_DIR/config.json.
+def print_start(cmd: str, config: dict, key_lines=(), out=None) -> None:
+    """A few lines at the start of a run (the whole configuration goes to :func:`write_config`).
 
     Printed: the command, the backend and why it was chosen (``config['backend_reason']``),
     whether the Numba kernels must be compiled first, then ``key_lines`` (the key
-    settings, a line each).  ``config.json`` holds the whole ``config`` and the
-    library versions.
+    settings, a line each).
     """
     from ..backend import numba_cache_note
     out = out or sys.stderr
@@ -82,15 +81,22 @@ def print_start(cmd: str, config: dict, key_lines=(), run_dir=None, out=None) ->
         print(f"  {numba_cache_note()}", file=out)
     for line in key_lines:
         print(f"  {line}", file=out)
-    if run_dir is not None:
-        from .checkpoint import atomic_write_text
-        path = Path(run_dir) / "config.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, json.dumps({"command": cmd, "config": config,
-                                            "versions": library_versions()},
-                                           indent=1, sort_keys=True, default=str))
-        print(f"  full configuration and library versions: {path}", file=out)
     out.flush()
+
+
+def write_config(run_dir, cmd: str, config: dict) -> None:
+    """RUN_DIR/config.json: the whole configuration and the library versions.
+
+    Written once the command's checks have passed, so a refused command
+    changes nothing in the run folder.
+    """
+    from .checkpoint import atomic_write_text
+    path = Path(run_dir) / "config.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps({"command": cmd, "config": config,
+                                        "versions": library_versions()},
+                                       indent=1, sort_keys=True, default=str))
+    print(f"  full configuration and library versions: {path}", file=sys.stderr, flush=True)
 
 
 def choose_backend(args) -> None:
@@ -382,7 +388,7 @@ def _train(args) -> int:
         f"model {args.model}, data {args.data}" + (f", subset {args.subset}" if args.subset else ""),
         f"{args.epochs} epochs, batch {args.batch_size}, lr {args.lr:g} ({args.schedule} "
         f"schedule), momentum {args.momentum:g}, weight decay {args.weight_decay:g}, seed "
-        f"{args.seed}", f"writes to {out}"], run_dir=out)
+        f"{args.seed}", f"writes to {out}"])
 
     try:
         from ..models import MODELS
@@ -428,6 +434,7 @@ def _train(args) -> int:
             KeyError) as err:                     # what a person can fix: a message, exit 1
         _err(cmd, str(err))
         return EXIT_ERROR
+    write_config(out, cmd, config)
     mover = _mover(args.backend, device)
     print(f"  data {args.data}: {len(d['y_train'])} training images of {d['image_size']}x"
           f"{d['image_size']}, {len(d.get('y_val', []))} {d['val_split']} images, "

@@ -894,7 +894,7 @@ def write_figure(report: dict, path: Path) -> None:
 
 def run_study(args) -> dict:
     from .checkpoint import atomic_write_text
-    from .cli import print_start
+    from .cli import print_start, write_config
     settings = settings_from_args(args)
     sub = f"{settings['subset']:,} training images" if settings["subset"] else "all training images"
     window = (f"every {settings['window']:,} images" if settings["window"] else "every epoch")
@@ -904,13 +904,13 @@ def run_study(args) -> dict:
         f"target {settings['target']:.0%} running training error, measured {window}; "
         + ("rates by a sweep" if settings["sweep"] else "the committed rates")
         + ("; each run stops at the target" if settings["stop_at_target"] else ""),
-        f"writes {Path(args.out) / stem_for(settings['form'])}.json and .png"],
-        run_dir=Path(args.out))
+        f"writes {Path(args.out) / stem_for(settings['form'])}.json and .png"])
     study = _Study(args, settings)
     if args.report_only and not study.has_runs():
         raise ValueError(f"--report-only: no runs of this study under {study.work} (none on this "
                          "data, finished or in progress); expected the --work folder the study "
                          "trains in (default OUT/work)")
+    write_config(args.out, "relu-vs-tanh", settings)
     report = study.go()
     out = Path(args.out)
     stem = stem_for(settings["form"])
