@@ -196,3 +196,16 @@ def test_a_refused_study_writes_no_config(data, tmp_path, capsys):
                  "--out", str(out)]) == 1
     assert "--report-only: no runs of this study" in capsys.readouterr().err
     assert not (out / "config.json").exists()
+
+
+def test_a_run_cut_off_after_its_target_trains_no_further(data, tmp_path):
+    """Its checkpoint is past the target but its JSON is lost: the re-run only reports it."""
+    out = tmp_path / "out"
+    assert main(_windowed(data, out, "--target", "0.999")) == 0
+    for done in (out / "work").glob("*.json"):
+        done.unlink()
+    assert main(_windowed(data, out, "--target", "0.999")) == 0
+    for run in json.loads((out / "relu_vs_tanh_quick.json").read_text())["regimes"]["cuda-convnet"]["runs"]:
+        assert run["epochs_to_target"] == 0.25 and run["window_epochs"] == [0.25]
+    steps = [json.loads(p.read_text())["steps"] for p in (out / "work").glob("*.json")]
+    assert steps == [5, 5]

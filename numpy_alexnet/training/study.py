@@ -478,8 +478,13 @@ class _Study:
         t0 = time.perf_counter()
         step0 = tr.step
         diverged = None
+        # A windowed run stopped at its target and cut off before its JSON was written has
+        # nothing left to train (the stop itself is not in the checkpoint).
+        done_before = W is not None and stop_at_target and self.windowed(
+            [r["error"] for r in tr.step_log], W, n_train)["epochs_to_target"] is not None
         try:
-            tr.fit(epochs)
+            if not done_before:
+                tr.fit(epochs)
         except NonFiniteLossError as err:
             diverged = f"non-finite loss at step {err.step} (epoch {err.epoch})"
         seconds = time.perf_counter() - t0
@@ -537,7 +542,7 @@ class _Study:
                    for r, a, k in plan[self.runs_started - 1:]]
         about = all(g is not None for g in guesses)
         ep = sum(g if g is not None else self.s["cap"] for g in guesses)
-        if self.trained["seconds"] > 0:
+        if self.trained["images"] and self.trained["seconds"] > 0:
             rate = self.trained["images"] / self.trained["seconds"]
             n = len(self.regime_data(regime)["y_train"])
             out += (f", {'about' if about else 'at most'} {ep * n / rate / 60:.0f} min left "
