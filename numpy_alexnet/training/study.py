@@ -464,7 +464,9 @@ class _Study:
                       config={"study_run": spec, "train_images": n_train},
                       target_error=self.s["target"], progress=not self.args.quiet,
                       quiet=self.args.quiet,
-                      log=lambda m: self.say(f"    {regime} {act} lr {lr:g} seed {seed}: {m}"))
+                      log=lambda m: self.say(f"    {regime} {act} lr {lr:g} seed {seed}: "
+                                             # the trainer's ETA runs to the cap, not the target
+                                             + m.replace("(ETA ", "(to the cap: ")))
         if W is None:
             tr = Trainer(net, opt, batches, stop_at_target=stop_at_target, **common)
         else:
