@@ -193,7 +193,7 @@ def resolve_backend(name: str) -> tuple[str, str]:
     except ImportError as err:
         return "numpy", (f"--backend auto: Numba does not import ({err}); NumPy, the readable "
                          "reference, is slower: pip install 'numpy-alexnet[numba]'")
-    return "numba", "--backend auto: Numba imports (the compiled CPU kernels)"
+    return "numba", "--backend auto: Numba imports, so its compiled CPU kernels"
 
 
 def numba_cache_note() -> str:
