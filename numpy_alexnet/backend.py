@@ -194,3 +194,37 @@ def on_device_of(x):
     if is_cupy_array(x):
         return x.device
     return contextlib.nullcontext()
+
+
+# -- 'auto': the backend a command runs on when none is named ---------------------------
+def resolve_backend(name: str) -> tuple[str, str]:
+    """(the backend to run on, why): ``auto`` is Numba where it imports, else NumPy.
+
+    CuPy is never chosen by ``auto``: a GPU is used only when asked for
+    (``--backend cupy``).  A named backend is returned as it is.
+    """
+    if name != "auto":
+        return name, "asked for with --backend"
+    try:
+        import numba  # noqa: F401
+    except ImportError as err:
+        return "numpy", (f"--backend auto: Numba does not import ({err}); NumPy, the readable "
+                         "reference, is slower: pip install 'numpy-alexnet[numba]'")
+    return "numba", "--backend auto: Numba imports, so its compiled CPU kernels"
+
+
+def numba_cache_note() -> str:
+    """Whether the Numba kernels are already compiled on disk, as a line for a run's start.
+
+    ``cache=True`` keeps them in ``__pycache__`` next to ``fast/numba_ops.py``,
+    or under ``$NUMBA_CACHE_DIR`` where that is set or the folder is read-only.
+    """
+    import os
+    from pathlib import Path
+    here = Path(__file__).parent / "fast" / "__pycache__"
+    places = [here] + ([Path(os.environ["NUMBA_CACHE_DIR"])] if os.environ.get("NUMBA_CACHE_DIR")
+                       else [Path.home() / ".cache" / "numba"])
+    if any(next(p.rglob("numba_ops.*.nbi"), None) for p in places if p.is_dir()):
+        return "Numba kernels: compiled before, read from the disk cache"
+    return ("Numba kernels: the first run compiles them, up to ~15 s (about 13 s on a 2-core "
+            "machine), before the first batch; they are cached on disk after that")

@@ -83,37 +83,71 @@ def training_curves(history: list[dict], path, title: str = "training"):
 # --------------------------------------------------------------------------- #
 # Figure 1: ReLU versus tanh
 # --------------------------------------------------------------------------- #
-def relu_vs_tanh_plot(panels: list[dict], path, target: float = 0.25, suptitle: str | None = None):
+def relu_vs_tanh_plot(panels: list[dict], path, target: float = 0.25, suptitle: str | None = None,
+                      reference: dict | None = None, notes=()):
     """The paper's Figure 1: training error against epochs, ReLU solid, tanh dashed.
 
     panels: one dict per input regime, {'title': str, 'runs': [{'activation':
-    'relu'|'tanh', 'train_error': [per-epoch errors], 'label': str}, ...]}.
-    A dotted horizontal line marks ``target`` (25%).
+    'relu'|'tanh', 'train_error': [errors], 'epochs': [their epochs] (default
+    1, 2, ...)}, ...]}.
+    reference: {'relu': [(epoch, error), ...], 'tanh': [...]}, drawn faint (the
+    paper's curves).  A dotted horizontal line marks ``target``.  No text sits
+    on the curves: one legend goes right of the panels, and ``notes`` (lines
+    of text) in a box under them.  Sizes are in inches, laid out by hand.
     """
-    fig = _figure((5.2 * len(panels), 4.2))
-    axes = np.atleast_1d(fig.subplots(1, len(panels)))
+    import textwrap
+    n = len(panels)
+    panel_w, axes_w, axes_h, legend_w = 5.0, 4.1, 3.4, 2.9
+    W = 0.7 + n * panel_w + legend_w
+    lines = [textwrap.fill(line, int(W * 15), subsequent_indent="   ") for line in notes]
+    notes_h = (0.16 * sum(t.count("\n") + 1 for t in lines) + 0.3) if lines else 0.0
+    top = 0.9 if suptitle else 0.6                     # room for the titles above the axes
+    H = top + axes_h + 0.75 + notes_h
+    fig = _figure((W, H))
     styles = {"relu": dict(color="black", linestyle="-"), "tanh": dict(color="tab:blue", linestyle="--")}
-    for ax, panel in zip(axes, panels):
-        seen = set()
+    names = {"relu": "ReLU", "tanh": "tanh"}
+    handles = {}
+    for i, panel in enumerate(panels):
+        ax = fig.add_axes([(0.7 + i * panel_w) / W, (notes_h + 0.75) / H, axes_w / W, axes_h / H])
+        right = 0.0
         for run in panel["runs"]:
             act = run["activation"]
             err = run["train_error"]
-            label = run.get("label", act if act not in seen else None)
-            seen.add(act)
-            ax.plot(np.arange(1, len(err) + 1), err, lw=1.4, alpha=0.85, label=label, **styles[act])
-        ax.axhline(target, color="gray", lw=1, linestyle=":")
-        ax.text(0.98, target, f"{target:.0%}", color="gray",
-                ha="right", va="bottom", transform=ax.get_yaxis_transform())
-        ax.set_xlabel("epochs")
-        ax.set_ylabel("training error rate")
+            x = run.get("epochs") or list(range(1, len(err) + 1))
+            right = max(right, x[-1] if len(x) else 0)
+            line, = ax.plot(x, err, lw=1.5, alpha=0.9, **styles[act])
+            handles.setdefault(f"{names[act]}, this run", line)
+        for act, pts in (reference or {}).items():
+            line, = ax.plot(*zip(*pts), lw=3.5, alpha=0.2, **styles[act])
+            handles.setdefault(f"{names[act]}, the paper's Figure 1\n(read off it)", line)
+        line = ax.axhline(target, color="gray", lw=1, linestyle=":")
+        handles.setdefault(f"target {target:.0%}" + ("" if target == 0.25 else "\n(the paper's: 25%)"),
+                           line)
+        if reference:                       # enough of the paper's curves to compare with
+            right = max(right, _first_below(reference.get("tanh", ()), target) or 0)
+        ax.set_xlabel("epochs (passes over the training images)")
+        ax.set_ylabel("training error rate (running)")
         ax.set_ylim(0, 0.9)
-        ax.set_xlim(left=0)
-        ax.set_title(panel.get("title", ""), fontsize=10)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
+        ax.set_xlim(0, right * 1.05 if right else None)
+        ax.set_title(panel.get("title", ""), fontsize=9)
+    if handles:
+        fig.legend(list(handles.values()), list(handles), fontsize=8, loc="upper left",
+                   bbox_to_anchor=((0.7 + (n - 1) * panel_w + axes_w + 0.25) / W,
+                                   (notes_h + 0.75 + axes_h) / H), frameon=False)
+    if lines:
+        fig.text(0.1 / W, (notes_h - 0.1) / H, "\n".join(lines), fontsize=8, va="top", ha="left",
+                 bbox=dict(boxstyle="round", facecolor="#f4f4f4", edgecolor="#bbbbbb"))
     if suptitle:
-        fig.suptitle(suptitle, fontsize=10, y=1.06)        # above the panels' two-line titles
+        fig.suptitle(suptitle, fontsize=10, x=0.1 / W, ha="left", y=1 - 0.15 / H)
     return _save(fig, path, dpi=90)
+
+
+def _first_below(points, level):
+    """The first x where the piecewise-linear curve ``points`` [(x, y), ...] reaches ``level``."""
+    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        if y1 <= level <= y0:
+            return x0 + (x1 - x0) * (y0 - level) / (y0 - y1) if y0 != y1 else x0
+    return None
 
 
 # --------------------------------------------------------------------------- #

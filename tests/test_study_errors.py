@@ -169,7 +169,7 @@ def test_a_report_that_fails_to_write_leaves_the_old_one_whole(data, tmp_path, c
     with pytest.raises(OSError):
         main(_study(data["good"], out, "--report-only"))
     assert {f: f.read_bytes() for f in before} == before
-    assert sorted(p.name for p in out.iterdir()) == ["relu_vs_tanh_quick.json",
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "relu_vs_tanh_quick.json",
                                                      "relu_vs_tanh_quick.png", "work"]
 
 

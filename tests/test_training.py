@@ -220,7 +220,10 @@ def test_cli_train_writes_everything_and_eval(folder, cache, tmp_path, capsys):
               "checkpoints/latest.npz", "checkpoints/best.npz"):
         assert (out / f).exists(), f
     err = capsys.readouterr().err
-    assert "backend numpy" in err and "numpy " in err and "config" in err
+    # The start says the backend --backend auto chose, and where the whole configuration went.
+    assert "--backend auto: Numba" in err and f"{out / 'config.json'}" in err
+    config = json.loads((out / "config.json").read_text())
+    assert config["config"]["backend"] in ("numba", "numpy") and config["versions"]["numpy"]
     assert main(["eval", str(out / "checkpoints" / "best.npz"), "--data", str(folder),
                  "--json"]) == 0
     res = json.loads(capsys.readouterr().out)

@@ -670,7 +670,10 @@ def write_figure(report: dict, path: Path) -> None:
 def run_ablation(args) -> dict:
     from .checkpoint import atomic_write_text
     settings = settings_from_args(args)
-    print_start("ablate", settings)
+    print_start("ablate", dict(settings, backend_reason=getattr(args, "backend_reason", None)), [
+        f"{form_label(settings)}: ablations {', '.join(settings['ablations'])}; "
+        f"{settings['seeds']} seed(s), {settings['epochs']} epochs",
+        f"writes {Path(args.out) / stem_for(settings['form'])}.json, .md and .png"])
     print(f"  {form_label(settings)}; the {settings['form']} form as defined: "
           f"{FORMS[settings['form']]['note']}", file=sys.stderr)
     study = _Ablation(args, settings)

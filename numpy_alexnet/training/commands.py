@@ -25,7 +25,8 @@ import numpy as np
 from .errors import EXIT_ERROR, EXIT_NONFINITE, EXIT_OK, EXIT_USAGE, RunError
 from .recipe import (assemble, build_model, check_classes, data_identity, name_list,
                      dataset_classes, load_split, model_input_size, mover, parse_list, place,
-                     prepare_data, print_start, run_config, subset_indices)
+                     prepare_data, print_start, run_config, subset_indices,
+                     write_config)
 
 RUN_FILES = ("checkpoints/latest.npz", "checkpoints/best.npz", "metrics.json", "metrics.csv",
              "steps.csv")
@@ -104,6 +105,7 @@ def _train_in(args, guard) -> int:
     _check_arguments(args)
     _model_defaults(args)
     config = _train_config(args)
+    config["backend_reason"] = getattr(args, "backend_reason", None)
     if out.exists() and not out.is_dir():
         raise RunError(f"--out {out} is a file; expected a folder to write the run into",
                        EXIT_USAGE)
@@ -119,8 +121,15 @@ def _train_in(args, guard) -> int:
         resume_path, saved = resume_source(args, out, config)
         if resume_path is not None and saved is None:
             return EXIT_OK                          # nothing left to do
-        print_start("train", config)
+        print_start("train", config, [
+            f"model {args.model}, data {args.data}"
+            + (f", subset {args.subset}" if args.subset else "")
+            + (", streamed from disk" if args.stream else ""),
+            f"{args.epochs} epochs, batch {args.batch_size}, lr {args.lr:g} ({args.schedule} "
+            f"schedule), momentum {args.momentum:g}, weight decay {args.weight_decay:g}, "
+            f"seed {args.seed}", f"writes to {out}"])
         guard.trainer = _setup(args, config, resume_path, saved)
+        write_config(out, "train", config)          # once the data and class checks passed
         return _fit(args, guard.trainer, guard)
 
 
@@ -344,6 +353,8 @@ def evaluate_checkpoint(args) -> int:
     """``numpy-alexnet eval``: the exit code (errors a person can fix: RunError)."""
     from ..data import BatchIterator, EvalTransform
     from .trainer import evaluate
+    print(f"numpy-alexnet eval: backend {args.backend} ({args.backend_reason})",
+          file=sys.stderr, flush=True)
     net, split, ck, mode, device = _eval_setup(args)
     scale = float(ck["extra"]["input_scale"]) if "input_scale" in ck["extra"] else 1.0
     mean = ck["extra"].get("mean_image")

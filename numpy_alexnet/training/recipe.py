@@ -49,14 +49,47 @@ def library_versions() -> dict:
     return out
 
 
-def print_start(cmd: str, config: dict, out=None) -> None:
-    """The configuration, backend, devices and library versions, printed at start."""
+def print_start(cmd: str, config: dict, key_lines=(), out=None) -> None:
+    """A few lines at the start of a run (the whole configuration goes to :func:`write_config`).
+
+    Printed: the command, the backend and why it was chosen (``config['backend_reason']``),
+    whether the Numba kernels must be compiled first, then ``key_lines`` (the key
+    settings, a line each).
+    """
+    from ..backend import numba_cache_note
     out = out or sys.stderr
-    versions = library_versions()
     print(f"numpy-alexnet {cmd}", file=out)
-    print(f"  backend {config.get('backend')}, devices {config.get('devices')}", file=out)
-    print("  versions " + ", ".join(f"{k} {v}" for k, v in versions.items() if v), file=out)
-    print("  config " + json.dumps(config, sort_keys=True), file=out, flush=True)
+    backend = config.get("backend")
+    why = config.get("backend_reason")
+    print(f"  backend {backend}" + (f" ({why})" if why else "")
+          + (f", devices {config['devices']}" if config.get("devices") else ""), file=out)
+    if backend == "numba":
+        print(f"  {numba_cache_note()}", file=out)
+    for line in key_lines:
+        print(f"  {line}", file=out)
+    out.flush()
+
+
+def write_config(run_dir, cmd: str, config: dict) -> None:
+    """RUN_DIR/config.json: the whole configuration and the library versions.
+
+    Written once the command's checks have passed, so a refused command
+    changes nothing in the run folder.
+    """
+    from .checkpoint import atomic_write_text
+    path = Path(run_dir) / "config.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps({"command": cmd, "config": config,
+                                        "versions": library_versions()},
+                                       indent=1, sort_keys=True, default=str))
+    print(f"  full configuration and library versions: {path}", file=sys.stderr, flush=True)
+
+
+def choose_backend(args) -> None:
+    """Resolve ``--backend auto`` in place: ``args.backend`` becomes the backend run on
+    (numba where Numba imports, else numpy), ``args.backend_reason`` says why."""
+    from ..backend import resolve_backend
+    args.backend, args.backend_reason = resolve_backend(args.backend)
 
 
 def parse_list(s: str | None) -> tuple:
@@ -318,9 +351,11 @@ def run_config(meta: dict, path) -> dict:
 # --------------------------------------------------------------------------- #
 def assemble(net, d: dict, *, batch_size: int, seed: int, lr: float, momentum: float,
              weight_decay: float, backend: str, device, lr_mults=None, decay_mults=None,
-             schedule=None,
+             schedule=None, trainer_class=None,
              validate: bool = True, **trainer_kw):
     """The batches of ``d`` (from :func:`prepare_data`), momentum SGD and the Trainer.
+
+    trainer_class: a Trainer subclass to build instead (the study's windowed runs).
 
     validate: evaluate ``d``'s validation images after every epoch (if it has any).
     ``trainer_kw`` go to :class:`~numpy_alexnet.training.Trainer` as they are.
@@ -341,8 +376,10 @@ def assemble(net, d: dict, *, batch_size: int, seed: int, lr: float, momentum: f
                                   transform=d["val_transform"], to_device=to_device)
     opt = MomentumSGD(net, lr=lr, momentum=momentum, weight_decay=weight_decay,
                       lr_mults=lr_mults, decay_mults=decay_mults)
-    return Trainer(net, opt, train_batches, val_batches=val_batches,
-                   schedule=schedule if schedule is not None else FixedSchedule(), **trainer_kw)
+    trainer_class = trainer_class or Trainer
+    return trainer_class(net, opt, train_batches, val_batches=val_batches,
+                         schedule=schedule if schedule is not None else FixedSchedule(),
+                         **trainer_kw)
 
 
 # --------------------------------------------------------------------------- #
