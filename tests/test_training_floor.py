@@ -325,8 +325,9 @@ def test_resume_refuses_other_data_of_the_same_classes(trained, tmp_path, capsys
     assert snapshot(out) == before
 
 
-@pytest.mark.parametrize("extra", [("--val-subset", "2"), ("--no-val",), ("--backend", "numba")])
+@pytest.mark.parametrize("extra", [("--val-subset", "2"), ("--no-val",), ("--backend", "numpy")])
 def test_resume_refuses_changed_validation_and_backend(trained, data, capsys, extra):
+    """The fixture's run trained on the default backend, auto: numba here."""
     out, before = trained
     rc, err = run(train_args(data, out, "--epochs", "2", "--resume", *extra), capsys)
     key = extra[0][2:].replace("-", "_")

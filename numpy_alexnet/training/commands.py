@@ -129,8 +129,7 @@ def _train_in(args, guard) -> int:
             f"schedule), momentum {args.momentum:g}, weight decay {args.weight_decay:g}, "
             f"seed {args.seed}", f"writes to {out}"])
         guard.trainer = _setup(args, config, resume_path, saved)
-        write_config(out, "train", config)          # once the data and class checks passed
-        return _fit(args, guard.trainer, guard)
+        return _fit(args, guard.trainer, guard, config)
 
 
 def _check_arguments(args) -> None:
@@ -307,10 +306,12 @@ def _resume_command(args) -> str:
     return "numpy-alexnet " + shlex.join(argv)
 
 
-def _fit(args, trainer, guard) -> int:
-    """Train; the outcome as a message and an exit code."""
+def _fit(args, trainer, guard, config: dict) -> int:
+    """Write OUT/config.json (the data and class checks have passed), train; the outcome
+    as a message and an exit code."""
     from .trainer import NonFiniteLossError
     try:
+        write_config(args.out, "train", config)
         history = trainer.fit(args.epochs)
     except NonFiniteLossError as err:
         have = trainer.latest_path.exists()

@@ -418,6 +418,31 @@ class _Study:
         w = self.s.get("window")
         return None if not w or w >= train_images else w // self.s["batch_size"]
 
+    def trainer(self, regime, act, lr, seed, spec, run_dir, stop_at_target, d, W):
+        """The run's net, placed on the backend, and its trainer (windowed when W is set)."""
+        from ..models import build_model
+        from .recipe import assemble, place
+        net = build_model(f"cifar_fig1_{act}", 10, seed, REGIMES[regime]["init"])
+        devices = tuple(int(x) for x in self.s["devices"].split(",")) if self.s["devices"] else ()
+        net, device = place(net, self.s["backend"], devices)
+        # A run in progress keeps a checkpoint at every epoch's end and every 100 steps
+        # under WORK/KEY/, so a study stopped mid-run goes on from there when re-run.
+        common = dict(validate=False, out_dir=run_dir, checkpoint_every=100, plot=False,
+                      config={"study_run": spec, "train_images": len(d["train"])},
+                      target_error=self.s["target"], progress=not self.args.quiet,
+                      quiet=self.args.quiet,
+                      log=lambda m: self.say(f"    {regime} {act} lr {lr:g} seed {seed}: "
+                                             # the trainer's ETA runs to the cap, not the target
+                                             + m.replace("(ETA ", "(to the cap: ")))
+        if W is None:
+            common.update(stop_at_target=stop_at_target)
+        else:
+            common.update(trainer_class=_window_trainer_class(), window_steps=W,
+                          stop_in_window=stop_at_target)
+        return assemble(net, d, batch_size=self.s["batch_size"], seed=seed, lr=lr,
+                        momentum=self.s["momentum"], weight_decay=0.0,
+                        backend=self.s["backend"], device=device, **common)
+
     def run(self, regime: str, act: str, lr: float, seed: int, epochs: int, kind: str,
             stop_at_target: bool) -> dict:
         key = self.key(regime, act, lr, seed, epochs, kind)
@@ -432,33 +457,12 @@ class _Study:
         if getattr(self.args, "report_only", False):
             return self.progress_so_far(key, spec, run_dir)
         from .checkpoint import atomic_write_text
-        from ..models import build_model
-        from .recipe import assemble, place
         d = self.regime_data(regime)
         n_train = len(d["train"])
         self.say(f"  {self.progress_line(regime, act, kind)}{regime} {act} lr {lr:g} seed {seed}"
                  + (f" (sweep, {epochs} epochs)" if kind == "sweep" else ""))
-        net = build_model(f"cifar_fig1_{act}", 10, seed, REGIMES[regime]["init"])
-        devices = tuple(int(x) for x in self.s["devices"].split(",")) if self.s["devices"] else ()
-        net, device = place(net, self.s["backend"], devices)
-        # A run in progress keeps a checkpoint at every epoch's end and every 100 steps
-        # under WORK/KEY/, so a study stopped mid-run goes on from there when re-run.
         W = self.window_steps(n_train)
-        common = dict(validate=False, out_dir=run_dir, checkpoint_every=100, plot=False,
-                      config={"study_run": spec, "train_images": n_train},
-                      target_error=self.s["target"], progress=not self.args.quiet,
-                      quiet=self.args.quiet,
-                      log=lambda m: self.say(f"    {regime} {act} lr {lr:g} seed {seed}: "
-                                             # the trainer's ETA runs to the cap, not the target
-                                             + m.replace("(ETA ", "(to the cap: ")))
-        if W is None:
-            common.update(stop_at_target=stop_at_target)
-        else:
-            common.update(trainer_class=_window_trainer_class(), window_steps=W,
-                          stop_in_window=stop_at_target)
-        tr = assemble(net, d, batch_size=self.s["batch_size"], seed=seed, lr=lr,
-                      momentum=self.s["momentum"], weight_decay=0.0, backend=self.s["backend"],
-                      device=device, **common)
+        tr = self.trainer(regime, act, lr, seed, spec, run_dir, stop_at_target, d, W)
         earlier = 0.0
         if tr.latest_path.exists():
             tr.resume()
