@@ -36,7 +36,7 @@
 # as cuda-convnet did: raw 0-255 pixels minus the mean image, batch 128,
 # momentum 0.9, no weight decay, no dropout, no augmentation.
 #
-# This notebook does two things:
+# This notebook does three things:
 #
 # 1. **the learning rule** (section 5), the library's `MomentumSGD`, and how
 #    it relates to the rule PyTorch's SGD uses;

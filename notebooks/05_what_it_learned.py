@@ -82,7 +82,7 @@ for key in ("what", "trained_with", "hardware", "result", "made_from", "preproce
 
 # %%
 from numpy_alexnet import cifar_fig1
-from numpy_alexnet.training.cli import fig1_weight_stds
+from numpy_alexnet.models import fig1_weight_stds
 
 flat = np.load(ROOT / "notebooks" / "data" / "fig1_relu.npy").astype(np.float32)   # (88170,)
 arrays, start = {}, 0
