@@ -97,7 +97,8 @@ def relu_vs_tanh_plot(panels: list[dict], path, target: float = 0.25, suptitle: 
     """
     import textwrap
     n = len(panels)
-    panel_w, axes_w, axes_h, legend_w = 5.0, 4.1, 3.4, 2.9
+    # One panel (the quick form) gets the room two would share.
+    panel_w, axes_w, axes_h, legend_w = (6.6, 5.7, 3.9, 3.3) if n == 1 else (5.0, 4.1, 3.4, 2.9)
     W = 0.7 + n * panel_w + legend_w
     lines = [textwrap.fill(line, int(W * 15), subsequent_indent="   ") for line in notes]
     notes_h = (0.16 * sum(t.count("\n") + 1 for t in lines) + 0.3) if lines else 0.0
@@ -139,7 +140,7 @@ def relu_vs_tanh_plot(panels: list[dict], path, target: float = 0.25, suptitle: 
                  bbox=dict(boxstyle="round", facecolor="#f4f4f4", edgecolor="#bbbbbb"))
     if suptitle:
         fig.suptitle(suptitle, fontsize=10, x=0.1 / W, ha="left", y=1 - 0.15 / H)
-    return _save(fig, path, dpi=90)
+    return _save(fig, path, dpi=100)
 
 
 def _first_below(points, level):
