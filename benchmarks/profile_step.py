@@ -1,15 +1,19 @@
-"""Where a training step's time goes: each layer's forward and backward, timed alone.
+"""Where a training step's time goes: each layer's forward and backward, the loss and the update.
 
     python benchmarks/profile_step.py --net fig1 --backend numba
     python benchmarks/profile_step.py --net alexnet --backend cupy --batch 128
+    python benchmarks/profile_step.py --net fig1 --backend numba --alone
 
-Each layer is timed on the activations it sees in a real step (a fixed random
-batch through the net), median of ``--repeats`` calls, after one warm-up; for
-'cupy' the device is synchronized around every call.  The rows do not add up
-to the step exactly (the step also runs the loss and the update, and layers
-timed alone find their inputs warm in cache), but they show which layers
-dominate.  A diagnosis tool, not the benchmark: ratios against PyTorch come
-from ``bench_train.py``.
+By default every op is timed *inside* real training steps (forward, softmax
+cross-entropy, backward without conv1's dx, momentum-SGD update, on a fixed
+random batch, as ``bench_train.py`` takes a step): each layer's forward and
+backward, the loss and the update get their own clock, and the median over
+``--repeats`` steps (after two warm-up steps) is reported, so the rows add
+up to about the step and each op finds its inputs as the step leaves them.
+``--alone`` instead times each layer by itself, called again and again on
+the activations it sees in a step (its inputs warm in cache).  For 'cupy'
+the device is synchronized around every timed call.  A diagnosis tool, not
+the benchmark: ratios against PyTorch come from ``bench_train.py``.
 """
 from __future__ import annotations
 
@@ -23,30 +27,62 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from numpy_alexnet import alexnet, cifar_fig1  # noqa: E402
+from numpy_alexnet import MomentumSGD, SoftmaxCrossEntropy, alexnet, cifar_fig1  # noqa: E402
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--net", choices=("fig1", "alexnet"), default="fig1")
-    p.add_argument("--backend", choices=("numpy", "numba", "cupy"), default="numba")
-    p.add_argument("--batch", type=int, default=None, help="default: 128 (fig1), 32 (alexnet)")
-    p.add_argument("--repeats", type=int, default=5)
-    args = p.parse_args(argv)
-    batch = args.batch or (128 if args.net == "fig1" else 32)
-    net = (cifar_fig1(seed=0) if args.net == "fig1" else alexnet(seed=0))
-    net.to(args.backend, 0 if args.backend == "cupy" else None)
-    x = np.random.default_rng(0).standard_normal((batch,) + net.input_shape).astype(np.float32)
-    sync = lambda: None                                                    # noqa: E731
-    if args.backend == "cupy":
-        import cupy
-        x = cupy.asarray(x)
-        sync = cupy.cuda.Device(0).synchronize
+def profile_in_step(net, x, y, repeats: int, sync) -> tuple[list, dict, float]:
+    """Rows (name, output shape, forward ms, backward ms), {'loss': ms, 'update': ms}, step ms."""
+    crit = SoftmaxCrossEntropy()
+    opt = MomentumSGD(net, lr=0.001, momentum=0.9, weight_decay=0.0005)
+    clocks: dict[str, list] = {}
 
+    def timed(key, fn):
+        def call(*args, **kwargs):
+            sync()
+            t0 = time.perf_counter()
+            out = fn(*args, **kwargs)
+            sync()
+            clocks.setdefault(key, []).append(time.perf_counter() - t0)
+            return out
+        return call
+
+    for layer in net.layers:                      # instance attributes shadow the methods
+        layer.forward = timed((layer.name, "f"), layer.forward)
+        layer.backward = timed((layer.name, "b"), layer.backward)
+        layer.param_backward = timed((layer.name, "b"), layer.param_backward)
+    loss_f = timed(("loss", "f"), crit.forward)
+    loss_b = timed(("loss", "b"), crit.backward)
+    update = timed(("update", "f"), opt.step)
+    shapes, steps = {}, []
+    for i in range(repeats + 2):                  # two warm-up steps
+        if i == 2:
+            clocks.clear()
+        sync()
+        t0 = time.perf_counter()
+        h = x
+        for layer in net.layers:
+            h = layer.forward(h, True)
+            shapes[layer.name] = tuple(h.shape)
+        loss_f(h, y)
+        net.backward(loss_b(), input_grad=False)
+        update()
+        sync()
+        if i >= 2:
+            steps.append(time.perf_counter() - t0)
+    med = lambda key: statistics.median(clocks[key]) * 1e3 if key in clocks else 0.0  # noqa: E731
+    rows = [(layer.name, shapes[layer.name], med((layer.name, "f")), med((layer.name, "b")))
+            for layer in net.layers]
+    rows.append(("loss", (), med(("loss", "f")), med(("loss", "b"))))
+    rows.append(("update", (), med(("update", "f")), 0.0))
+    return rows, statistics.median(steps) * 1e3
+
+
+def profile_alone(net, x, repeats: int, sync) -> list:
+    """Rows (name, output shape, forward ms, backward ms), each layer timed by itself."""
     def timed(fn):
         fn()                                                               # warm-up
         ts = []
-        for _ in range(args.repeats):
+        for _ in range(repeats):
             sync()
             t0 = time.perf_counter()
             fn()
@@ -65,12 +101,45 @@ def main(argv=None) -> int:
             bwd = timed(lambda: layer.backward(d))
         rows.append((layer.name, tuple(out.shape), fwd, bwd))
         h = out
+    return rows
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--net", choices=("fig1", "alexnet"), default="fig1")
+    p.add_argument("--backend", choices=("numpy", "numba", "cupy"), default="numba")
+    p.add_argument("--batch", type=int, default=None, help="default: 128 (fig1), 32 (alexnet)")
+    p.add_argument("--repeats", type=int, default=9)
+    p.add_argument("--alone", action="store_true", help="time each layer by itself, not in a step")
+    args = p.parse_args(argv)
+    batch = args.batch or (128 if args.net == "fig1" else 32)
+    net = (cifar_fig1(seed=0) if args.net == "fig1" else alexnet(seed=0))
+    net.to(args.backend, 0 if args.backend == "cupy" else None)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch,) + net.input_shape).astype(np.float32)
+    y = rng.integers(0, net.shapes()[-1][0], batch)                        # class labels
+    sync = lambda: None                                                    # noqa: E731
+    if args.backend == "cupy":
+        import cupy
+        x, y = cupy.asarray(x), cupy.asarray(y)
+        sync = cupy.cuda.Device(0).synchronize
+
+    if args.alone:
+        rows, step = profile_alone(net, x, args.repeats, sync), None
+        how = "each layer alone"
+    else:
+        rows, step = profile_in_step(net, x, y, args.repeats, sync)
+        how = "inside training steps"
     total = sum(r[2] + r[3] for r in rows)
-    print(f"{args.net}, batch {batch}, backend {args.backend} (ms, median of {args.repeats})")
-    print(f"{'layer':10s} {'output':22s} {'forward':>8s} {'backward':>9s} {'share':>6s}")
+    print(f"{args.net}, batch {batch}, backend {args.backend}, {how} "
+          f"(ms, median of {args.repeats})")
+    print(f"{'op':10s} {'output':22s} {'forward':>8s} {'backward':>9s} {'share':>6s}")
     for name, shape, f, b in rows:
         print(f"{name:10s} {str(shape):22s} {f:8.2f} {b:9.2f} {100 * (f + b) / total:5.1f}%")
-    print(f"{'sum':33s} {sum(r[2] for r in rows):8.2f} {sum(r[3] for r in rows):9.2f}")
+    print(f"{'sum':33s} {sum(r[2] for r in rows):8.2f} {sum(r[3] for r in rows):9.2f}"
+          f"   (forward + backward {total:.1f})")
+    if step is not None:
+        print(f"{'median step':33s} {step:8.2f}")
     return 0
 
 
