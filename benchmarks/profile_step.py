@@ -6,8 +6,9 @@
 
 By default every op is timed *inside* real training steps (forward, softmax
 cross-entropy, backward without conv1's dx, momentum-SGD update, on a fixed
-random batch, as ``bench_train.py`` takes a step): each layer's forward and
-backward, the loss and the update get their own clock, and the median over
+random batch, as ``bench_train.py`` takes a step): each step of the net's
+forward and backward (a layer, or a run of layers the backend fuses, such as
+Numba's 'conv1+act1+pool1'), the loss and the update get their own clock, and the median over
 ``--repeats`` steps (after two warm-up steps) is reported, so the rows add
 up to about the step and each op finds its inputs as the step leaves them.
 ``--alone`` instead times each layer by itself, called again and again on
@@ -30,11 +31,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from numpy_alexnet import MomentumSGD, SoftmaxCrossEntropy, alexnet, cifar_fig1  # noqa: E402
 
 
-def profile_in_step(net, x, y, repeats: int, sync) -> tuple[list, dict, float]:
-    """Rows (name, output shape, forward ms, backward ms), {'loss': ms, 'update': ms}, step ms."""
+def profile_in_step(net, x, y, repeats: int, sync) -> tuple[list, float]:
+    """Rows (name, output shape, forward ms, backward ms), the loss and the update
+    as two more rows, and the median step (ms)."""
     crit = SoftmaxCrossEntropy()
     opt = MomentumSGD(net, lr=0.001, momentum=0.9, weight_decay=0.0005)
-    clocks: dict[str, list] = {}
+    clocks: dict[tuple, list] = {}
+    shapes: dict[str, tuple] = {}
 
     def timed(key, fn):
         def call(*args, **kwargs):
@@ -43,38 +46,41 @@ def profile_in_step(net, x, y, repeats: int, sync) -> tuple[list, dict, float]:
             out = fn(*args, **kwargs)
             sync()
             clocks.setdefault(key, []).append(time.perf_counter() - t0)
+            if key[1] == "f":
+                shapes[key[0]] = tuple(getattr(out, "shape", ()))
             return out
         return call
 
-    for layer in net.layers:                      # instance attributes shadow the methods
-        layer.forward = timed((layer.name, "f"), layer.forward)
-        layer.backward = timed((layer.name, "b"), layer.backward)
-        layer.param_backward = timed((layer.name, "b"), layer.param_backward)
+    # The steps as Sequential runs them: the layers, or a backend's fused runs of them
+    # (Numba: conv+relu+pool), made once and kept so that each keeps its clock.
+    steps = net._steps()
+    for step in steps:                            # instance attributes shadow the methods
+        step.forward = timed((step.name, "f"), step.forward)
+        step.backward = timed((step.name, "b"), step.backward)
+        step.param_backward = timed((step.name, "b"), step.param_backward)
+    net._steps = lambda: steps
     loss_f = timed(("loss", "f"), crit.forward)
     loss_b = timed(("loss", "b"), crit.backward)
     update = timed(("update", "f"), opt.step)
-    shapes, steps = {}, []
+    times = []
     for i in range(repeats + 2):                  # two warm-up steps
         if i == 2:
             clocks.clear()
         sync()
         t0 = time.perf_counter()
-        h = x
-        for layer in net.layers:
-            h = layer.forward(h, True)
-            shapes[layer.name] = tuple(h.shape)
+        h = net.forward(x, True)
         loss_f(h, y)
         net.backward(loss_b(), input_grad=False)
         update()
         sync()
         if i >= 2:
-            steps.append(time.perf_counter() - t0)
+            times.append(time.perf_counter() - t0)
     med = lambda key: statistics.median(clocks[key]) * 1e3 if key in clocks else 0.0  # noqa: E731
-    rows = [(layer.name, shapes[layer.name], med((layer.name, "f")), med((layer.name, "b")))
-            for layer in net.layers]
+    rows = [(step.name, shapes[step.name], med((step.name, "f")), med((step.name, "b")))
+            for step in steps]
     rows.append(("loss", (), med(("loss", "f")), med(("loss", "b"))))
     rows.append(("update", (), med(("update", "f")), 0.0))
-    return rows, statistics.median(steps) * 1e3
+    return rows, statistics.median(times) * 1e3
 
 
 def profile_alone(net, x, repeats: int, sync) -> list:
@@ -133,13 +139,13 @@ def main(argv=None) -> int:
     total = sum(r[2] + r[3] for r in rows)
     print(f"{args.net}, batch {batch}, backend {args.backend}, {how} "
           f"(ms, median of {args.repeats})")
-    print(f"{'op':10s} {'output':22s} {'forward':>8s} {'backward':>9s} {'share':>6s}")
+    print(f"{'op':18s} {'output':22s} {'forward':>8s} {'backward':>9s} {'share':>6s}")
     for name, shape, f, b in rows:
-        print(f"{name:10s} {str(shape):22s} {f:8.2f} {b:9.2f} {100 * (f + b) / total:5.1f}%")
-    print(f"{'sum':33s} {sum(r[2] for r in rows):8.2f} {sum(r[3] for r in rows):9.2f}"
+        print(f"{name:18s} {str(shape):22s} {f:8.2f} {b:9.2f} {100 * (f + b) / total:5.1f}%")
+    print(f"{'sum':41s} {sum(r[2] for r in rows):8.2f} {sum(r[3] for r in rows):9.2f}"
           f"   (forward + backward {total:.1f})")
     if step is not None:
-        print(f"{'median step':33s} {step:8.2f}")
+        print(f"{'median step':41s} {step:8.2f}")
     return 0
 
 

@@ -179,6 +179,10 @@ def test_numba_net_fuses_the_figure1_blocks_and_checks_dout():
         net._steps()[0].backward(np.zeros((2, 32, 14, 15), np.float32))
     with pytest.raises(LayerInputError, match="act1.*backward before forward"):
         net["act1"].backward(np.zeros((2, 32, 32, 32), np.float32))
+    for layer in net.layers:                     # one by one: no fused state to go back through
+        x = layer.forward(x)
+    with pytest.raises(LayerInputError, match="fused step after a forward that ran the layers"):
+        net.backward(np.ones_like(x))
 
 
 @pytest.mark.parametrize("backend", FAST)

@@ -28,8 +28,10 @@ reference layers.  What is kept for the backward:
   since every element of a window gets a share of its gradient.
 
 ``fuse(layers)`` is what ``Sequential`` calls (through ``get_ops('numba').fuse``)
-to find the runs; after a fused forward only ``Sequential.backward`` goes
-back through the run (the ReLU layer on its own has nothing cached and says so).
+to find the runs.  A fused forward must be followed by a fused backward (as
+``Sequential`` does): the state lives in a :class:`FusedState` in the ReLU
+layer's cache, whose own backward refuses, and a fused backward after layers
+ran one by one says so rather than read their caches.
 """
 from __future__ import annotations
 
@@ -37,7 +39,7 @@ import numba
 import numpy as np
 
 from ..layers import AvgPool2D, Conv2D, MaxPool2D, ReLU
-from ..layers.base import conv_output_size
+from ..layers.base import LayerInputError, conv_output_size
 from .numba_ops import conv_backward_chunks, conv_forward_chunks
 
 _kernel = numba.njit(cache=True, nogil=True)
@@ -167,6 +169,15 @@ def _avgpool_relu_backward(dout, mask, kh, kw, stride, size, zero, dch, db):
 
 
 # -- the fused step ----------------------------------------------------------------------
+class FusedState:
+    """What a fused forward keeps for its backward (see the module docstring)."""
+
+    def __init__(self, pool_state, relu_state, conv_shape: tuple):
+        self.pool_state = pool_state      # max: window offsets (N, F, Hq, Wq) int32; avg: None
+        self.relu_state = relu_state      # max: the pooled output; avg: ReLU's mask (N, F, Ho, Wo)
+        self.conv_shape = conv_shape      # (N, F, Ho, Wo), the convolution's output
+
+
 class ConvReluPool:
     """Conv2D -> ReLU -> MaxPool2D or AvgPool2D, as one step of a ``Sequential``.
 
@@ -209,16 +220,22 @@ class ConvReluPool:
                                    out[n0:n0 + m], relu_state[n0:n0 + m])
         conv_forward_chunks(x, W, conv.stride, conv.padding, conv.groups, finish)
         conv.cache = (np.ascontiguousarray(x),)                          # numba conv2d_forward's state
-        pool.cache, pool.last_x_shape = (state, (N, F, Ho, Wo)), (N, F, Ho, Wo)
-        relu.cache, relu.last_x_shape = relu_state, None                 # see the module docstring
+        pool.cache, pool.last_x_shape = (state, (N, F, Ho, Wo)), (N, F, Ho, Wo)   # for check_dout
+        relu.cache = FusedState(state, relu_state, (N, F, Ho, Wo))
+        relu.last_x_shape = None                                         # its own backward refuses
         return out
 
     def backward(self, dout, input_grad: bool = True):
         conv, relu, pool = self.conv, self.relu, self.pool
         pool.check_dout(dout)                                            # (N, F, Hq, Wq)
+        if not isinstance(relu.cache, FusedState):
+            raise LayerInputError(
+                f"{self.name}: backward of the fused step after a forward that ran the layers one "
+                f"by one: go back through what went forward (Sequential.backward after "
+                f"Sequential.forward, or each layer's own backward)")
         dout = np.ascontiguousarray(dout)
-        state, (N, F, Ho, Wo) = pool.cache
-        relu_state = relu.cache
+        fused = relu.cache
+        state, relu_state, (N, F, Ho, Wo) = fused.pool_state, fused.relu_state, fused.conv_shape
         if isinstance(pool, MaxPool2D):
             def start(n0, m, dch, db):                                   # dch: (F, m, Ho, Wo)
                 _maxpool_relu_backward(dout[n0:n0 + m], state[n0:n0 + m], relu_state[n0:n0 + m],

@@ -132,6 +132,30 @@ def _col2im_wide(cols, kh, kw, pad, Ho, Wp, dx, plane):
     return dx
 
 
+@numba.njit(cache=True, nogil=True)
+def _col2im_narrow(cols, kh, kw, pad, Ho, Wo, Wp, dx, plane):
+    # Stride 1, exact ('narrow') columns: cols (C*KH*KW, N, Ho*Wo).  Offset (i, j)
+    # adds one run of Wo per output row into the padded plane (flat, as in
+    # _col2im_wide), at indices >= 0 so that it vectorizes.  Used where the wide
+    # columns would make the GEMM much larger (small planes: Figure-1's conv3,
+    # 7 wide, pads to 11).  dx: (N, C, H, W).
+    N, C, H, W = dx.shape
+    for nc in range(N * C):
+        n, c = nc // C, nc % C
+        plane[:] = 0
+        for i in range(kh):
+            for j in range(kw):
+                src = cols[(c * kh + i) * kw + j, n]  # (Ho*Wo,), a view
+                for y in range(Ho):
+                    run = plane[(y + i) * Wp + j:(y + i) * Wp + j + Wo]   # (Wo,), a view
+                    row = src[y * Wo:(y + 1) * Wo]                        # (Wo,), a view
+                    for p in range(Wo):
+                        run[p] += row[p]
+        for y in range(H):
+            dx[n, c, y] = plane[(y + pad) * Wp + pad:(y + pad) * Wp + pad + W]
+    return dx
+
+
 def im2col(x, kh: int, kw: int, stride: int, pad: int):
     """x: (N, C, H, W) -> cols: (N, C*KH*KW, Ho*Wo), as ``layers.conv.im2col``.
 
@@ -310,8 +334,14 @@ def conv_backward_chunks(x, W, stride: int, pad: int, groups: int, input_grad: b
     dx = np.empty(x.shape, dtype=dtype) if input_grad else None
     nb = _chunk(C, kh, kw, P, x.itemsize, N)
 
-    wide = input_grad and stride == 1
+    # Stride 1: dx through 'wide' columns (one long run per kernel offset in col2im,
+    # a GEMM Wp/Wo times larger) where that costs at most 30% more multiply-adds,
+    # else through exact columns and a run per output row (measured on one core:
+    # Figure-1's conv2, 15 -> 19 wide, the two cost the same; conv3, 7 -> 11, narrow
+    # is 16% faster).
     Wp = Wd + 2 * pad                                                    # stride 1: Wo = Wp - KW + 1
+    wide = input_grad and stride == 1 and 10 * Wp <= 13 * Wo
+    narrow = input_grad and stride == 1 and not wide
 
     def work(starts):
         dW = np.zeros((G, Fg, CgKK), dtype=dtype)                        # this thread's share
@@ -327,6 +357,7 @@ def conv_backward_chunks(x, W, stride: int, pad: int, groups: int, input_grad: b
             plane = np.empty((H + 2 * pad) * Wp + kw, dtype=dtype)
         elif input_grad:
             dcols_buf = np.empty_like(cols_buf)
+            plane = np.empty((H + 2 * pad) * Wp + kw, dtype=dtype)      # for _col2im_narrow
         for n0 in starts:
             m = min(nb, N - n0)
             cols = _unfold_chunk(x, n0, m, kh, kw, stride, pad, Ho, Wo, cols_buf)  # (C*K*K, m, P)
@@ -352,8 +383,12 @@ def conv_backward_chunks(x, W, stride: int, pad: int, groups: int, input_grad: b
                 dcols = dcols_buf[:C * kh * kw * m * P].reshape(G, CgKK, m * P)  # (G, Cg*K*K, m*P)
                 for g in range(G):
                     np.matmul(Wm[g].T, dch[g], out=dcols[g])
-                _col2im_serial(dcols.reshape(C * kh * kw, m, P), kh, kw, stride, pad, Ho, Wo,
-                               dx[n0:n0 + m])
+                if narrow:
+                    _col2im_narrow(dcols.reshape(C * kh * kw, m, P), kh, kw, pad, Ho, Wo, Wp,
+                                   dx[n0:n0 + m], plane)
+                else:
+                    _col2im_serial(dcols.reshape(C * kh * kw, m, P), kh, kw, stride, pad, Ho, Wo,
+                                   dx[n0:n0 + m])
         return dW, db
 
     parts = _over_chunks(work, N, nb)
