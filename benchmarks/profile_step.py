@@ -13,7 +13,10 @@ Numba's 'conv1+act1+pool1'), the loss and the update get their own clock, and th
 up to about the step and each op finds its inputs as the step leaves them.
 ``--alone`` instead times each layer by itself, called again and again on
 the activations it sees in a step (its inputs warm in cache).  For 'cupy'
-the device is synchronized around every timed call.  A diagnosis tool, not
+the device is synchronized around every timed call.  ``--cpu-time`` clocks
+the CPU time the process spent (all its threads, spinning included) instead
+of wall time: on a machine shared with other jobs that is the work each op
+costs, where the wall time mostly measures the other jobs.  A diagnosis tool, not
 the benchmark: ratios against PyTorch come from ``bench_train.py``.
 """
 from __future__ import annotations
@@ -31,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from numpy_alexnet import MomentumSGD, SoftmaxCrossEntropy, alexnet, cifar_fig1  # noqa: E402
 
 
-def profile_in_step(net, x, y, repeats: int, sync) -> tuple[list, float]:
+def profile_in_step(net, x, y, repeats: int, sync, clock=time.perf_counter) -> tuple[list, float]:
     """Rows (name, output shape, forward ms, backward ms), the loss and the update
     as two more rows, and the median step (ms)."""
     crit = SoftmaxCrossEntropy()
@@ -42,10 +45,10 @@ def profile_in_step(net, x, y, repeats: int, sync) -> tuple[list, float]:
     def timed(key, fn):
         def call(*args, **kwargs):
             sync()
-            t0 = time.perf_counter()
+            t0 = clock()
             out = fn(*args, **kwargs)
             sync()
-            clocks.setdefault(key, []).append(time.perf_counter() - t0)
+            clocks.setdefault(key, []).append(clock() - t0)
             if key[1] == "f":
                 shapes[key[0]] = tuple(getattr(out, "shape", ()))
             return out
@@ -53,7 +56,7 @@ def profile_in_step(net, x, y, repeats: int, sync) -> tuple[list, float]:
 
     # The steps as Sequential runs them: the layers, or a backend's fused runs of them
     # (Numba: conv+relu+pool), made once and kept so that each keeps its clock.
-    steps = net._steps()
+    steps = net._steps() if hasattr(net, "_steps") else net.layers    # (older Sequential: layers)
     for step in steps:                            # instance attributes shadow the methods
         step.forward = timed((step.name, "f"), step.forward)
         step.backward = timed((step.name, "b"), step.backward)
@@ -67,14 +70,14 @@ def profile_in_step(net, x, y, repeats: int, sync) -> tuple[list, float]:
         if i == 2:
             clocks.clear()
         sync()
-        t0 = time.perf_counter()
+        t0 = clock()
         h = net.forward(x, True)
         loss_f(h, y)
         net.backward(loss_b(), input_grad=False)
         update()
         sync()
         if i >= 2:
-            times.append(time.perf_counter() - t0)
+            times.append(clock() - t0)
     med = lambda key: statistics.median(clocks[key]) * 1e3 if key in clocks else 0.0  # noqa: E731
     rows = [(step.name, shapes[step.name], med((step.name, "f")), med((step.name, "b")))
             for step in steps]
@@ -117,6 +120,8 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=None, help="default: 128 (fig1), 32 (alexnet)")
     p.add_argument("--repeats", type=int, default=9)
     p.add_argument("--alone", action="store_true", help="time each layer by itself, not in a step")
+    p.add_argument("--cpu-time", action="store_true",
+                   help="in steps: CPU time of the process (all its threads) instead of wall time")
     args = p.parse_args(argv)
     batch = args.batch or (128 if args.net == "fig1" else 32)
     net = (cifar_fig1(seed=0) if args.net == "fig1" else alexnet(seed=0))
@@ -134,8 +139,9 @@ def main(argv=None) -> int:
         rows, step = profile_alone(net, x, args.repeats, sync), None
         how = "each layer alone"
     else:
-        rows, step = profile_in_step(net, x, y, args.repeats, sync)
-        how = "inside training steps"
+        clock = time.process_time if args.cpu_time else time.perf_counter
+        rows, step = profile_in_step(net, x, y, args.repeats, sync, clock)
+        how = "inside training steps" + (", CPU time of all threads" if args.cpu_time else "")
     total = sum(r[2] + r[3] for r in rows)
     print(f"{args.net}, batch {batch}, backend {args.backend}, {how} "
           f"(ms, median of {args.repeats})")
