@@ -141,7 +141,7 @@ class GemmFloorRunner:
     """'numba-gemms': only the matrix products of the Numba backend's convolutions.
 
     For every convolution of the net, the products that ``numba_ops`` does in a
-    training step (forward W @ cols; dW = dout @ cols^T; dcols = W^T @ dout,
+    training step (forward W @ cols; dW^T = cols @ dout^T; dcols = W^T @ dout,
     except for the first layer, whose input gradient the step skips), on the
     same chunks of the batch and the same threads (``numba_ops._chunk`` and
     ``_over_chunks``, one-thread BLAS each) -- and nothing else: no unfolding,
@@ -186,13 +186,14 @@ class GemmFloorRunner:
             W, cols, dout, P = c["W"], c["cols"], c["dout"], c["P"]
 
             def work(starts, c=c):
-                out, dW = np.empty_like(dout), np.empty_like(W)          # this thread's own
+                G, Fg, CgKK = W.shape
+                out, dWt = np.empty_like(dout), np.empty((G, CgKK, Fg), np.float32)  # this thread's own
                 dcols = np.empty_like(cols)
                 for n0 in starts:
                     mP = min(c["nb"], self.batch - n0) * P               # a shorter last chunk
                     for g in range(W.shape[0]):
                         np.matmul(W[g], cols[g, :, :mP], out=out[g, :, :mP])
-                        np.matmul(dout[g, :, :mP], cols[g, :, :mP].T, out=dW[g])
+                        np.matmul(cols[g, :, :mP], dout[g, :, :mP].T, out=dWt[g])    # dW^T, as numba_ops
                         if c["input_grad"]:
                             np.matmul(W[g].T, dout[g, :, :mP], out=dcols[g, :, :mP])
 
