@@ -3,6 +3,9 @@
 Same signatures, shapes and return conventions as the NumPy reference
 (``layers/conv.py``, ``layers/pooling.py``, ``layers/normalization.py``); the
 matrix products of the convolution stay in NumPy (BLAS), as in the reference.
+The convolution runs a chunk of the batch at a time (``conv_forward_chunks``,
+``conv_backward_chunks``), and ``fused.py`` builds on those chunks to run
+Conv2D -> ReLU -> pool as one step (``OPS.fuse``, which ``Sequential`` asks for).
 
 How the loops are split between threads: every kernel is
 ``@njit(cache=True, parallel=True)`` with ``prange`` over the (N, C) planes of
@@ -254,7 +257,7 @@ def _dout_chunk(dout, dch, db):
     """
     m, F, P = dout.shape
     for f in range(F):
-        acc = 0.0                                     # float64: the order of the sum does not matter
+        acc = 0.0                                     # float64: its rounding is far below float32's
         for n in range(m):
             src, dst = dout[n, f], dch[f, n]          # (P,) views
             for p in range(P):
@@ -296,7 +299,6 @@ def conv_forward_chunks(x, W, stride: int, pad: int, groups: int, epilogue):
             epilogue(n0, m, prod.reshape(F, m, Ho, Wo))                  # (F, m, Ho, Wo)
 
     _over_chunks(work, N, nb)
-    return Ho, Wo
 
 
 def conv2d_forward(x, W, b, stride: int, pad: int, groups: int):
