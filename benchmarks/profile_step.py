@@ -118,13 +118,15 @@ def main(argv=None) -> int:
     p.add_argument("--net", choices=("fig1", "alexnet"), default="fig1")
     p.add_argument("--backend", choices=("numpy", "numba", "cupy"), default="numba")
     p.add_argument("--batch", type=int, default=None, help="default: 128 (fig1), 32 (alexnet)")
+    p.add_argument("--activation", choices=("relu", "tanh"), default="relu",
+                   help="fig1: the neuron (the Figure-1 study trains both)")
     p.add_argument("--repeats", type=int, default=9)
     p.add_argument("--alone", action="store_true", help="time each layer by itself, not in a step")
     p.add_argument("--cpu-time", action="store_true",
                    help="in steps: CPU time of the process (all its threads) instead of wall time")
     args = p.parse_args(argv)
     batch = args.batch or (128 if args.net == "fig1" else 32)
-    net = (cifar_fig1(seed=0) if args.net == "fig1" else alexnet(seed=0))
+    net = (cifar_fig1(seed=0, activation=args.activation) if args.net == "fig1" else alexnet(seed=0))
     net.to(args.backend, 0 if args.backend == "cupy" else None)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch,) + net.input_shape).astype(np.float32)
@@ -143,7 +145,8 @@ def main(argv=None) -> int:
         rows, step = profile_in_step(net, x, y, args.repeats, sync, clock)
         how = "inside training steps" + (", CPU time of all threads" if args.cpu_time else "")
     total = sum(r[2] + r[3] for r in rows)
-    print(f"{args.net}, batch {batch}, backend {args.backend}, {how} "
+    what = f"{args.net} ({args.activation})" if args.net == "fig1" else args.net
+    print(f"{what}, batch {batch}, backend {args.backend}, {how} "
           f"(ms, median of {args.repeats})")
     print(f"{'op':18s} {'output':22s} {'forward':>8s} {'backward':>9s} {'share':>6s}")
     for name, shape, f, b in rows:

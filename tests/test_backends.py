@@ -128,8 +128,9 @@ FUSED_CASES = [(5, 3, 12, 11, 6, 5, 1, 2, 1, 3, 2), (4, 4, 9, 9, 6, 3, 1, 1, 2, 
 @needs_numba
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("pool", [MaxPool2D, AvgPool2D])
-def test_fused_conv_relu_pool(rng, dtype, pool, monkeypatch):
-    """Numba's fused Conv2D -> ReLU -> pool step against the three reference layers."""
+@pytest.mark.parametrize("neuron", [ReLU, Tanh])
+def test_fused_conv_neuron_pool(rng, dtype, pool, neuron, monkeypatch):
+    """Numba's fused Conv2D -> ReLU/Tanh -> pool step against the three reference layers."""
     from numpy_alexnet.fast import fused, numba_ops
     monkeypatch.setattr(numba_ops, "CHUNK_BYTES", 3000)      # chunks of one or two examples
     tol = 1e-13 if dtype == np.float64 else TOL32["numba"]
@@ -138,17 +139,18 @@ def test_fused_conv_relu_pool(rng, dtype, pool, monkeypatch):
         conv = Conv2D(C, F, K, stride=s, padding=p, groups=G, weight_std=0.5, bias=0.1, rng=rng,
                       dtype=dtype)
         conv.params["b"][0] = -1e3               # channel 0 all below 0: ReLU's zeros tie in every window
-        ref = [conv, ReLU(), pool(pk, ps)]
+        ref = [conv, neuron(), pool(pk, ps)]
         fast = [copy.deepcopy(layer).to("numba") for layer in ref]
         steps = fused.fuse(fast)
-        assert len(steps) == 1 and isinstance(steps[0], fused.ConvReluPool)
+        assert len(steps) == 1 and isinstance(steps[0], fused.ConvNeuronPool)
         x = rng.standard_normal((N, C, H, W)).astype(dtype)
         out = x
         for layer in ref:
             out = layer.forward(out)
         got = steps[0].forward(x)
         assert got.dtype == dtype and got.shape == out.shape
-        assert (out[:, 0] == 0).all() and (out[:, 1:] > 0).any()
+        if neuron is ReLU:
+            assert (out[:, 0] == 0).all() and (out[:, 1:] > 0).any()
         assert_close(out, got, tol, f"fused forward {case}")
         d = rng.standard_normal(out.shape).astype(dtype)
         dx = d
@@ -167,12 +169,15 @@ def test_fused_conv_relu_pool(rng, dtype, pool, monkeypatch):
 
 @needs_numba
 def test_numba_net_fuses_the_figure1_blocks_and_checks_dout():
-    """Sequential on Numba runs each conv -> relu -> pool as one step; the checks still hold."""
-    from numpy_alexnet.fast.fused import ConvReluPool
+    """Sequential on Numba runs each conv -> neuron -> pool as one step; the checks still hold."""
     from numpy_alexnet.layers import LayerInputError
     net = cifar_fig1(seed=0).to("numba")
-    assert [type(s).__name__ for s in net._steps()] == ["ConvReluPool"] * 3 + ["Flatten", "Linear"]
-    assert cifar_fig1(seed=0, activation="tanh").to("numba")._steps()[0].__class__ is not ConvReluPool
+    assert [type(s).__name__ for s in net._steps()] == ["ConvNeuronPool"] * 3 + ["Flatten", "Linear"]
+    tanh = cifar_fig1(seed=0, activation="tanh").to("numba")
+    assert [type(s).__name__ for s in tanh._steps()] == ["ConvNeuronPool"] * 3 + ["Flatten", "Linear"]
+    assert [type(s).__name__ for s in cifar_fig1(seed=0)._steps()] == [
+        "Conv2D", "ReLU", "MaxPool2D", "Conv2D", "ReLU", "AvgPool2D", "Conv2D", "ReLU", "AvgPool2D",
+        "Flatten", "Linear"]                     # the NumPy reference runs every layer on its own
     x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
     net.forward(x)
     with pytest.raises(LayerInputError, match="pool1.*dout shape"):

@@ -1,4 +1,4 @@
-"""Numba backend: Conv2D -> ReLU -> pooling run as one fused step.
+"""Numba backend: Conv2D -> ReLU (or Tanh) -> pooling run as one fused step.
 
 In the reference, each of the three layers makes its own pass over the
 convolution's output (N, F, Ho, Wo): the convolution writes it (plus the
@@ -26,6 +26,10 @@ reference layers.  What is kept for the backward:
   exactly when the element it routes to was > 0.
 * average pooling: ReLU's mask (bool, the size of the convolution's output),
   since every element of a window gets a share of its gradient.
+* Tanh (Figure 1's other neuron), either pool: Tanh's output, as the Tanh
+  layer keeps it.  The bias and NumPy's tanh are applied to the chunk in
+  place (NumPy's tanh is vectorized, and rounds as the reference does), then
+  the pool's kernel; backward, one kernel does the pool's and the neuron's.
 
 ``fuse(layers)`` is what ``Sequential`` calls (through ``get_ops('numba').fuse``)
 to find the runs.  A fused forward must be followed by a fused backward (as
@@ -38,7 +42,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ..layers import AvgPool2D, Conv2D, MaxPool2D, ReLU
+from ..layers import AvgPool2D, Conv2D, MaxPool2D, ReLU, Tanh
 from ..layers.base import LayerInputError, conv_output_size
 from .numba_ops import conv_backward_chunks, conv_forward_chunks
 
@@ -168,26 +172,111 @@ def _avgpool_relu_backward(dout, mask, kh, kw, stride, size, zero, dch, db):
     return dch
 
 
+# -- tanh: the neuron applied in place, then the pool; backward the other way round -------
+@_kernel
+def _maxpool_chunk(a, kh, kw, stride, out, arg):
+    """out, arg = ``numba_ops.maxpool_forward`` of a (F, m, Ho, Wo) into (m, F, Hq, Wq)."""
+    F, m = a.shape[0], a.shape[1]
+    Hq, Wq = out.shape[2], out.shape[3]
+    for f in range(F):
+        for n in range(m):
+            plane = a[f, n]                             # (Ho, Wo), a view
+            for y in range(Hq):
+                for xq in range(Wq):
+                    y0, x0 = y * stride, xq * stride
+                    best = plane[y0, x0]
+                    where = 0
+                    for i in range(kh):
+                        for j in range(kw):
+                            v = plane[y0 + i, x0 + j]
+                            if v > best:                # strict: ties keep the first maximum
+                                best = v
+                                where = i * kw + j
+                    out[n, f, y, xq] = best
+                    arg[n, f, y, xq] = where
+    return out
+
+
+@_kernel
+def _avgpool_chunk(a, kh, kw, stride, size, out):
+    """out = ``numba_ops.avgpool_forward`` of a (F, m, Ho, Wo) into (m, F, Hq, Wq)."""
+    F, m = a.shape[0], a.shape[1]
+    Hq, Wq = out.shape[2], out.shape[3]
+    for f in range(F):
+        for n in range(m):
+            plane = a[f, n]                             # (Ho, Wo), a view
+            for y in range(Hq):
+                for xq in range(Wq):
+                    y0, x0 = y * stride, xq * stride
+                    acc = plane[y0, x0]
+                    for i in range(kh):
+                        for j in range(kw):
+                            if i or j:
+                                acc += plane[y0 + i, x0 + j]
+                    out[n, f, y, xq] = acc / size
+    return out
+
+
+@_kernel
+def _pool_tanh_backward(dout, arg, tout, is_max, kh, kw, stride, size, one, dch, db):
+    """dch = tanh_backward(pool_backward(dout)), and db += its sums (float64).
+
+    dout, arg: (m, F, Hq, Wq) (arg unused for average pooling); tout: (m, F,
+    Ho, Wo), Tanh's output; dch: (F, m, Ho, Wo), zeroed here.  The pool's
+    backward as ``numba_ops.maxpool_backward`` / ``avgpool_backward`` (window
+    order for max, offsets outermost for average), then dch * (1 - tout^2)
+    as ``tanh_backward``.
+    """
+    m, F, Hq, Wq = dout.shape
+    Ho, Wo = dch.shape[2], dch.shape[3]
+    for f in range(F):
+        acc = 0.0
+        for n in range(m):
+            plane = dch[f, n]                           # (Ho, Wo), a view
+            plane[:] = 0
+            if is_max:
+                for y in range(Hq):
+                    for xq in range(Wq):
+                        a = arg[n, f, y, xq]
+                        plane[y * stride + a // kw, xq * stride + a % kw] += dout[n, f, y, xq]
+            else:
+                for i in range(kh):
+                    for j in range(kw):
+                        for y in range(Hq):
+                            for xq in range(Wq):
+                                plane[y * stride + i, xq * stride + j] += dout[n, f, y, xq] / size
+            t = tout[n, f]                              # (Ho, Wo), a view
+            for y in range(Ho):
+                for x in range(Wo):
+                    o = t[y, x]
+                    plane[y, x] = plane[y, x] * (one - o * o)
+                    acc += plane[y, x]
+        db[f] += acc
+    return dch
+
+
 # -- the fused step ----------------------------------------------------------------------
 class FusedState:
     """What a fused forward keeps for its backward (see the module docstring)."""
 
     def __init__(self, pool_state, relu_state, conv_shape: tuple):
         self.pool_state = pool_state      # max: window offsets (N, F, Hq, Wq) int32; avg: None
-        self.relu_state = relu_state      # max: the pooled output; avg: ReLU's mask (N, F, Ho, Wo)
+        self.relu_state = relu_state      # ReLU: max, the pooled output; avg, its mask (N, F, Ho, Wo)
+                                          # Tanh: its output (N, F, Ho, Wo)
         self.conv_shape = conv_shape      # (N, F, Ho, Wo), the convolution's output
 
 
-class ConvReluPool:
-    """Conv2D -> ReLU -> MaxPool2D or AvgPool2D, as one step of a ``Sequential``.
+class ConvNeuronPool:
+    """Conv2D -> ReLU or Tanh -> MaxPool2D or AvgPool2D, as one step of a ``Sequential``.
 
     It has a layer's ``forward``, ``backward`` and ``param_backward``, and
     keeps its state in the three layers it stands for: the convolution's input
-    and gradients in the Conv2D, the pool's state in the pool and ReLU's
-    (the mask, or the pooled output) in the ReLU.
+    and gradients in the Conv2D, the pool's state in the pool and the
+    neuron's (ReLU: the mask, or the pooled output; Tanh: its output) in the
+    neuron layer, as a :class:`FusedState`.
     """
 
-    def __init__(self, conv: Conv2D, relu: ReLU, pool):
+    def __init__(self, conv: Conv2D, relu, pool):
         self.conv, self.relu, self.pool = conv, relu, pool
         self.name = f"{conv.name}+{relu.name}+{pool.name}"
 
@@ -203,7 +292,23 @@ class ConvReluPool:
         _, Hq, Wq = pool.output_shape((F, Ho, Wo))          # raises, naming the pool, if too small
         zero = W.dtype.type(0)
         out = np.empty((N, F, Hq, Wq), dtype=W.dtype)
-        if isinstance(pool, MaxPool2D):
+        is_max = isinstance(pool, MaxPool2D)
+        if isinstance(relu, Tanh):
+            state = np.empty((N, F, Hq, Wq), dtype=np.int32) if is_max else None
+            relu_state = np.empty((N, F, Ho, Wo), dtype=W.dtype)          # Tanh's output
+            size = W.dtype.type(pool.kh * pool.kw)
+
+            def finish(n0, m, prod):                                     # prod: (F, m, Ho, Wo)
+                # NumPy's own tanh (vectorized, the reference's rounding), in place, in cache.
+                np.add(prod, b.reshape(F, 1, 1, 1), out=prod)
+                np.tanh(prod, out=prod)
+                relu_state[n0:n0 + m] = prod.transpose(1, 0, 2, 3)       # (m, F, Ho, Wo), a copy
+                if is_max:
+                    _maxpool_chunk(prod, pool.kh, pool.kw, pool.stride, out[n0:n0 + m],
+                                   state[n0:n0 + m])
+                else:
+                    _avgpool_chunk(prod, pool.kh, pool.kw, pool.stride, size, out[n0:n0 + m])
+        elif is_max:
             state = np.empty((N, F, Hq, Wq), dtype=np.int32)             # window offsets
 
             def finish(n0, m, prod):                                     # prod: (F, m, Ho, Wo)
@@ -236,7 +341,15 @@ class ConvReluPool:
         dout = np.ascontiguousarray(dout)
         fused = relu.cache
         state, relu_state, (N, F, Ho, Wo) = fused.pool_state, fused.relu_state, fused.conv_shape
-        if isinstance(pool, MaxPool2D):
+        if isinstance(relu, Tanh):
+            is_max = isinstance(pool, MaxPool2D)
+            arg = state if is_max else np.zeros((N, 1, 1, 1), dtype=np.int32)   # unused for avg
+            size, one = dout.dtype.type(pool.kh * pool.kw), dout.dtype.type(1)
+
+            def start(n0, m, dch, db):                                   # dch: (F, m, Ho, Wo)
+                _pool_tanh_backward(dout[n0:n0 + m], arg[n0:n0 + m], relu_state[n0:n0 + m],
+                                    is_max, pool.kh, pool.kw, pool.stride, size, one, dch, db)
+        elif isinstance(pool, MaxPool2D):
             def start(n0, m, dch, db):                                   # dch: (F, m, Ho, Wo)
                 _maxpool_relu_backward(dout[n0:n0 + m], state[n0:n0 + m], relu_state[n0:n0 + m],
                                        pool.kw, pool.stride, dch, db)
@@ -257,15 +370,15 @@ class ConvReluPool:
 
 
 def fuse(layers: list) -> list:
-    """``layers`` with every Conv2D -> ReLU -> MaxPool2D/AvgPool2D run on Numba as one
-    :class:`ConvReluPool`; every other layer as it is."""
+    """``layers`` with every Conv2D -> ReLU/Tanh -> MaxPool2D/AvgPool2D run on Numba as
+    one :class:`ConvNeuronPool`; every other layer as it is."""
     steps, i = [], 0
     while i < len(layers):
         run = layers[i:i + 3]
-        if (len(run) == 3 and type(run[0]) is Conv2D and type(run[1]) is ReLU
+        if (len(run) == 3 and type(run[0]) is Conv2D and type(run[1]) in (ReLU, Tanh)
                 and type(run[2]) in (MaxPool2D, AvgPool2D)
                 and all(layer.backend == "numba" for layer in run)):
-            steps.append(ConvReluPool(*run))
+            steps.append(ConvNeuronPool(*run))
             i += 3
         else:
             steps.append(layers[i])
