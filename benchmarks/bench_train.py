@@ -357,7 +357,7 @@ def numba_compile_child() -> dict:
         out, state = getattr(ops, f"{kind}_forward")(x)
         getattr(ops, f"{kind}_backward")(out, state)
     from numpy_alexnet.layers import AvgPool2D, Conv2D, MaxPool2D, ReLU
-    for pool in (MaxPool2D, AvgPool2D):                     # the fused conv -> relu -> pool steps
+    for pool in (MaxPool2D, AvgPool2D):                     # the fused conv -> neuron -> pool steps
         (step,) = ops.fuse([layer.to("numba") for layer in (Conv2D(4, 6, 3, padding=1), ReLU(),
                                                              pool(3, 2))])
         out = step.forward(x)

@@ -66,8 +66,8 @@ class Sequential:
     def _steps(self) -> list:
         """The layers as forward and backward run them: one by one, except that a
         fast backend may run a few as one fused step with the same results
-        (``ops.fuse``; the Numba backend runs each Conv2D -> ReLU -> pool in one
-        pass over the data, see numpy_alexnet/fast/fused.py)."""
+        (``ops.fuse``; the Numba backend runs each Conv2D -> ReLU or Tanh -> pool
+        in one pass over the data, see numpy_alexnet/fast/fused.py)."""
         fuse = getattr(get_ops(self.backend), "fuse", None) if self.layers else None
         return self.layers if fuse is None else fuse(self.layers)
 
