@@ -44,7 +44,7 @@ import numpy as np
 
 from ..layers import AvgPool2D, Conv2D, MaxPool2D, ReLU, Tanh
 from ..layers.base import LayerInputError, conv_output_size
-from .numba_ops import conv_backward_chunks, conv_forward_chunks
+from .numba_ops import conv_backward_chunks, conv_forward_chunks, sum64
 
 _kernel = numba.njit(cache=True, nogil=True)
 
@@ -136,9 +136,7 @@ def _maxpool_relu_backward(dout, arg, pooled, kw, stride, dch, db):
                     if pooled[n, f, y, xq] > 0:
                         a = arg[n, f, y, xq]
                         plane[y * stride + a // kw, xq * stride + a % kw] += dout[n, f, y, xq]
-            for y in range(plane.shape[0]):
-                for x in range(plane.shape[1]):
-                    acc += plane[y, x]
+            acc += sum64(plane)
         db[f] += acc
     return dch
 
@@ -167,7 +165,7 @@ def _avgpool_relu_backward(dout, mask, kh, kw, stride, size, zero, dch, db):
                 for x in range(Wo):
                     if not mask[n, f, y, x]:
                         plane[y, x] = zero
-                    acc += plane[y, x]
+            acc += sum64(plane)
         db[f] += acc
     return dch
 
@@ -250,7 +248,7 @@ def _pool_tanh_backward(dout, arg, tout, is_max, kh, kw, stride, size, one, dch,
                 for x in range(Wo):
                     o = t[y, x]
                     plane[y, x] = plane[y, x] * (one - o * o)
-                    acc += plane[y, x]
+            acc += sum64(plane)
         db[f] += acc
     return dch
 
