@@ -253,9 +253,9 @@ def sum64(a):
 
     Only here may LLVM reorder the additions (``fastmath`` 'reassoc'), so
     that it vectorizes them: 5x faster than one chain of dependent float64
-    adds.  In float64 the order changes the sum of float32 values far below
-    float32's rounding, so db, which is this sum cast to float32, keeps the
-    same value.
+    adds.  In float64 the order moves the sum of float32 values far below
+    float32's rounding, so db, this sum cast to float32, comes out the same
+    but where the sum lies within about 1e-16 of a float32 rounding boundary.
     """
     flat = a.reshape(a.size)                          # (size,), a view
     acc = 0.0
