@@ -33,9 +33,9 @@ reference layers.  What is kept for the backward:
 
 ``fuse(layers)`` is what ``Sequential`` calls (through ``get_ops('numba').fuse``)
 to find the runs.  A fused forward must be followed by a fused backward (as
-``Sequential`` does): the state lives in a :class:`FusedState` in the ReLU
-layer's cache, whose own backward refuses, and a fused backward after layers
-ran one by one says so rather than read their caches.
+``Sequential`` does): the state lives in a :class:`FusedState` in the neuron
+layer's cache (ReLU or Tanh), whose own backward refuses, and a fused
+backward after layers ran one by one says so rather than read their caches.
 """
 from __future__ import annotations
 
@@ -257,9 +257,9 @@ def _pool_tanh_backward(dout, arg, tout, is_max, kh, kw, stride, size, one, dch,
 class FusedState:
     """What a fused forward keeps for its backward (see the module docstring)."""
 
-    def __init__(self, pool_state, relu_state, conv_shape: tuple):
+    def __init__(self, pool_state, neuron_state, conv_shape: tuple):
         self.pool_state = pool_state      # max: window offsets (N, F, Hq, Wq) int32; avg: None
-        self.relu_state = relu_state      # ReLU: max, the pooled output; avg, its mask (N, F, Ho, Wo)
+        self.neuron_state = neuron_state  # ReLU: max, the pooled output; avg, its mask (N, F, Ho, Wo);
                                           # Tanh: its output (N, F, Ho, Wo)
         self.conv_shape = conv_shape      # (N, F, Ho, Wo), the convolution's output
 
@@ -274,12 +274,12 @@ class ConvNeuronPool:
     neuron layer, as a :class:`FusedState`.
     """
 
-    def __init__(self, conv: Conv2D, relu, pool):
-        self.conv, self.relu, self.pool = conv, relu, pool
-        self.name = f"{conv.name}+{relu.name}+{pool.name}"
+    def __init__(self, conv: Conv2D, neuron, pool):
+        self.conv, self.neuron, self.pool = conv, neuron, pool
+        self.name = f"{conv.name}+{neuron.name}+{pool.name}"
 
     def forward(self, x, train: bool = True):
-        conv, relu, pool = self.conv, self.relu, self.pool
+        conv, neuron, pool = self.conv, self.neuron, self.pool
         conv.check_input(x, ndim=4, channels=conv.in_channels,               # as Conv2D.forward
                          min_hw=(conv.kh - 2 * conv.padding, conv.kw - 2 * conv.padding),
                          expected=f"(N, {conv.in_channels}, H, W)")
@@ -291,16 +291,16 @@ class ConvNeuronPool:
         zero = W.dtype.type(0)
         out = np.empty((N, F, Hq, Wq), dtype=W.dtype)
         is_max = isinstance(pool, MaxPool2D)
-        if isinstance(relu, Tanh):
+        if isinstance(neuron, Tanh):
             state = np.empty((N, F, Hq, Wq), dtype=np.int32) if is_max else None
-            relu_state = np.empty((N, F, Ho, Wo), dtype=W.dtype)          # Tanh's output
+            neuron_state = np.empty((N, F, Ho, Wo), dtype=W.dtype)          # Tanh's output
             size = W.dtype.type(pool.kh * pool.kw)
 
             def finish(n0, m, prod):                                     # prod: (F, m, Ho, Wo)
                 # NumPy's own tanh (vectorized, the reference's rounding), in place, in cache.
                 np.add(prod, b.reshape(F, 1, 1, 1), out=prod)
                 np.tanh(prod, out=prod)
-                relu_state[n0:n0 + m] = prod.transpose(1, 0, 2, 3)       # (m, F, Ho, Wo), a copy
+                neuron_state[n0:n0 + m] = prod.transpose(1, 0, 2, 3)       # (m, F, Ho, Wo), a copy
                 if is_max:
                     _maxpool_chunk(prod, pool.kh, pool.kw, pool.stride, out[n0:n0 + m],
                                    state[n0:n0 + m])
@@ -312,50 +312,50 @@ class ConvNeuronPool:
             def finish(n0, m, prod):                                     # prod: (F, m, Ho, Wo)
                 _bias_relu_maxpool(prod, b, pool.kh, pool.kw, pool.stride, zero,
                                    out[n0:n0 + m], state[n0:n0 + m])
-            relu_state = out                                             # > 0: ReLU let it through
+            neuron_state = out                                             # > 0: ReLU let it through
         else:
             state = None                                                 # as numba avgpool_forward
-            relu_state = np.empty((N, F, Ho, Wo), dtype=np.bool_)        # ReLU's mask
+            neuron_state = np.empty((N, F, Ho, Wo), dtype=np.bool_)        # ReLU's mask
             size = W.dtype.type(pool.kh * pool.kw)
 
             def finish(n0, m, prod):
                 _bias_relu_avgpool(prod, b, pool.kh, pool.kw, pool.stride, size, zero,
-                                   out[n0:n0 + m], relu_state[n0:n0 + m])
+                                   out[n0:n0 + m], neuron_state[n0:n0 + m])
         conv_forward_chunks(x, W, conv.stride, conv.padding, conv.groups, finish)
         conv.cache = (np.ascontiguousarray(x),)                          # numba conv2d_forward's state
         pool.cache, pool.last_x_shape = (state, (N, F, Ho, Wo)), (N, F, Ho, Wo)   # for check_dout
-        relu.cache = FusedState(state, relu_state, (N, F, Ho, Wo))
-        relu.last_x_shape = None                                         # its own backward refuses
+        neuron.cache = FusedState(state, neuron_state, (N, F, Ho, Wo))
+        neuron.last_x_shape = None                                         # its own backward refuses
         return out
 
     def backward(self, dout, input_grad: bool = True):
-        conv, relu, pool = self.conv, self.relu, self.pool
+        conv, neuron, pool = self.conv, self.neuron, self.pool
         pool.check_dout(dout)                                            # (N, F, Hq, Wq)
-        if not isinstance(relu.cache, FusedState):
+        if not isinstance(neuron.cache, FusedState):
             raise LayerInputError(
                 f"{self.name}: backward of the fused step after a forward that ran the layers one "
                 f"by one: go back through what went forward (Sequential.backward after "
                 f"Sequential.forward, or each layer's own backward)")
         dout = np.ascontiguousarray(dout)
-        fused = relu.cache
-        state, relu_state, (N, F, Ho, Wo) = fused.pool_state, fused.relu_state, fused.conv_shape
-        if isinstance(relu, Tanh):
+        fused = neuron.cache
+        state, neuron_state, (N, F, Ho, Wo) = fused.pool_state, fused.neuron_state, fused.conv_shape
+        if isinstance(neuron, Tanh):
             is_max = isinstance(pool, MaxPool2D)
             arg = state if is_max else np.zeros((N, 1, 1, 1), dtype=np.int32)   # unused for avg
             size, one = dout.dtype.type(pool.kh * pool.kw), dout.dtype.type(1)
 
             def start(n0, m, dch, db):                                   # dch: (F, m, Ho, Wo)
-                _pool_tanh_backward(dout[n0:n0 + m], arg[n0:n0 + m], relu_state[n0:n0 + m],
+                _pool_tanh_backward(dout[n0:n0 + m], arg[n0:n0 + m], neuron_state[n0:n0 + m],
                                     is_max, pool.kh, pool.kw, pool.stride, size, one, dch, db)
         elif isinstance(pool, MaxPool2D):
             def start(n0, m, dch, db):                                   # dch: (F, m, Ho, Wo)
-                _maxpool_relu_backward(dout[n0:n0 + m], state[n0:n0 + m], relu_state[n0:n0 + m],
+                _maxpool_relu_backward(dout[n0:n0 + m], state[n0:n0 + m], neuron_state[n0:n0 + m],
                                        pool.kw, pool.stride, dch, db)
         else:
             size, zero = dout.dtype.type(pool.kh * pool.kw), dout.dtype.type(0)
 
             def start(n0, m, dch, db):
-                _avgpool_relu_backward(dout[n0:n0 + m], relu_state[n0:n0 + m], pool.kh, pool.kw,
+                _avgpool_relu_backward(dout[n0:n0 + m], neuron_state[n0:n0 + m], pool.kh, pool.kw,
                                        pool.stride, size, zero, dch, db)
         (x,) = conv.cache
         dx, conv.grads["W"], conv.grads["b"] = conv_backward_chunks(
