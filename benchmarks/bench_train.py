@@ -141,7 +141,7 @@ class GemmFloorRunner:
     """'numba-gemms': only the matrix products of the Numba backend's convolutions.
 
     For every convolution of the net, the products that ``numba_ops`` does in a
-    training step (forward W @ cols; dW = dout @ cols^T; dcols = W^T @ dout,
+    training step (forward W @ cols; dW^T = cols @ dout^T; dcols = W^T @ dout,
     except for the first layer, whose input gradient the step skips), on the
     same chunks of the batch and the same threads (``numba_ops._chunk`` and
     ``_over_chunks``, one-thread BLAS each) -- and nothing else: no unfolding,
@@ -186,13 +186,14 @@ class GemmFloorRunner:
             W, cols, dout, P = c["W"], c["cols"], c["dout"], c["P"]
 
             def work(starts, c=c):
-                out, dW = np.empty_like(dout), np.empty_like(W)          # this thread's own
+                G, Fg, CgKK = W.shape
+                out, dWt = np.empty_like(dout), np.empty((G, CgKK, Fg), np.float32)  # this thread's own
                 dcols = np.empty_like(cols)
                 for n0 in starts:
                     mP = min(c["nb"], self.batch - n0) * P               # a shorter last chunk
                     for g in range(W.shape[0]):
                         np.matmul(W[g], cols[g, :, :mP], out=out[g, :, :mP])
-                        np.matmul(dout[g, :, :mP], cols[g, :, :mP].T, out=dW[g])
+                        np.matmul(cols[g, :, :mP], dout[g, :, :mP].T, out=dWt[g])    # dW^T, as numba_ops
                         if c["input_grad"]:
                             np.matmul(W[g].T, dout[g, :, :mP], out=dcols[g, :, :mP])
 
@@ -355,7 +356,31 @@ def numba_compile_child() -> dict:
     for kind in ("relu", "tanh"):
         out, state = getattr(ops, f"{kind}_forward")(x)
         getattr(ops, f"{kind}_backward")(out, state)
+    from numpy_alexnet.layers import AvgPool2D, Conv2D, MaxPool2D, ReLU
+    for pool in (MaxPool2D, AvgPool2D):                     # the fused conv -> neuron -> pool steps
+        (step,) = ops.fuse([layer.to("numba") for layer in (Conv2D(4, 6, 3, padding=1), ReLU(),
+                                                             pool(3, 2))])
+        out = step.forward(x)
+        step.backward(out)
     return {"import_s": t_import, "first_calls_s": time.perf_counter() - t0}
+
+
+def cpu_model() -> dict:
+    """The CPU as /proc/cpuinfo names it (model name, family, model, stepping) and its SIMD flags."""
+    info = {"model_name": platform.processor() or platform.machine()}
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return info
+    first = text.split("\n\n")[0]                        # the first processor's block
+    fields = dict(line.split(":", 1) for line in first.splitlines() if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    info.update(model_name=fields.get("model name", info["model_name"]),
+                family=fields.get("cpu family"), model=fields.get("model"),
+                stepping=fields.get("stepping"),
+                simd=[f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile")
+                      if f in fields.get("flags", "").split()])
+    return info
 
 
 def openblas_core() -> str:
@@ -434,7 +459,8 @@ def main(argv=None) -> int:
                                                                  else sys.argv[1:]),
         "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "cpus": os.cpu_count(), "loadavg_before": os.getloadavg()},
+                    "cpu": cpu_model(), "cpus": os.cpu_count(),
+                    "loadavg_before": os.getloadavg()},
         "software": {"python": platform.python_version(), "numpy": np.__version__,
                      "openblas_core": openblas_core(),
                      "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
@@ -483,6 +509,10 @@ def main(argv=None) -> int:
         if peer in rows:
             for b in bks:
                 rows[b]["ratio_vs_torch"] = rows[b]["images_per_s"] / rows[peer]["images_per_s"]
+        if "numba" in rows and "numba-gemms" in rows:
+            # How far the Numba step is above its own floor: step time / GEMM-only time.
+            rows["numba"]["ratio_vs_gemm_floor"] = (rows["numba"]["median_step_s"]
+                                                    / rows["numba-gemms"]["median_step_s"])
         if "numba" in rows and "numpy" in rows:
             rows["numpy"]["ratio_vs_numba"] = rows["numpy"]["images_per_s"] / rows["numba"]["images_per_s"]
         if "numba-gemms" in rows:
@@ -499,10 +529,12 @@ def main(argv=None) -> int:
         for b in bks:
             r = rows[b]
             mem = r.get("memory", {})
+            floor = (f"  {r['ratio_vs_gemm_floor']:.2f}x its GEMM floor"
+                     if "ratio_vs_gemm_floor" in r else "")
             print(f"  {b:18s} {r['images_per_s']:8.1f} images/s  median step "
                   f"{r['median_step_s'] * 1e3:8.1f} ms  x{r.get('ratio_vs_torch', float('nan')):.2f} "
-                  f"of PyTorch  peak {mem.get('gpu_peak_MiB', mem.get('step_peak_MiB', float('nan'))):.0f} MiB",
-                  flush=True)
+                  f"of PyTorch  peak {mem.get('gpu_peak_MiB', mem.get('step_peak_MiB', float('nan'))):.0f} MiB"
+                  f"{floor}", flush=True)
         result["nets"][net_name] = rows
     result["machine"]["loadavg_after"] = os.getloadavg()
 
@@ -516,16 +548,25 @@ def main(argv=None) -> int:
 
 
 def markdown_table(result: dict) -> str:
-    lines = ["| net | batch | backend | images/s | median step (ms) | peak memory (MiB) | vs PyTorch |",
-             "|---|---|---|---|---|---|---|"]
+    """The results as a table; 'step / GEMM floor' is filled for Numba when --floor ran."""
+    cpu, machine = result["machine"].get("cpu", {}), result["machine"]
+    load = lambda key: " ".join(f"{v:.1f}" for v in machine.get(key) or ())  # noqa: E731
+    lines = [f"CPU: {cpu.get('model_name', 'unknown')} (family {cpu.get('family')}, model "
+             f"{cpu.get('model')}; {', '.join(cpu.get('simd', [])) or 'no SIMD flags read'}), "
+             f"{machine['cpus']} CPUs; load average {load('loadavg_before')} before, "
+             f"{load('loadavg_after')} after", "",
+             "| net | batch | backend | images/s | median step (ms) | peak memory (MiB) | vs PyTorch "
+             "| step / GEMM floor |",
+             "|---|---|---|---|---|---|---|---|"]
     for net_name, rows in result["nets"].items():
         for b, r in rows.items():
             mem = r.get("memory", {})
             peak = mem.get("gpu_peak_MiB", mem.get("step_peak_MiB"))
+            floor = f"{r['ratio_vs_gemm_floor']:.2f}x" if "ratio_vs_gemm_floor" in r else ""
             lines.append(f"| {net_name} | {r['batch']} | {b} | {r['images_per_s']:.1f} | "
                          f"{r['median_step_s'] * 1e3:.0f} | "
                          f"{'' if peak is None else f'{peak:.0f}'} | "
-                         f"{r.get('ratio_vs_torch', float('nan')):.2f}x |")
+                         f"{r.get('ratio_vs_torch', float('nan')):.2f}x | {floor} |")
     return "\n".join(lines)
 
 

@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from .backend import check_backend, get_array_module, to_numpy
+from .backend import check_backend, get_array_module, get_ops, to_numpy
 from .layers.base import Layer, check_net_input
 
 
@@ -48,8 +48,8 @@ class Sequential:
     def forward(self, x, train: bool = False):
         if self.input_shape is not None:
             check_net_input(f"Sequential '{self.name}'", x, self.input_shape)
-        for layer in self.layers:
-            x = layer.forward(x, train)
+        for step in self._steps():
+            x = step.forward(x, train)
         return x
 
     def backward(self, dout, input_grad: bool = True):
@@ -58,12 +58,21 @@ class Sequential:
         Training needs no dx of the images: ``input_grad=False`` lets the
         first layer skip it (for conv1, a GEMM and a col2im).
         """
-        for layer in reversed(self.layers[1:]):
-            dout = layer.backward(dout)
+        steps = self._steps()
+        for step in reversed(steps[1:]):
+            dout = step.backward(dout)
         if not input_grad:
-            self.layers[0].param_backward(dout)
+            steps[0].param_backward(dout)
             return None
-        return self.layers[0].backward(dout)
+        return steps[0].backward(dout)
+
+    def _steps(self) -> list:
+        """The layers as forward and backward run them: one by one, except that a
+        fast backend may run a few as one fused step with the same results
+        (``ops.fuse``; the Numba backend runs each Conv2D -> ReLU or Tanh -> pool
+        in one pass over the data, see numpy_alexnet/fast/fused.py)."""
+        fuse = getattr(get_ops(self.backend), "fuse", None) if self.layers else None
+        return self.layers if fuse is None else fuse(self.layers)
 
     __call__ = forward
 

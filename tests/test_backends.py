@@ -119,6 +119,77 @@ def test_conv2d_ops(rng, backend, dtype, monkeypatch):
             assert_close(want[2], db, tol, f"conv db {(N, C, H, W, F, K, s, p, G)}")
 
 
+# (N, C, H, W, F, K, stride, pad, groups, pool kernel, pool stride): the Figure-1 blocks
+# (5x5 'same', 3x3/2 pools), strided, grouped, H != W, a pool that does not overlap.
+FUSED_CASES = [(5, 3, 12, 11, 6, 5, 1, 2, 1, 3, 2), (4, 4, 9, 9, 6, 3, 1, 1, 2, 3, 2),
+               (3, 3, 13, 12, 4, 5, 2, 1, 1, 2, 2), (6, 2, 8, 10, 4, 3, 1, 0, 1, 2, 1)]
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("pool", [MaxPool2D, AvgPool2D])
+@pytest.mark.parametrize("neuron", [ReLU, Tanh])
+def test_fused_conv_neuron_pool(rng, dtype, pool, neuron, monkeypatch):
+    """Numba's fused Conv2D -> ReLU/Tanh -> pool step against the three reference layers."""
+    from numpy_alexnet.fast import fused, numba_ops
+    monkeypatch.setattr(numba_ops, "CHUNK_BYTES", 3000)      # chunks of one or two examples
+    tol = 1e-13 if dtype == np.float64 else TOL32["numba"]
+    for (N, C, H, W, F, K, s, p, G, pk, ps) in FUSED_CASES:
+        case = (N, C, H, W, F, K, s, p, G, pk, ps)
+        conv = Conv2D(C, F, K, stride=s, padding=p, groups=G, weight_std=0.5, bias=0.1, rng=rng,
+                      dtype=dtype)
+        conv.params["b"][0] = -1e3               # channel 0 all below 0: ReLU's zeros tie in every window
+        ref = [conv, neuron(), pool(pk, ps)]
+        fast = [copy.deepcopy(layer).to("numba") for layer in ref]
+        steps = fused.fuse(fast)
+        assert len(steps) == 1 and isinstance(steps[0], fused.ConvNeuronPool)
+        x = rng.standard_normal((N, C, H, W)).astype(dtype)
+        out = x
+        for layer in ref:
+            out = layer.forward(out)
+        got = steps[0].forward(x)
+        assert got.dtype == dtype and got.shape == out.shape
+        if neuron is ReLU:
+            assert (out[:, 0] == 0).all() and (out[:, 1:] > 0).any()
+        assert_close(out, got, tol, f"fused forward {case}")
+        d = rng.standard_normal(out.shape).astype(dtype)
+        dx = d
+        for layer in reversed(ref):
+            dx = layer.backward(dx)
+        for input_grad in (True, False):
+            gdx = steps[0].backward(d, input_grad)
+            if input_grad:
+                assert gdx.shape == x.shape
+                assert_close(dx, gdx, tol, f"fused dx {case}")
+            else:
+                assert gdx is None
+            assert_close(conv.grads["W"], fast[0].grads["W"], tol, f"fused dW {case}")
+            assert_close(conv.grads["b"], fast[0].grads["b"], tol, f"fused db {case}")
+
+
+@needs_numba
+def test_numba_net_fuses_the_figure1_blocks_and_checks_dout():
+    """Sequential on Numba runs each conv -> neuron -> pool as one step; the checks still hold."""
+    from numpy_alexnet.layers import LayerInputError
+    net = cifar_fig1(seed=0).to("numba")
+    assert [type(s).__name__ for s in net._steps()] == ["ConvNeuronPool"] * 3 + ["Flatten", "Linear"]
+    tanh = cifar_fig1(seed=0, activation="tanh").to("numba")
+    assert [type(s).__name__ for s in tanh._steps()] == ["ConvNeuronPool"] * 3 + ["Flatten", "Linear"]
+    assert [type(s).__name__ for s in cifar_fig1(seed=0)._steps()] == [
+        "Conv2D", "ReLU", "MaxPool2D", "Conv2D", "ReLU", "AvgPool2D", "Conv2D", "ReLU", "AvgPool2D",
+        "Flatten", "Linear"]                     # the NumPy reference runs every layer on its own
+    x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    net.forward(x)
+    with pytest.raises(LayerInputError, match="pool1.*dout shape"):
+        net._steps()[0].backward(np.zeros((2, 32, 14, 15), np.float32))
+    with pytest.raises(LayerInputError, match="act1.*backward before forward"):
+        net["act1"].backward(np.zeros((2, 32, 32, 32), np.float32))
+    for layer in net.layers:                     # one by one: no fused state to go back through
+        x = layer.forward(x)
+    with pytest.raises(LayerInputError, match="fused step after a forward that ran the layers"):
+        net.backward(np.ones_like(x))
+
+
 @pytest.mark.parametrize("backend", FAST)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("kind", ["relu", "tanh"])

@@ -3,6 +3,9 @@
 Same signatures, shapes and return conventions as the NumPy reference
 (``layers/conv.py``, ``layers/pooling.py``, ``layers/normalization.py``); the
 matrix products of the convolution stay in NumPy (BLAS), as in the reference.
+The convolution runs a chunk of the batch at a time (``conv_forward_chunks``,
+``conv_backward_chunks``), and ``fused.py`` builds on those chunks to run
+Conv2D -> ReLU or Tanh -> pool as one step (``OPS.fuse``, which ``Sequential`` asks for).
 
 How the loops are split between threads: every kernel is
 ``@njit(cache=True, parallel=True)`` with ``prange`` over the (N, C) planes of
@@ -132,6 +135,30 @@ def _col2im_wide(cols, kh, kw, pad, Ho, Wp, dx, plane):
     return dx
 
 
+@numba.njit(cache=True, nogil=True)
+def _col2im_narrow(cols, kh, kw, pad, Ho, Wo, Wp, dx, plane):
+    # Stride 1, exact ('narrow') columns: cols (C*KH*KW, N, Ho*Wo).  Offset (i, j)
+    # adds one run of Wo per output row into the padded plane (flat, as in
+    # _col2im_wide), at indices >= 0 so that it vectorizes.  Used where the wide
+    # columns would make the GEMM much larger (small planes: Figure-1's conv3,
+    # 7 wide, pads to 11).  dx: (N, C, H, W).
+    N, C, H, W = dx.shape
+    for nc in range(N * C):
+        n, c = nc // C, nc % C
+        plane[:] = 0
+        for i in range(kh):
+            for j in range(kw):
+                src = cols[(c * kh + i) * kw + j, n]  # (Ho*Wo,), a view
+                for y in range(Ho):
+                    run = plane[(y + i) * Wp + j:(y + i) * Wp + j + Wo]   # (Wo,), a view
+                    row = src[y * Wo:(y + 1) * Wo]                        # (Wo,), a view
+                    for p in range(Wo):
+                        run[p] += row[p]
+        for y in range(H):
+            dx[n, c, y] = plane[(y + pad) * Wp + pad:(y + pad) * Wp + pad + W]
+    return dx
+
+
 def im2col(x, kh: int, kw: int, stride: int, pad: int):
     """x: (N, C, H, W) -> cols: (N, C*KH*KW, Ho*Wo), as ``layers.conv.im2col``.
 
@@ -220,8 +247,51 @@ def _unfold_chunk(x, n0: int, m: int, kh, kw, stride, pad, Ho, Wo, buf):
     return _im2col_serial(x[n0:n0 + m], kh, kw, stride, pad, Ho, Wo, cols)
 
 
-def conv2d_forward(x, W, b, stride: int, pad: int, groups: int):
-    """As ``layers.conv.conv2d_forward``; the state for the backward is x itself."""
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "nsz"})
+def sum64(a):
+    """The sum of a contiguous array, accumulated in float64.
+
+    Only here may LLVM reorder the additions (``fastmath`` 'reassoc'), so
+    that it vectorizes them: 5x faster than one chain of dependent float64
+    adds.  In float64 the order moves the sum of float32 values far below
+    float32's rounding, so db, this sum cast to float32, comes out the same
+    but where the sum lies within about 1e-16 of a float32 rounding boundary.
+    """
+    flat = a.reshape(a.size)                          # (size,), a view
+    acc = 0.0
+    for i in range(flat.size):
+        acc += np.float64(flat[i])
+    return acc
+
+
+@numba.njit(cache=True, nogil=True)
+def _dout_chunk(dout, dch, db):
+    """dch[f, n, p] = dout[n, f, p] (the GEMM's layout) and db[f] += its sum (float64).
+
+    dout: (m, F, P) rows of the layer's dout; dch: (F, m, P); db: (F,) float64.
+    One pass over the chunk does the transposing copy the dW GEMM needs and
+    the bias gradient, which the reference sums over the whole dout afterwards.
+    """
+    m, F, P = dout.shape
+    for f in range(F):
+        acc = 0.0                                     # float64: its rounding is far below float32's
+        for n in range(m):
+            src, dst = dout[n, f], dch[f, n]          # (P,) views
+            dst[:] = src
+            acc += sum64(dst)
+        db[f] += acc
+    return dch
+
+
+def conv_forward_chunks(x, W, stride: int, pad: int, groups: int, epilogue):
+    """The forward GEMMs a chunk at a time; each chunk's product goes to ``epilogue``.
+
+    ``epilogue(n0, m, prod)`` gets examples n0 .. n0+m-1 as ``prod``, the
+    products W @ cols without the bias, shape (F, m, Ho, Wo) (the GEMM's
+    layout), and writes what its layer needs, in the same thread while
+    ``prod`` is in cache: ``conv2d_forward`` adds the bias;
+    ``fused.ConvReluPool`` also applies the ReLU and the pooling.
+    """
     x = np.ascontiguousarray(x)
     N, C, H, Wd = x.shape
     F, Cg, kh, kw = W.shape
@@ -229,7 +299,6 @@ def conv2d_forward(x, W, b, stride: int, pad: int, groups: int):
     Ho, Wo = conv_output_size(H, kh, stride, pad), conv_output_size(Wd, kw, stride, pad)
     P = Ho * Wo
     Wm = W.reshape(G, F // G, Cg * kh * kw)                              # (G, Fg, Cg*K*K)
-    out = np.empty((N, F, P), dtype=x.dtype)
     nb = _chunk(C, kh, kw, P, x.itemsize, N)
 
     def work(starts):
@@ -242,58 +311,88 @@ def conv2d_forward(x, W, b, stride: int, pad: int, groups: int):
             prod = prod_buf[:F * m * P].reshape(G, F // G, m * P)        # (G, Fg, m*P)
             for g in range(G):
                 np.matmul(Wm[g], cols[g], out=prod[g])
-            prod = prod.reshape(F, m, P).transpose(1, 0, 2)              # (m, F, P), a view
-            np.add(prod, b.reshape(1, F, 1), out=out[n0:n0 + m])
+            epilogue(n0, m, prod.reshape(F, m, Ho, Wo))                  # (F, m, Ho, Wo)
 
     _over_chunks(work, N, nb)
+
+
+def conv2d_forward(x, W, b, stride: int, pad: int, groups: int):
+    """As ``layers.conv.conv2d_forward``; the state for the backward is x itself."""
+    x = np.ascontiguousarray(x)
+    N, F = x.shape[0], W.shape[0]
+    Ho = conv_output_size(x.shape[2], W.shape[2], stride, pad)
+    Wo = conv_output_size(x.shape[3], W.shape[3], stride, pad)
+    out = np.empty((N, F, Ho * Wo), dtype=x.dtype)
+
+    def add_bias(n0, m, prod):                                           # prod: (F, m, Ho, Wo)
+        prod = prod.reshape(F, m, Ho * Wo).transpose(1, 0, 2)            # (m, F, P), a view
+        np.add(prod, b.reshape(1, F, 1), out=out[n0:n0 + m])
+
+    conv_forward_chunks(x, W, stride, pad, groups, add_bias)
     return out.reshape(N, F, Ho, Wo), (x,)
 
 
-def conv2d_backward(dout, state, W, stride: int, pad: int, groups: int, input_grad: bool = True):
-    """As ``layers.conv.conv2d_backward``: (dx or None, dW, db)."""
-    (x,) = state
-    dout = np.ascontiguousarray(dout)
+def conv_backward_chunks(x, W, stride: int, pad: int, groups: int, input_grad: bool,
+                         Ho: int, Wo: int, prologue):
+    """dx (or None), dW and db of a convolution, a chunk of the batch at a time.
+
+    ``prologue(n0, m, dch, db)`` writes the gradient of the convolution's
+    output for examples n0 .. n0+m-1 into ``dch``, shape (F, m, Ho, Wo) (the
+    GEMM's layout), and adds its sum over (m, Ho, Wo) into ``db`` (F,
+    float64, this thread's share): ``conv2d_backward`` copies it from dout;
+    ``fused.ConvReluPool`` computes it from the pooling's dout, in cache.
+    """
     N, C, H, Wd = x.shape
     F, Cg, kh, kw = W.shape
     G, Fg, CgKK = groups, F // groups, Cg * kh * kw
-    _, _, Ho, Wo = dout.shape
     P = Ho * Wo
-    d3 = dout.reshape(N, F, P)                                           # (N, F, P)
     Wm = W.reshape(G, Fg, CgKK)                                          # (G, Fg, Cg*K*K)
-    dx = np.empty(x.shape, dtype=dout.dtype) if input_grad else None
+    dtype = W.dtype
+    dx = np.empty(x.shape, dtype=dtype) if input_grad else None
     nb = _chunk(C, kh, kw, P, x.itemsize, N)
 
-    wide = input_grad and stride == 1
+    # Stride 1: dx through 'wide' columns (one long run per kernel offset in col2im,
+    # a GEMM Wp/Wo times larger) where that costs at most 30% more multiply-adds,
+    # else through exact columns and a run per output row (measured on one core:
+    # Figure-1's conv2, 15 -> 19 wide, the two cost the same; conv3, 7 -> 11, narrow
+    # is 16% faster).
     Wp = Wd + 2 * pad                                                    # stride 1: Wo = Wp - KW + 1
+    wide = input_grad and stride == 1 and 10 * Wp <= 13 * Wo
+    narrow = input_grad and stride == 1 and not wide
 
+    # dW is computed transposed, dW^T = cols @ dout^T, (Cg*K*K, Fg) per group: OpenBLAS
+    # runs that product 20-35% faster than dout @ cols^T on the Figure-1 chunk shapes
+    # (one core: conv2 16 against 25 ms a batch, conv1 9 against 13), the same sums.
     def work(starts):
-        dW = np.zeros((G, Fg, CgKK), dtype=dout.dtype)                   # this thread's share
-        dW_part = np.empty_like(dW)
+        dWt = np.zeros((G, CgKK, Fg), dtype=dtype)                       # this thread's share
+        db = np.zeros(F, dtype=np.float64)
+        dWt_part = np.empty_like(dWt)
         cols_buf = np.empty(C * kh * kw * nb * P, dtype=x.dtype)         # flat, reused by every chunk
-        dch_buf = np.empty(F * nb * P, dtype=dout.dtype)
+        dch_buf = np.empty(F * nb * P, dtype=dtype)
         if wide:
             # dout widened to Wp columns per row, the extra ones 0 (they stay 0: only
             # [..., :Wo] is ever written), so W^T @ it gives wide dcols, extra columns 0.
-            dwide_buf = np.zeros(F * nb * Ho * Wp, dtype=dout.dtype)
-            dcols_buf = np.empty(C * kh * kw * nb * Ho * Wp, dtype=dout.dtype)
-            plane = np.empty((H + 2 * pad) * Wp + kw, dtype=dout.dtype)
+            dwide_buf = np.zeros(F * nb * Ho * Wp, dtype=dtype)
+            dcols_buf = np.empty(C * kh * kw * nb * Ho * Wp, dtype=dtype)
+            plane = np.empty((H + 2 * pad) * Wp + kw, dtype=dtype)
         elif input_grad:
             dcols_buf = np.empty_like(cols_buf)
+            plane = np.empty((H + 2 * pad) * Wp + kw, dtype=dtype)      # for _col2im_narrow
         for n0 in starts:
             m = min(nb, N - n0)
             cols = _unfold_chunk(x, n0, m, kh, kw, stride, pad, Ho, Wo, cols_buf)  # (C*K*K, m, P)
             cols = cols.reshape(G, CgKK, m * P)                          # (G, Cg*K*K, m*P)
-            dch = dch_buf[:F * m * P].reshape(F, m, P)                   # (F, m, P)
-            dch[...] = d3[n0:n0 + m].transpose(1, 0, 2)                  # a copy
+            dch = dch_buf[:F * m * P].reshape(F, m, Ho, Wo)              # (F, m, Ho, Wo)
+            prologue(n0, m, dch, db)
             dch = dch.reshape(G, Fg, m * P)                              # (G, Fg, m*P)
             for g in range(G):
-                np.matmul(dch[g], cols[g].T, out=dW_part[g])            # (Fg, Cg*K*K)
-            dW += dW_part
+                np.matmul(cols[g], dch[g].T, out=dWt_part[g])           # (Cg*K*K, Fg)
+            dWt += dWt_part
             if wide:
                 if m < nb:                                               # a shorter last chunk
                     dwide_buf[:] = 0
                 dwide = dwide_buf[:F * m * Ho * Wp].reshape(F, m, Ho, Wp)   # (F, m, Ho, Wp)
-                dwide[..., :Wo] = dout[n0:n0 + m].transpose(1, 0, 2, 3)
+                dwide[..., :Wo] = dch.reshape(F, m, Ho, Wo)
                 dwide = dwide.reshape(G, Fg, m * Ho * Wp)                # (G, Fg, m*Ho*Wp)
                 dcols = dcols_buf[:C * kh * kw * m * Ho * Wp].reshape(G, CgKK, m * Ho * Wp)
                 for g in range(G):
@@ -304,16 +403,34 @@ def conv2d_backward(dout, state, W, stride: int, pad: int, groups: int, input_gr
                 dcols = dcols_buf[:C * kh * kw * m * P].reshape(G, CgKK, m * P)  # (G, Cg*K*K, m*P)
                 for g in range(G):
                     np.matmul(Wm[g].T, dch[g], out=dcols[g])
-                _col2im_serial(dcols.reshape(C * kh * kw, m, P), kh, kw, stride, pad, Ho, Wo,
-                               dx[n0:n0 + m])
-        return dW
+                if narrow:
+                    _col2im_narrow(dcols.reshape(C * kh * kw, m, P), kh, kw, pad, Ho, Wo, Wp,
+                                   dx[n0:n0 + m], plane)
+                else:
+                    _col2im_serial(dcols.reshape(C * kh * kw, m, P), kh, kw, stride, pad, Ho, Wo,
+                                   dx[n0:n0 + m])
+        return dWt, db
 
     parts = _over_chunks(work, N, nb)
-    dW = parts[0]
-    for part in parts[1:]:
-        dW += part
-    db = d3.sum(axis=(0, 2))                                             # (F,)
-    return dx, dW.reshape(W.shape), db
+    dWt, db = parts[0]
+    for part_dWt, part_db in parts[1:]:                                  # in thread order: reproducible
+        dWt += part_dWt
+        db += part_db
+    dW = np.ascontiguousarray(dWt.transpose(0, 2, 1))                    # (G, Fg, Cg*K*K)
+    return dx, dW.reshape(W.shape), db.astype(dtype)
+
+
+def conv2d_backward(dout, state, W, stride: int, pad: int, groups: int, input_grad: bool = True):
+    """As ``layers.conv.conv2d_backward``: (dx or None, dW, db)."""
+    (x,) = state
+    dout = np.ascontiguousarray(dout)
+    N, F, Ho, Wo = dout.shape
+    d3 = dout.reshape(N, F, Ho * Wo)                                     # (N, F, P)
+
+    def copy_dout(n0, m, dch, db):                                       # dch: (F, m, Ho, Wo)
+        _dout_chunk(d3[n0:n0 + m], dch.reshape(F, m, Ho * Wo), db)
+
+    return conv_backward_chunks(x, W, stride, pad, groups, input_grad, Ho, Wo, copy_dout)
 
 
 # -- pooling --------------------------------------------------------------------------
@@ -538,3 +655,13 @@ OPS = SimpleNamespace(
     relu_forward=relu_forward, relu_backward=relu_backward,
     tanh_forward=tanh_forward, tanh_backward=tanh_backward,
 )
+
+
+def fuse(layers: list) -> list:
+    """Not an op of the reference: ``layers`` with the runs this backend fuses as one
+    step each (``Sequential`` asks for it; see ``fused.fuse``)."""
+    from .fused import fuse as fuse_runs      # here, not at the top: fused.py imports this module
+    return fuse_runs(layers)
+
+
+OPS.fuse = fuse

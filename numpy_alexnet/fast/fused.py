@@ -1,0 +1,384 @@
+"""Numba backend: Conv2D -> ReLU (or Tanh) -> pooling run as one fused step.
+
+In the reference, each of the three layers makes its own pass over the
+convolution's output (N, F, Ho, Wo): the convolution writes it (plus the
+bias), ReLU reads it and writes a second array, the pool reads that and
+writes its output; the backward makes the same passes the other way.  On the
+Figure-1 net these passes, over arrays far larger than the cache, cost about
+as much as the convolutions' unfolding (docs/performance.md).
+
+Here the convolution goes a chunk of the batch at a time anyway
+(``numba_ops.conv_forward_chunks``), so each chunk's product W @ cols,
+still in cache, is finished at once by one kernel: bias, ReLU and pooling,
+written straight to the pool's output.  The convolution's output and the
+ReLU's output are never stored.  Backward, one kernel turns each chunk of
+the pool's dout into the convolution's dout, in the layout its GEMMs read,
+and sums it for db (``numba_ops.conv_backward_chunks``).
+
+Every kernel computes the same float32 values as the reference ops it
+replaces, in the same order, where that order is the reference's (see each
+docstring); tests/test_backends.py checks the fused step against the three
+reference layers.  What is kept for the backward:
+
+* max pooling: the window offset of each maximum (int32, as
+  ``numba_ops.maxpool_forward`` keeps it) and the pooled output.  ReLU's
+  mask is not needed: the maximum of a window of ReLU outputs is > 0
+  exactly when the element it routes to was > 0.
+* average pooling: ReLU's mask (bool, the size of the convolution's output),
+  since every element of a window gets a share of its gradient.
+* Tanh (Figure 1's other neuron), either pool: Tanh's output, as the Tanh
+  layer keeps it.  The bias and NumPy's tanh are applied to the chunk in
+  place (NumPy's tanh is vectorized, and rounds as the reference does), then
+  the pool's kernel; backward, one kernel does the pool's and the neuron's.
+
+``fuse(layers)`` is what ``Sequential`` calls (through ``get_ops('numba').fuse``)
+to find the runs.  A fused forward must be followed by a fused backward (as
+``Sequential`` does): the state lives in a :class:`FusedState` in the neuron
+layer's cache (ReLU or Tanh), whose own backward refuses, and a fused
+backward after layers ran one by one says so rather than read their caches.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from ..layers import AvgPool2D, Conv2D, MaxPool2D, ReLU, Tanh
+from ..layers.base import LayerInputError, conv_output_size
+from .numba_ops import conv_backward_chunks, conv_forward_chunks, sum64
+
+_kernel = numba.njit(cache=True, nogil=True)
+
+
+# -- forward: bias + ReLU + pool on one chunk of W @ cols --------------------------------
+@_kernel
+def _bias_relu_maxpool(prod, b, kh, kw, stride, zero, out, arg):
+    """out = maxpool(relu(prod + b)), arg = offset i*KW + j of each window's maximum.
+
+    prod: (F, m, Ho, Wo), a chunk of W @ cols without the bias (the GEMM's
+    layout); b: (F,); out, arg: (m, F, Hq, Wq).  Equals, value for value,
+    ``conv2d_forward``'s ``+ b``, ``relu_forward`` and ``maxpool_forward``:
+    one float32 add, max(0, v), a running maximum with strict >, so ties go
+    to the first maximum in row-major window order.
+    """
+    F, m = prod.shape[0], prod.shape[1]
+    Hq, Wq = out.shape[2], out.shape[3]
+    for f in range(F):
+        bf = b[f]
+        for n in range(m):
+            plane = prod[f, n]                          # (Ho, Wo), a view
+            for y in range(Hq):
+                for xq in range(Wq):
+                    y0, x0 = y * stride, xq * stride
+                    best = zero
+                    where = 0
+                    for i in range(kh):
+                        for j in range(kw):
+                            v = plane[y0 + i, x0 + j] + bf
+                            if v > best:                # relu(v) > best; relu(first) = 0 >= zero
+                                best = v
+                                where = i * kw + j
+                    out[n, f, y, xq] = best
+                    arg[n, f, y, xq] = where
+    return out
+
+
+@_kernel
+def _bias_relu_avgpool(prod, b, kh, kw, stride, size, zero, out, mask):
+    """out = avgpool(relu(prod + b)), mask = prod + b > 0 (ReLU's state).
+
+    prod: (F, m, Ho, Wo) as in :func:`_bias_relu_maxpool`; out: (m, F, Hq, Wq);
+    mask: (m, F, Ho, Wo) bool.  Equals ``+ b``, ``relu_forward`` and
+    ``avgpool_forward``: the window summed in the reference's order (the
+    first element, then the others in row-major order), then divided by size.
+    """
+    F, m, Ho, Wo = prod.shape
+    Hq, Wq = out.shape[2], out.shape[3]
+    for f in range(F):
+        bf = b[f]
+        for n in range(m):
+            plane = prod[f, n]                          # (Ho, Wo), a view
+            for y in range(Ho):
+                for x in range(Wo):
+                    v = plane[y, x] + bf
+                    mask[n, f, y, x] = v > 0
+                    plane[y, x] = v if v > 0 else zero  # relu(prod + b), in place, in cache
+            for y in range(Hq):
+                for xq in range(Wq):
+                    y0, x0 = y * stride, xq * stride
+                    acc = plane[y0, x0]
+                    for i in range(kh):
+                        for j in range(kw):
+                            if i or j:
+                                acc += plane[y0 + i, x0 + j]
+                    out[n, f, y, xq] = acc / size
+    return out
+
+
+# -- backward: pool backward + ReLU backward into one chunk of the conv's dout -----------
+@_kernel
+def _maxpool_relu_backward(dout, arg, pooled, kw, stride, dch, db):
+    """dch = relu_backward(maxpool_backward(dout)), and db += its sums (float64).
+
+    dout, arg, pooled: (m, F, Hq, Wq), the pool's; dch: (F, m, Ho, Wo), the
+    convolution's dout for this chunk in its GEMM's layout (zeroed here);
+    db: (F,) float64.  Each window adds its dout at its maximum, as
+    ``numba_ops.maxpool_backward`` does (overlapping windows add up), but
+    only where the maximum is > 0: exactly where ReLU's mask lets it through.
+    """
+    m, F, Hq, Wq = dout.shape
+    for f in range(F):
+        acc = 0.0
+        for n in range(m):
+            plane = dch[f, n]                           # (Ho, Wo), a view
+            plane[:] = 0
+            for y in range(Hq):
+                for xq in range(Wq):
+                    if pooled[n, f, y, xq] > 0:
+                        a = arg[n, f, y, xq]
+                        plane[y * stride + a // kw, xq * stride + a % kw] += dout[n, f, y, xq]
+            acc += sum64(plane)
+        db[f] += acc
+    return dch
+
+
+@_kernel
+def _avgpool_relu_backward(dout, mask, kh, kw, stride, size, zero, dch, db):
+    """dch = relu_backward(avgpool_backward(dout)), and db += its sums (float64).
+
+    dout: (m, F, Hq, Wq); mask: (m, F, Ho, Wo); dch: (F, m, Ho, Wo), zeroed
+    here; db: (F,) float64.  Each window spreads dout / size over its
+    elements, offsets outermost as in the reference; then the mask.
+    """
+    m, F, Hq, Wq = dout.shape
+    Ho, Wo = dch.shape[2], dch.shape[3]
+    for f in range(F):
+        acc = 0.0
+        for n in range(m):
+            plane = dch[f, n]                           # (Ho, Wo), a view
+            plane[:] = 0
+            for i in range(kh):
+                for j in range(kw):
+                    for y in range(Hq):
+                        for xq in range(Wq):
+                            plane[y * stride + i, xq * stride + j] += dout[n, f, y, xq] / size
+            for y in range(Ho):
+                for x in range(Wo):
+                    if not mask[n, f, y, x]:
+                        plane[y, x] = zero
+            acc += sum64(plane)
+        db[f] += acc
+    return dch
+
+
+# -- tanh: the neuron applied in place, then the pool; backward the other way round -------
+@_kernel
+def _maxpool_chunk(a, kh, kw, stride, out, arg):
+    """out, arg = ``numba_ops.maxpool_forward`` of a (F, m, Ho, Wo) into (m, F, Hq, Wq)."""
+    F, m = a.shape[0], a.shape[1]
+    Hq, Wq = out.shape[2], out.shape[3]
+    for f in range(F):
+        for n in range(m):
+            plane = a[f, n]                             # (Ho, Wo), a view
+            for y in range(Hq):
+                for xq in range(Wq):
+                    y0, x0 = y * stride, xq * stride
+                    best = plane[y0, x0]
+                    where = 0
+                    for i in range(kh):
+                        for j in range(kw):
+                            v = plane[y0 + i, x0 + j]
+                            if v > best:                # strict: ties keep the first maximum
+                                best = v
+                                where = i * kw + j
+                    out[n, f, y, xq] = best
+                    arg[n, f, y, xq] = where
+    return out
+
+
+@_kernel
+def _avgpool_chunk(a, kh, kw, stride, size, out):
+    """out = ``numba_ops.avgpool_forward`` of a (F, m, Ho, Wo) into (m, F, Hq, Wq)."""
+    F, m = a.shape[0], a.shape[1]
+    Hq, Wq = out.shape[2], out.shape[3]
+    for f in range(F):
+        for n in range(m):
+            plane = a[f, n]                             # (Ho, Wo), a view
+            for y in range(Hq):
+                for xq in range(Wq):
+                    y0, x0 = y * stride, xq * stride
+                    acc = plane[y0, x0]
+                    for i in range(kh):
+                        for j in range(kw):
+                            if i or j:
+                                acc += plane[y0 + i, x0 + j]
+                    out[n, f, y, xq] = acc / size
+    return out
+
+
+@_kernel
+def _pool_tanh_backward(dout, arg, tout, is_max, kh, kw, stride, size, one, dch, db):
+    """dch = tanh_backward(pool_backward(dout)), and db += its sums (float64).
+
+    dout, arg: (m, F, Hq, Wq) (arg unused for average pooling); tout: (m, F,
+    Ho, Wo), Tanh's output; dch: (F, m, Ho, Wo), zeroed here.  The pool's
+    backward as ``numba_ops.maxpool_backward`` / ``avgpool_backward`` (window
+    order for max, offsets outermost for average), then dch * (1 - tout^2)
+    as ``tanh_backward``.
+    """
+    m, F, Hq, Wq = dout.shape
+    Ho, Wo = dch.shape[2], dch.shape[3]
+    for f in range(F):
+        acc = 0.0
+        for n in range(m):
+            plane = dch[f, n]                           # (Ho, Wo), a view
+            plane[:] = 0
+            if is_max:
+                for y in range(Hq):
+                    for xq in range(Wq):
+                        a = arg[n, f, y, xq]
+                        plane[y * stride + a // kw, xq * stride + a % kw] += dout[n, f, y, xq]
+            else:
+                for i in range(kh):
+                    for j in range(kw):
+                        for y in range(Hq):
+                            for xq in range(Wq):
+                                plane[y * stride + i, xq * stride + j] += dout[n, f, y, xq] / size
+            t = tout[n, f]                              # (Ho, Wo), a view
+            for y in range(Ho):
+                for x in range(Wo):
+                    o = t[y, x]
+                    plane[y, x] = plane[y, x] * (one - o * o)
+            acc += sum64(plane)
+        db[f] += acc
+    return dch
+
+
+# -- the fused step ----------------------------------------------------------------------
+class FusedState:
+    """What a fused forward keeps for its backward (see the module docstring)."""
+
+    def __init__(self, pool_state, neuron_state, conv_shape: tuple):
+        self.pool_state = pool_state      # max: window offsets (N, F, Hq, Wq) int32; avg: None
+        self.neuron_state = neuron_state  # ReLU: max, the pooled output; avg, its mask (N, F, Ho, Wo);
+                                          # Tanh: its output (N, F, Ho, Wo)
+        self.conv_shape = conv_shape      # (N, F, Ho, Wo), the convolution's output
+
+
+class ConvNeuronPool:
+    """Conv2D -> ReLU or Tanh -> MaxPool2D or AvgPool2D, as one step of a ``Sequential``.
+
+    It has a layer's ``forward``, ``backward`` and ``param_backward``, and
+    keeps its state in the three layers it stands for: the convolution's input
+    and gradients in the Conv2D, the pool's state in the pool and the
+    neuron's (ReLU: the mask, or the pooled output; Tanh: its output) in the
+    neuron layer, as a :class:`FusedState`.
+    """
+
+    def __init__(self, conv: Conv2D, neuron, pool):
+        self.conv, self.neuron, self.pool = conv, neuron, pool
+        self.name = f"{conv.name}+{neuron.name}+{pool.name}"
+
+    def forward(self, x, train: bool = True):
+        conv, neuron, pool = self.conv, self.neuron, self.pool
+        conv.check_input(x, ndim=4, channels=conv.in_channels,               # as Conv2D.forward
+                         min_hw=(conv.kh - 2 * conv.padding, conv.kw - 2 * conv.padding),
+                         expected=f"(N, {conv.in_channels}, H, W)")
+        W, b = conv.params["W"], conv.params["b"]
+        N, F = x.shape[0], conv.out_channels
+        Ho = conv_output_size(x.shape[2], conv.kh, conv.stride, conv.padding)
+        Wo = conv_output_size(x.shape[3], conv.kw, conv.stride, conv.padding)
+        _, Hq, Wq = pool.output_shape((F, Ho, Wo))          # raises, naming the pool, if too small
+        zero = W.dtype.type(0)
+        out = np.empty((N, F, Hq, Wq), dtype=W.dtype)
+        is_max = isinstance(pool, MaxPool2D)
+        if isinstance(neuron, Tanh):
+            state = np.empty((N, F, Hq, Wq), dtype=np.int32) if is_max else None
+            neuron_state = np.empty((N, F, Ho, Wo), dtype=W.dtype)          # Tanh's output
+            size = W.dtype.type(pool.kh * pool.kw)
+
+            def finish(n0, m, prod):                                     # prod: (F, m, Ho, Wo)
+                # NumPy's own tanh (vectorized, the reference's rounding), in place, in cache.
+                np.add(prod, b.reshape(F, 1, 1, 1), out=prod)
+                np.tanh(prod, out=prod)
+                neuron_state[n0:n0 + m] = prod.transpose(1, 0, 2, 3)       # (m, F, Ho, Wo), a copy
+                if is_max:
+                    _maxpool_chunk(prod, pool.kh, pool.kw, pool.stride, out[n0:n0 + m],
+                                   state[n0:n0 + m])
+                else:
+                    _avgpool_chunk(prod, pool.kh, pool.kw, pool.stride, size, out[n0:n0 + m])
+        elif is_max:
+            state = np.empty((N, F, Hq, Wq), dtype=np.int32)             # window offsets
+
+            def finish(n0, m, prod):                                     # prod: (F, m, Ho, Wo)
+                _bias_relu_maxpool(prod, b, pool.kh, pool.kw, pool.stride, zero,
+                                   out[n0:n0 + m], state[n0:n0 + m])
+            neuron_state = out                                             # > 0: ReLU let it through
+        else:
+            state = None                                                 # as numba avgpool_forward
+            neuron_state = np.empty((N, F, Ho, Wo), dtype=np.bool_)        # ReLU's mask
+            size = W.dtype.type(pool.kh * pool.kw)
+
+            def finish(n0, m, prod):
+                _bias_relu_avgpool(prod, b, pool.kh, pool.kw, pool.stride, size, zero,
+                                   out[n0:n0 + m], neuron_state[n0:n0 + m])
+        conv_forward_chunks(x, W, conv.stride, conv.padding, conv.groups, finish)
+        conv.cache = (np.ascontiguousarray(x),)                          # numba conv2d_forward's state
+        pool.cache, pool.last_x_shape = (state, (N, F, Ho, Wo)), (N, F, Ho, Wo)   # for check_dout
+        neuron.cache = FusedState(state, neuron_state, (N, F, Ho, Wo))
+        neuron.last_x_shape = None                                         # its own backward refuses
+        return out
+
+    def backward(self, dout, input_grad: bool = True):
+        conv, neuron, pool = self.conv, self.neuron, self.pool
+        pool.check_dout(dout)                                            # (N, F, Hq, Wq)
+        if not isinstance(neuron.cache, FusedState):
+            raise LayerInputError(
+                f"{self.name}: backward of the fused step after a forward that ran the layers one "
+                f"by one: go back through what went forward (Sequential.backward after "
+                f"Sequential.forward, or each layer's own backward)")
+        dout = np.ascontiguousarray(dout)
+        fused = neuron.cache
+        state, neuron_state, (N, F, Ho, Wo) = fused.pool_state, fused.neuron_state, fused.conv_shape
+        if isinstance(neuron, Tanh):
+            is_max = isinstance(pool, MaxPool2D)
+            arg = state if is_max else np.zeros((N, 1, 1, 1), dtype=np.int32)   # unused for avg
+            size, one = dout.dtype.type(pool.kh * pool.kw), dout.dtype.type(1)
+
+            def start(n0, m, dch, db):                                   # dch: (F, m, Ho, Wo)
+                _pool_tanh_backward(dout[n0:n0 + m], arg[n0:n0 + m], neuron_state[n0:n0 + m],
+                                    is_max, pool.kh, pool.kw, pool.stride, size, one, dch, db)
+        elif isinstance(pool, MaxPool2D):
+            def start(n0, m, dch, db):                                   # dch: (F, m, Ho, Wo)
+                _maxpool_relu_backward(dout[n0:n0 + m], state[n0:n0 + m], neuron_state[n0:n0 + m],
+                                       pool.kw, pool.stride, dch, db)
+        else:
+            size, zero = dout.dtype.type(pool.kh * pool.kw), dout.dtype.type(0)
+
+            def start(n0, m, dch, db):
+                _avgpool_relu_backward(dout[n0:n0 + m], neuron_state[n0:n0 + m], pool.kh, pool.kw,
+                                       pool.stride, size, zero, dch, db)
+        (x,) = conv.cache
+        dx, conv.grads["W"], conv.grads["b"] = conv_backward_chunks(
+            x, conv.params["W"], conv.stride, conv.padding, conv.groups, input_grad, Ho, Wo, start)
+        return dx
+
+    def param_backward(self, dout) -> None:
+        """Only dW and db, as ``Conv2D.param_backward``."""
+        self.backward(dout, input_grad=False)
+
+
+def fuse(layers: list) -> list:
+    """``layers`` with every Conv2D -> ReLU/Tanh -> MaxPool2D/AvgPool2D run on Numba as
+    one :class:`ConvNeuronPool`; every other layer as it is."""
+    steps, i = [], 0
+    while i < len(layers):
+        run = layers[i:i + 3]
+        if (len(run) == 3 and type(run[0]) is Conv2D and type(run[1]) in (ReLU, Tanh)
+                and type(run[2]) in (MaxPool2D, AvgPool2D)
+                and all(layer.backend == "numba" for layer in run)):
+            steps.append(ConvNeuronPool(*run))
+            i += 3
+        else:
+            steps.append(layers[i])
+            i += 1
+    return steps
