@@ -324,7 +324,10 @@ class StreamingBatchIterator(BatchIterator):
         finally:                              # the end, an early stop, an error, Ctrl-C
             stop.set()
             _stop(procs, tasks)
-            receiver.join()
+            # A worker killed while it was sending a batch leaves half a message in
+            # the pipe, and a read of it would wait forever: the receiving thread
+            # (a daemon) is then left behind instead of hanging the caller.
+            receiver.join(timeout=5.0)
             for q in (tasks, results):
                 q.cancel_join_thread()        # drop what is still queued
                 q.close()
