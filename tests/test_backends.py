@@ -139,7 +139,7 @@ def test_fused_conv_neuron_pool(rng, dtype, pool, neuron, monkeypatch):
         conv = Conv2D(C, F, K, stride=s, padding=p, groups=G, weight_std=0.5, bias=0.1, rng=rng,
                       dtype=dtype)
         conv.params["b"][0] = -1e3               # channel 0 all below 0: ReLU's zeros tie in every window
-        ref = [conv, neuron(), pool(pk, ps)]
+        ref = [conv, neuron(), pool(kernel_size=pk, stride=ps)]
         fast = [copy.deepcopy(layer).to("numba") for layer in ref]
         steps = fused.fuse(fast)
         assert len(steps) == 1 and isinstance(steps[0], fused.ConvNeuronPool)
