@@ -359,8 +359,8 @@ def numba_compile_child() -> dict:
     from numpy_alexnet.layers import AvgPool2D, Conv2D, MaxPool2D, ReLU
     for pool in (MaxPool2D, AvgPool2D):                     # the fused conv -> neuron -> pool steps
         (step,) = ops.fuse([layer.to("numba") for layer in (Conv2D(4, 6, 3, padding=1), ReLU(),
-                                                             pool(3, 2))])
-        out = step.forward(x)
+                                                             pool(kernel_size=3, stride=2))])
+        out = step.forward(x, train=True)
         step.backward(out)
     return {"import_s": t_import, "first_calls_s": time.perf_counter() - t0}
 
