@@ -452,3 +452,23 @@ def test_unreadable_cache_entry_is_rebuilt(tmp_path, rng, cache):
     again = load_dataset(root, cache_dir=cache, progress=False)
     np.testing.assert_array_equal(again.train.images, first.train.images)
     assert load_dataset(root, cache_dir=cache, progress=False).cache_path.stat().st_size > 100
+
+
+# --------------------------------------------------------------------------- #
+# Symbolic links in image folders (issue 16, item 9)
+# --------------------------------------------------------------------------- #
+def test_a_symlinked_class_folder_is_read_and_a_link_loop_ends(tmp_path, rng, cache):
+    """A class folder that is a link into another tree is read like a folder (it was
+    called "an empty class folder"); a link back up the tree does not loop."""
+    root = tmp_path / "src"
+    pixels = make_folder(root, rng)
+    elsewhere = tmp_path / "elsewhere" / "dog"
+    elsewhere.parent.mkdir()
+    (root / "train" / "dog").rename(elsewhere)
+    (root / "train" / "dog").symlink_to(elsewhere, target_is_directory=True)
+    (root / "train" / "cat" / "loop").symlink_to(root / "train", target_is_directory=True)
+    ds = load_dataset(root, cache_dir=cache, progress=False)
+    assert ds.classes == ("ant", "cat", "dog")
+    assert list(ds.train.class_counts()) == [2, 3, 1]
+    dog = ds.train.images[ds.train.labels == 2][0].transpose(1, 2, 0)    # (H, W, 3)
+    np.testing.assert_array_equal(dog, pixels["train/dog/00.png"])

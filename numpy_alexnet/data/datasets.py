@@ -516,11 +516,20 @@ def _is_image(relpath: str) -> bool:
 
 
 def _scan_dir(root: Path) -> tuple[dict, set]:
-    """{relpath: Path} of image files, and the set of relative directory paths."""
+    """{relpath: Path} of image files, and the set of relative directory paths.
+
+    Symbolic links to folders are followed (a class folder is often a link into
+    another tree); a link back to a folder already being walked is not, so a
+    loop of links cannot make the walk endless.
+    """
     files, dirs = {}, set()
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         rel = Path(dirpath).relative_to(root).as_posix()
         rel = "" if rel == "." else rel
+        here = os.path.realpath(dirpath)
+        # A link to this folder or to one above it would repeat the walk forever.
+        dirnames[:] = [d for d in dirnames
+                       if not _is_within(here, os.path.realpath(os.path.join(dirpath, d)))]
         for d in dirnames:
             dirs.add(posixpath.join(rel, d))
         for f in filenames:
@@ -528,6 +537,11 @@ def _scan_dir(root: Path) -> tuple[dict, set]:
             if _is_image(relpath) and not _is_hidden(relpath):
                 files[relpath] = Path(dirpath) / f
     return files, {d for d in dirs if not _is_hidden(d)}
+
+
+def _is_within(path: str, folder: str) -> bool:
+    """Whether ``path`` is ``folder`` or lies under it (both resolved)."""
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 def _scan_tar(src: Path, progress: bool) -> tuple[dict, set]:
