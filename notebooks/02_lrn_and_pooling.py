@@ -186,11 +186,12 @@ try:
     import torch
 except ImportError:
     torch = None
-    print("PyTorch not installed: skipping the comparison")
+    print("optional: PyTorch is not installed, so the comparison is skipped")
 if torch is not None:
     t = torch.nn.functional.local_response_norm(torch.tensor(a), size=5, alpha=5e-4, beta=0.75, k=2.0).numpy()
     t_wrong = torch.nn.functional.local_response_norm(torch.tensor(a), size=5, alpha=1e-4, beta=0.75, k=2.0).numpy()
-    print(f"torch alpha=5e-4 vs the paper: {rel_error(t, paper):.1e}   torch alpha=1e-4 vs the paper: {rel_error(t_wrong, paper):.3f}")
+    print(f"optional: torch alpha=5e-4 vs the paper: {rel_error(t, paper):.1e}   "
+          f"torch alpha=1e-4 vs the paper: {rel_error(t_wrong, paper):.3f}")
     assert rel_error(t, paper) < 1e-12 and rel_error(t_wrong, paper) > 0.05
 
 # %% [markdown]

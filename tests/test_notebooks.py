@@ -13,7 +13,9 @@ WITH its outputs so that it reads on GitHub.  Checked here:
    exactly, each number within ``REL_TOL`` relative or ``ABS_TOL`` absolute
    (float32 training and BLAS builds differ in the last bits between
    machines), the same number of figures.  Lines starting ``time:`` are
-   ignored.  So stale outputs cannot land;
+   ignored, and so are lines starting ``optional:``, which depend on an
+   optional package (PyTorch) that one machine has and another not.  So
+   stale outputs cannot land;
 3. the solutions pass: ``$NUMPY_ALEXNET_SOLUTIONS=1`` fills every exercise in
    from ``notebooks/solutions/``, and every check must print "pass".
 
@@ -99,7 +101,8 @@ def execute(nb, out_dir: Path, solutions: bool):
 
 
 def printed(cell) -> tuple[str, int]:
-    """A code cell's printed text (stdout and results, ``time:`` lines dropped) and its figure count."""
+    """A code cell's printed text (stdout and results; ``time:`` and ``optional:`` lines
+    dropped) and its figure count."""
     text, figures = [], 0
     for out in cell.get("outputs", []):
         if out.output_type == "stream" and out.name == "stdout":
@@ -112,7 +115,8 @@ def printed(cell) -> tuple[str, int]:
         elif out.output_type == "error":
             text.append(f"ERROR {out.ename}: {out.evalue}\n")
     lines = "".join(text).splitlines()
-    return "\n".join(line for line in lines if not line.startswith("time:")), figures
+    return "\n".join(line for line in lines
+                     if not line.startswith(("time:", "optional:"))), figures
 
 
 def numbers_agree(a: str, b: str) -> bool:
@@ -198,8 +202,8 @@ def test_the_comparison_can_fail():
     a.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text="error 0.250 after 3 epochs\n")]
     b = copy.deepcopy(a)
     assert compare_outputs(a, b) == []
-    b.cells[0].outputs[0].text = "error 0.2505 after 3 epochs\ntime: 4 s\n"
-    assert compare_outputs(a, b) == []                       # within tolerance; time: ignored
+    b.cells[0].outputs[0].text = "error 0.2505 after 3 epochs\ntime: 4 s\noptional: torch 1e-17\n"
+    assert compare_outputs(a, b) == []           # within tolerance; time: and optional: ignored
     b.cells[0].outputs[0].text = "error 0.300 after 3 epochs\n"
     assert "committed 0.250, fresh run 0.300" in compare_outputs(a, b)[0]
     b.cells[0].outputs[0].text = "error 0.250 after 4 epochs\n"
