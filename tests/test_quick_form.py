@@ -209,3 +209,14 @@ def test_a_run_cut_off_after_its_target_trains_no_further(data, tmp_path):
         assert run["epochs_to_target"] == 0.25 and run["window_epochs"] == [0.25]
     steps = [json.loads(p.read_text())["steps"] for p in (out / "work").glob("*.json")]
     assert steps == [5, 5]
+
+
+def test_a_run_whose_loss_goes_non_finite_is_recorded_as_diverged(data, tmp_path, capsys):
+    """A rate far too high: the study records the run as diverged and goes on (the
+    trainer's NonFiniteLossError is caught where the run is trained)."""
+    out = tmp_path / "out"
+    assert main(["relu-vs-tanh", "--quick", "--quiet", "--data", str(data), "--out", str(out),
+                 "--lr-relu", "1e6", "--cap", "2"]) == 0
+    rep = json.loads((out / "relu_vs_tanh_quick.json").read_text())
+    relu = [r for r in rep["regimes"]["cuda-convnet"]["runs"] if r["activation"] == "relu"]
+    assert relu and relu[0]["diverged"].startswith("non-finite loss"), relu

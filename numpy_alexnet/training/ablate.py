@@ -57,7 +57,6 @@ import argparse
 import hashlib
 import json
 import math
-import os
 import shlex
 import sys
 import time
@@ -71,12 +70,11 @@ from ..argtypes import integer, number
 # The run recipe: what this study takes from the training command (preparing
 # the data, building a model by name, placing it on a backend) and from the
 # relu-vs-tanh study (the generic helpers).  Every import from those modules
-# is here, so that when they move this is the one place to repoint.
+# is here.
 # --------------------------------------------------------------------------- #
 from ..models import build_model
-from .errors import EXIT_ERROR, EXIT_OK, EXIT_USAGE
-from .recipe import assemble, library_versions, mover, place, prepare_data, print_start
-from .recipe import data_identity
+from .recipe import (assemble, data_identity, library_versions, mover, place, prepare_data,
+                     print_start)
 from .study import comma_list, machine_description
 
 # --------------------------------------------------------------------------- #
@@ -646,29 +644,9 @@ STUDY_SETTINGS = ("form", "ablations", "subset", "test_subset", "seeds", "epochs
                   "lr", "weight_decay", "batch_size", "momentum", "data")
 
 
-def is_complete_report_of(path: Path, settings: dict) -> bool:
-    """Whether ``path`` holds a complete report of a study with these settings."""
-    try:
-        old = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return False
-    ours = json.loads(json.dumps({k: settings[k] for k in STUDY_SETTINGS}))   # tuples as lists
-    return (old.get("complete") is True
-            and {k: old.get("settings", {}).get(k) for k in STUDY_SETTINGS} == ours)
-
-
-def write_figure(report: dict, path: Path) -> None:
-    """The figure under a temporary name, then renamed over ``path``: never a torn PNG."""
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    try:
-        figure(report, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def run_ablation(args) -> dict:
     from .checkpoint import atomic_write_text
+    from .reports import is_complete_report_of, write_figure
     settings = settings_from_args(args)
     print_start("ablate", dict(settings, backend_reason=getattr(args, "backend_reason", None)), [
         f"{form_label(settings)}: ablations {', '.join(settings['ablations'])}; "
@@ -684,7 +662,7 @@ def run_ablation(args) -> dict:
     out = Path(args.out)
     stem = stem_for(settings["form"])
     json_path, png_path, md_path = (out / f"{stem}.json", out / f"{stem}.png", out / f"{stem}.md")
-    if not report["complete"] and is_complete_report_of(json_path, settings):
+    if not report["complete"] and is_complete_report_of(json_path, settings, STUDY_SETTINGS):
         raise ValueError(f"{json_path} is the complete report of a study with these settings, "
                          "and this one is unfinished: not replaced; give another --out to write it")
     report["figure"] = png_path.name
@@ -692,7 +670,7 @@ def run_ablation(args) -> dict:
     atomic_write_text(json_path, json.dumps(report, indent=1))
     atomic_write_text(md_path, report["table_markdown"] + "\n")
     try:
-        write_figure(report, png_path)
+        write_figure(figure, report, png_path)
     except ImportError as err:
         print(f"numpy-alexnet ablate: no figure ({err})", file=sys.stderr)
     print(report["table_markdown"])

@@ -457,6 +457,7 @@ class _Study:
         if getattr(self.args, "report_only", False):
             return self.progress_so_far(key, spec, run_dir)
         from .checkpoint import atomic_write_text
+        from .trainer import NonFiniteLossError
         d = self.regime_data(regime)
         n_train = len(d["train"])
         self.say(f"  {self.progress_line(regime, act, kind)}{regime} {act} lr {lr:g} seed {seed}"
@@ -869,30 +870,10 @@ STUDY_SETTINGS = ("form", "regimes", "subset", "seeds", "cap", "target", "sweep"
                   "window")
 
 
-def is_complete_report_of(path: Path, settings: dict) -> bool:
-    """Whether ``path`` holds a complete report of a study with these settings."""
-    try:
-        old = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return False
-    ours = json.loads(json.dumps({k: settings[k] for k in STUDY_SETTINGS}))   # tuples as lists
-    return (old.get("complete") is True
-            and {k: old.get("settings", {}).get(k) for k in STUDY_SETTINGS} == ours)
-
-
-def write_figure(report: dict, path: Path) -> None:
-    """The figure under a temporary name, then renamed over ``path``: never a torn PNG."""
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    try:
-        figure(report, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def run_study(args) -> dict:
     from .checkpoint import atomic_write_text
     from .recipe import print_start, write_config
+    from .reports import is_complete_report_of, write_figure
     settings = settings_from_args(args)
     sub = f"{settings['subset']:,} training images" if settings["subset"] else "all training images"
     window = (f"every {settings['window']:,} images" if settings["window"] else "every epoch")
@@ -913,7 +894,7 @@ def run_study(args) -> dict:
     out = Path(args.out)
     stem = stem_for(settings["form"])
     json_path, png_path = out / f"{stem}.json", out / f"{stem}.png"
-    if not report["complete"] and is_complete_report_of(json_path, settings):
+    if not report["complete"] and is_complete_report_of(json_path, settings, STUDY_SETTINGS):
         unfinished = sum(r["in_progress"] for e in report["regimes"].values() for r in e["runs"])
         raise ValueError(f"{json_path} is the complete report of a study with these settings, and "
                          f"this one is unfinished ({unfinished} run(s) in progress or not "
@@ -923,7 +904,7 @@ def run_study(args) -> dict:
     report["what_was_shown"] = what_was_shown(report)
     atomic_write_text(json_path, json.dumps(report, indent=1))
     try:
-        write_figure(report, png_path)
+        write_figure(figure, report, png_path)
     except ImportError as err:
         print(f"numpy-alexnet relu-vs-tanh: no figure ({err})", file=sys.stderr)
     print(report["table_markdown"])
