@@ -544,11 +544,12 @@ def _is_within(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
-def _scan_tar(src: Path, progress: bool) -> tuple[dict, set]:
+def _scan_tar(src: Path, progress: bool, keep=None) -> tuple[dict, set]:
     """{member name: bytes} of image files, and the set of directory names.
 
     One streaming pass: the encoded images are kept in memory (about the size
-    of the archive) and decoded afterwards.
+    of the archive) and decoded afterwards.  keep: a test of the member name
+    saying which images' bytes to keep (None: all); the others map to None.
     """
     files, dirs = {}, set()
     bar = _progress_bar(desc=f"reading {src.name}", unit=" files", disable=not progress)
@@ -563,7 +564,8 @@ def _scan_tar(src: Path, progress: bool) -> tuple[dict, set]:
                 if member.isdir():
                     dirs.add(name)
                 elif member.isfile() and _is_image(name):
-                    files[name] = tf.extractfile(member).read()
+                    files[name] = (tf.extractfile(member).read()
+                                   if keep is None or keep(name) else None)
                     bar.update(1)
     except (tarfile.TarError, EOFError, OSError) as err:
         raise DataError(f"{src}: cannot read the archive ({type(err).__name__}: {err})") from err

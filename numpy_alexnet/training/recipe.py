@@ -400,28 +400,12 @@ def dataset_classes(data) -> tuple | None:
 
 def _scan_tar_split(src: Path, split: str | None) -> tuple[dict, set]:
     """datasets._scan_tar keeping the bytes of ``split``'s images only (None: no bytes at all)."""
-    import tarfile
+    from ..data.datasets import _scan_tar
 
-    from ..data import DataError
-    from ..data.datasets import _is_hidden, _is_image
-    files, dirs = {}, set()
-    try:
-        with tarfile.open(src, "r|*") as tf:
-            for member in tf:
-                name = member.name.rstrip("/")
-                while name.startswith("./"):
-                    name = name[2:]
-                if _is_hidden(name):
-                    continue
-                if member.isdir():
-                    dirs.add(name)
-                elif member.isfile() and _is_image(name):
-                    parts = name.split("/")                  # [root/]split/class/image
-                    keep = split is not None and len(parts) >= 3 and parts[-3] == split
-                    files[name] = tf.extractfile(member).read() if keep else None
-    except (tarfile.TarError, EOFError, OSError) as err:
-        raise DataError(f"{src}: cannot read the archive ({type(err).__name__}: {err})") from err
-    return files, dirs
+    def keep(name: str) -> bool:
+        parts = name.split("/")                              # [root/]split/class/image
+        return split is not None and len(parts) >= 3 and parts[-3] == split
+    return _scan_tar(src, progress=False, keep=keep)
 
 
 def load_split(data, split: str, *, resize=None, limit_per_class=None, progress=True):
