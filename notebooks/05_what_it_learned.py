@@ -44,14 +44,12 @@ import json, os, time
 from pathlib import Path
 import numpy as np
 import matplotlib.pyplot as plt
-from nbtools import setup, check, solution, show
+from nbtools import setup, check, solution, show, cifar10_path
 ROOT, OUT = setup("05_what_it_learned")
 
 # The shared CIFAR-10 archive (JPEG image folders), next to the repository,
 # or wherever $NUMPY_ALEXNET_DATA points.
-DATA = Path(os.environ.get("NUMPY_ALEXNET_DATA",
-                           ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"))
-assert DATA.exists(), f"CIFAR-10 not found at {DATA}: set NUMPY_ALEXNET_DATA to the archive"
+DATA = cifar10_path()
 print("data:", DATA.name)
 
 # %%

@@ -47,6 +47,16 @@ def setup(notebook: str):
     return ROOT, out
 
 
+def cifar10_path() -> Path:
+    """The shared CIFAR-10 archive (JPEG image folders), next to the repository, or
+    wherever $NUMPY_ALEXNET_DATA points; a clear error where it is missing."""
+    path = Path(os.environ.get("NUMPY_ALEXNET_DATA",
+                               ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"))
+    if not path.exists():
+        raise FileNotFoundError(f"CIFAR-10 not found at {path}: set NUMPY_ALEXNET_DATA to the archive")
+    return path
+
+
 def solutions_requested() -> bool:
     return os.environ.get("NUMPY_ALEXNET_SOLUTIONS", "") == "1"
 
