@@ -67,10 +67,9 @@ import numpy as np
 from ..argtypes import integer, number
 
 # --------------------------------------------------------------------------- #
-# The run recipe: what this study takes from the training command (preparing
-# the data, building a model by name, placing it on a backend) and from the
-# relu-vs-tanh study (the generic helpers).  Every import from those modules
-# is here.
+# What this study shares: the run recipe (preparing the data, placing a net on
+# a backend, assembling optimizer and trainer), models by name, and the
+# relu-vs-tanh study's generic helpers.
 # --------------------------------------------------------------------------- #
 from ..models import build_model
 from .recipe import (assemble, data_identity, library_versions, mover, place, prepare_data,
