@@ -74,7 +74,7 @@ from ..argtypes import integer, number
 from ..models import build_model
 from .recipe import (assemble, data_identity, library_versions, mover, place, prepare_data,
                      print_start)
-from .study import comma_list, machine_description
+from .study import add_run_arguments, comma_list, machine_description, one_of
 
 # --------------------------------------------------------------------------- #
 # The study as data
@@ -217,12 +217,6 @@ def paired_difference(without: list, with_: list) -> dict:
 # --------------------------------------------------------------------------- #
 # The command line
 # --------------------------------------------------------------------------- #
-def _ablation_name(text: str) -> str:
-    if text not in ABLATIONS:
-        raise ValueError(text)
-    return text
-
-
 def add_arguments(p) -> None:
     p.add_argument("--data", required=True, help="CIFAR-10, e.g. ../shared/data/cifar10-jpeg.tar.gz")
     form = p.add_mutually_exclusive_group()
@@ -233,7 +227,7 @@ def add_arguments(p) -> None:
                       help="6,400 images, 4 epochs, 1,000 test images, 3 seeds: under 2 hours "
                            "on a 2-core CPU with --backend numba")
     p.set_defaults(form="full")
-    p.add_argument("--ablations", type=comma_list(_ablation_name, f"ablations ({', '.join(ABLATIONS)})"),
+    p.add_argument("--ablations", type=comma_list(one_of(ABLATIONS), f"ablations ({', '.join(ABLATIONS)})"),
                    default=None, help=f"comma list of {', '.join(ABLATIONS)} (default: all)")
     p.add_argument("--seeds", type=integer(1), default=None, help="runs per configuration (default: the form's)")
     p.add_argument("--epochs", type=integer(1), default=None, help="epochs a run (default: the form's)")
@@ -251,18 +245,7 @@ def add_arguments(p) -> None:
                    help="weight decay of the decayed weights (default 0.004, the recipe's)")
     p.add_argument("--batch-size", type=integer(1), default=128)
     p.add_argument("--momentum", type=number(at_least=0, below=1), default=0.9)
-    p.add_argument("--out", default="runs/ablation",
-                   help="where ablation[_FORM].json, .png and .md go")
-    p.add_argument("--work", default=None,
-                   help="per-run results kept to resume an interrupted study (default OUT/work)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--jobs", type=integer(1), default=1,
-                   help="training runs at once, each in a process of its own (default 1); on a "
-                        "CPU use it only with cores to spare")
-    p.add_argument("--report-only", action="store_true",
-                   help="train nothing: write the report from the runs under --work so far "
-                        "(unfinished ones marked); never over a complete report of the same "
-                        "settings")
+    add_run_arguments(p, "runs/ablation", "where ablation[_FORM].json, .png and .md go")
 
 
 def settings_from_args(args) -> dict:

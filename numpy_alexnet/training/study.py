@@ -164,10 +164,30 @@ def comma_list(item, expected: str):
     return parse
 
 
-def _regime_name(text: str) -> str:
-    if text not in REGIMES:
-        raise ValueError(text)
-    return text
+def one_of(names):
+    """An entry type for :func:`comma_list`: the text itself if it is one of ``names``."""
+    def name(text: str) -> str:
+        if text not in names:
+            raise ValueError(text)
+        return text
+    return name
+
+
+def add_run_arguments(p, out: str, out_help: str) -> None:
+    """The flags every study shares: where it writes, its per-run work folder, progress,
+    parallel runs and a report from the runs so far."""
+    p.add_argument("--out", default=out, help=out_help)
+    p.add_argument("--work", default=None,
+                   help="per-run results kept to resume an interrupted study (default OUT/work)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--jobs", type=integer(1), default=1,
+                   help="training runs at once, each in a process of its own (default 1). On "
+                        "a GPU the runs share the device, which one small-batch run leaves "
+                        "mostly idle; on a CPU use it only with cores to spare")
+    p.add_argument("--report-only", action="store_true",
+                   help="train nothing: write the report from the runs under --work, an "
+                        "unfinished run as far as its last epoch (marked in progress); it "
+                        "never replaces a complete report of the same settings")
 
 
 def add_arguments(p) -> None:
@@ -181,7 +201,7 @@ def add_arguments(p) -> None:
                       help="full data, the committed rates, one seed per activation and regime, "
                            "cap 60 epochs")
     p.set_defaults(form="full")
-    p.add_argument("--regimes", type=comma_list(_regime_name, "regimes (cuda-convnet or unit)"),
+    p.add_argument("--regimes", type=comma_list(one_of(REGIMES), "regimes (cuda-convnet or unit)"),
                    default=None, help="comma list of cuda-convnet, unit (default: the form's)")
     p.add_argument("--seeds", type=integer(1), default=None, help="runs per activation at the chosen rate")
     p.add_argument("--cap", type=integer(1), default=None, help="most epochs a run may take")
@@ -209,19 +229,8 @@ def add_arguments(p) -> None:
                    help="train every run to the cap (full curves in the figure)")
     p.add_argument("--batch-size", type=integer(1), default=128)
     p.add_argument("--momentum", type=number(at_least=0, below=1), default=0.9)
-    p.add_argument("--out", default="runs/relu_vs_tanh",
-                   help="where relu_vs_tanh[_FORM].json and .png go (the committed ones: docs/results)")
-    p.add_argument("--work", default=None,
-                   help="per-run results kept to resume an interrupted study (default OUT/work)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--jobs", type=integer(1), default=1,
-                   help="training runs at once, each in a process of its own (default 1). On "
-                        "a GPU the runs share the device, which one small-batch run leaves "
-                        "mostly idle; on a CPU use it only with cores to spare")
-    p.add_argument("--report-only", action="store_true",
-                   help="train nothing: write the report from the runs under --work, an "
-                        "unfinished run as far as its last epoch (marked in progress); it "
-                        "never replaces a complete report of the same settings")
+    add_run_arguments(p, "runs/relu_vs_tanh", "where relu_vs_tanh[_FORM].json and .png go "
+                      "(the committed ones: docs/results)")
 
 
 def settings_from_args(args) -> dict:
