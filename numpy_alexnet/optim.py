@@ -21,7 +21,7 @@ these are settings of the optimizer, not part of ``state_dict``.
 """
 from __future__ import annotations
 
-from .backend import get_array_module, on_device_of, to_numpy
+from .backend import get_array_module, get_ops, on_device_of, to_numpy
 from .layers.base import is_finite_number
 from .net import KeyMismatchError
 
@@ -75,8 +75,12 @@ class MomentumSGD:
                     v = get_array_module(w).zeros_like(w)
                 self.velocity[name] = v
             lr = self.lr * mult
+            decay_lr = self.weight_decay * self._decay_mult(name, layer) * lr
+            fast = getattr(get_ops(layer.backend), "momentum_update", None)
+            if fast is not None and fast(w, g, v, self.momentum, decay_lr, lr):
+                continue                                  # the same four lines, in one pass
             v *= self.momentum
-            v -= (self.weight_decay * self._decay_mult(name, layer) * lr) * w
+            v -= decay_lr * w
             v -= lr * g
             w += v
         self.steps += 1

@@ -468,3 +468,45 @@ def test_two_towers_on_two_gpus_match_one():
     grads_two = two.merged("grads")
     for name, g in one.merged("grads").items():
         assert_close(g, grads_two[name], 1e-6, f"d {name}")
+
+
+# -- the optimizer's update ----------------------------------------------------------------
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_numba_momentum_update_is_the_reference_bit_for_bit(dtype, monkeypatch):
+    """``MomentumSGD.step`` on a Numba net runs ``momentum_update``, one compiled pass;
+    three steps of it, with weight decay, per-layer rates and decay multipliers, leave
+    weights and velocities identical to the reference's four array lines."""
+    ops, ran = get_ops("numba"), []
+    kernel = ops.momentum_update
+    monkeypatch.setattr(ops, "momentum_update", lambda *a: ran.append(kernel(*a)) or ran[-1])
+    nets = {b: cifar_fig1(seed=3, dtype=dtype).to(b) for b in ("numpy", "numba")}
+    opts = {b: MomentumSGD(n, lr=0.01, momentum=0.9, weight_decay=0.004,
+                           lr_mults={"conv2": 0.5}, decay_mults={"conv1.b": 0.0})
+            for b, n in nets.items()}
+    for step in range(3):
+        for b, net in nets.items():
+            for name, layer, key in net.named_params():
+                g = np.random.default_rng(step * 100 + len(name)).standard_normal(
+                    layer.params[key].shape)
+                layer.grads[key] = g.astype(dtype)
+            opts[b].step()
+    assert ran and all(ran), "the Numba net's update did not run the compiled pass"
+    for (name, ref_layer, key), (_, fast_layer, _) in zip(nets["numpy"].named_params(),
+                                                          nets["numba"].named_params()):
+        np.testing.assert_array_equal(ref_layer.params[key], fast_layer.params[key], err_msg=name)
+        np.testing.assert_array_equal(opts["numpy"].velocity[name], opts["numba"].velocity[name],
+                                      err_msg=name)
+
+
+@needs_numba
+def test_numba_momentum_update_leaves_other_arrays_to_the_reference():
+    """A non-contiguous gradient is not the kernel's: it says so, and changes nothing."""
+    ops = get_ops("numba")
+    w, v = np.ones((4, 6), np.float32), np.zeros((4, 6), np.float32)
+    g = np.ones((6, 4), np.float32).T                          # (4, 6), not C-contiguous
+    assert ops.momentum_update(w, g, v, 0.9, 0.0, 0.1) is False
+    assert (w == 1).all() and (v == 0).all()
+    g = np.ascontiguousarray(g)
+    assert ops.momentum_update(w, g, v, 0.9, 0.0, 0.1) is True
+    np.testing.assert_allclose(w, 1 - np.float32(0.1))

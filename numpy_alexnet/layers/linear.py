@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..backend import get_array_module
 from .base import Layer, keyword_only
 
 
@@ -63,6 +64,14 @@ class Linear(Layer):
     def backward(self, dout):
         self.check_dout(dout)                                   # (N, D_out)
         x = self.cache
-        self.grads["W"] = x.T @ dout                            # (D_in, D_out)
+        gW = self.grads.get("W")
+        if (gW is not None and gW.shape == self.params["W"].shape and gW.dtype == dout.dtype
+                and type(gW) is type(dout) and gW.flags.c_contiguous):
+            # Into last step's buffer: fc6's dW is 151 MB, and a fresh array of that
+            # size is fresh memory from the OS, zeroed page by page, every step.
+            xp = get_array_module(dout)
+            xp.matmul(x.T, dout, out=gW)                        # (D_in, D_out)
+        else:
+            self.grads["W"] = x.T @ dout                        # (D_in, D_out)
         self.grads["b"] = dout.sum(axis=0)                      # (D_out,)
         return dout @ self.params["W"].T                        # (N, D_in)
