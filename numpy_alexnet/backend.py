@@ -19,6 +19,12 @@ Two questions are answered here, and nowhere else:
    cupy     CUDA kernels through CuPy (``numpy_alexnet.fast``)  CuPy
    ======== =================================================== ==========
 
+A backend may add *optional* ops, which the NumPy reference does without (its
+callers then run the reference's own lines): ``fuse`` (runs of layers that
+``Sequential`` runs as one step), ``momentum_update`` (``MomentumSGD.step``'s
+lines in one pass) and ``linear_forward``/``linear_backward`` (``Linear``'s
+products shared by the threads).  The Numba backend has all three.
+
 Importing this module (or the package) never imports CuPy or Numba: the fast
 backends are loaded the first time they are asked for, and a missing package
 is reported then, with the command that installs it.

@@ -3,6 +3,9 @@
     v <- momentum * v - weight_decay * lr * w - lr * dL/dw
     w <- w + v
 
+On the Numba backend the four lines run as one compiled pass over w, g and v
+(``numba_ops.momentum_update``), bit for bit the same.
+
 The velocity ``v`` of each parameter is allocated once, on the parameter's own
 device, and kept across steps (the optimizer owns it, keyed by the parameter's
 qualified name such as 'conv1.W').  ``lr`` is a plain attribute: a schedule

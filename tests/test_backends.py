@@ -510,3 +510,28 @@ def test_numba_momentum_update_leaves_other_arrays_to_the_reference():
     g = np.ascontiguousarray(g)
     assert ops.momentum_update(w, g, v, 0.9, 0.0, 0.1) is True
     np.testing.assert_allclose(w, 1 - np.float32(0.1))
+
+
+# -- fully connected layers ------------------------------------------------------------------
+@needs_numba
+@pytest.mark.parametrize("d_in, d_out", [(7, 5), (300, 97)])
+def test_numba_linear_shares_its_gemms_and_matches_the_reference(d_in, d_out, monkeypatch):
+    """The Numba backend splits Linear's three products by columns between its threads
+    (``numba_ops.linear_forward``/``linear_backward``); forced on small layers here."""
+    from numpy_alexnet.fast import numba_ops
+    monkeypatch.setattr(numba_ops, "SPLIT_ELEMENTS", 0)
+    split = []
+    real_split = numba_ops._split
+    monkeypatch.setattr(numba_ops, "_split", lambda n, work: split.append(n) or real_split(n, work))
+    rng = np.random.default_rng(11)
+    layer = Linear(d_in, d_out, weight_std=0.5, bias=0.2, rng=rng)
+    fast = copy.deepcopy(layer).to("numba")
+    x = rng.standard_normal((6, d_in)).astype(np.float32)
+    d = rng.standard_normal((6, d_out)).astype(np.float32)
+    for step in range(2):                            # the second writes into the first's dW
+        assert_close(layer.forward(x, train=True), fast.forward(x, train=True), TOL32["numba"], "out")
+        assert_close(layer.backward(d), fast.backward(d), TOL32["numba"], "dx")
+        for key in ("W", "b"):
+            assert_close(layer.grads[key], fast.grads[key], TOL32["numba"], f"d{key}")
+        d = d * 2
+    assert split == [d_out, d_out, d_in] * 2

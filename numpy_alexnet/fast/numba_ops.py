@@ -647,6 +647,49 @@ def tanh_backward(dout, out):
     return dx
 
 
+# -- fully connected layers: the GEMMs shared by the threads ----------------------------
+# NumPy's x @ W runs on one core once a convolution has capped BLAS at one thread
+# (above), and AlexNet's fc6 and fc7 GEMMs are the largest outside the convolutions
+# (fc6's W is 151 MB).  So each thread takes a share of the output's columns and
+# runs a one-thread BLAS GEMM on it, in the pool the convolutions use.  Every
+# output element is still one dot product over the same inputs.  Small layers
+# (Figure-1's fc10) keep the plain lines: a share each would cost more than it saves.
+SPLIT_ELEMENTS = 1 << 20
+
+
+def _split(n: int, work) -> None:
+    """``work(lo, hi)`` on one contiguous share of range(n) per thread, the threads at once."""
+    nb = -(-n // max(1, numba.get_num_threads()))                        # ceil(n / T)
+    _over_chunks(lambda starts: [work(s, min(s + nb, n)) for s in starts], n, nb)
+
+
+def linear_forward(x, W, b):
+    """As ``Linear.forward``: x @ W + b, (N, D_out), the columns shared by the threads."""
+    if W.size < SPLIT_ELEMENTS:
+        return x @ W + b
+    out = np.empty((x.shape[0], W.shape[1]), dtype=np.result_type(x, W))
+
+    def work(lo, hi):                                                    # out[:, lo:hi], a view
+        np.matmul(x, W[:, lo:hi], out=out[:, lo:hi])
+        out[:, lo:hi] += b[lo:hi]
+
+    _split(W.shape[1], work)
+    return out
+
+
+def linear_backward(dout, x, W, dW):
+    """As ``Linear.backward``'s products: dW = x.T @ dout written into ``dW``,
+    and dx = dout @ W.T returned, (N, D_in); each shared by the threads by columns."""
+    if W.size < SPLIT_ELEMENTS:
+        np.matmul(x.T, dout, out=dW)
+        return dout @ W.T
+    dout = np.ascontiguousarray(dout)
+    dx = np.empty(x.shape, dtype=np.result_type(dout, W))
+    _split(W.shape[1], lambda lo, hi: np.matmul(x.T, dout[:, lo:hi], out=dW[:, lo:hi]))
+    _split(W.shape[0], lambda lo, hi: np.matmul(dout, W[lo:hi].T, out=dx[:, lo:hi]))
+    return dx
+
+
 # -- the optimizer's update (not a layer op: MomentumSGD asks for it) -------------------
 @_jit
 def _momentum_update(w, g, v, momentum, decay_lr, lr):
@@ -699,3 +742,4 @@ def fuse(layers: list) -> list:
 
 OPS.fuse = fuse
 OPS.momentum_update = momentum_update
+OPS.linear_forward, OPS.linear_backward = linear_forward, linear_backward

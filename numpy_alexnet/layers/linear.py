@@ -59,19 +59,31 @@ class Linear(Layer):
         self.check_input(x, ndim=2, channels=self.in_features,
                          expected=f"(N, {self.in_features})")
         self.cache = x
+        fast = getattr(self.ops, "linear_forward", None)        # Numba: the GEMM shared by the cores
+        if fast is not None:
+            return fast(x, self.params["W"], self.params["b"])
         return x @ self.params["W"] + self.params["b"]          # (N, D_out)
 
     def backward(self, dout):
         self.check_dout(dout)                                   # (N, D_out)
-        x = self.cache
+        x, W = self.cache, self.params["W"]
+        dW = self._dW_buffer(dout)                              # (D_in, D_out)
+        fast = getattr(self.ops, "linear_backward", None)
+        if fast is not None:
+            dx = fast(dout, x, W, dW)
+        else:
+            get_array_module(dout).matmul(x.T, dout, out=dW)    # dW = x.T @ dout
+            dx = dout @ W.T                                     # (N, D_in)
+        self.grads["W"] = dW
+        self.grads["b"] = dout.sum(axis=0)                      # (D_out,)
+        return dx
+
+    def _dW_buffer(self, dout):
+        """Last step's dW array when it fits, to be overwritten: fc6's dW is 151 MB,
+        and a fresh array that size is fresh memory from the OS, zeroed page by
+        page, every step."""
         gW = self.grads.get("W")
         if (gW is not None and gW.shape == self.params["W"].shape and gW.dtype == dout.dtype
                 and type(gW) is type(dout) and gW.flags.c_contiguous):
-            # Into last step's buffer: fc6's dW is 151 MB, and a fresh array of that
-            # size is fresh memory from the OS, zeroed page by page, every step.
-            xp = get_array_module(dout)
-            xp.matmul(x.T, dout, out=gW)                        # (D_in, D_out)
-        else:
-            self.grads["W"] = x.T @ dout                        # (D_in, D_out)
-        self.grads["b"] = dout.sum(axis=0)                      # (D_out,)
-        return dout @ self.params["W"].T                        # (N, D_in)
+            return gW
+        return get_array_module(dout).empty(self.params["W"].shape, dtype=dout.dtype)
