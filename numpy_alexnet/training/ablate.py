@@ -42,8 +42,9 @@ as such).
 
 Forms (``FORMS``): ``--quick`` (minutes on a CPU: the machinery working, no
 finding), ``--reduced`` (within 2 hours on a 2-core CPU with ``--backend
-numba``, 21 runs of about 285 s measured on a loaded machine: the direction of
-large effects at best) and the default full form (all 50,000 images, 100
+numba``: 21 runs of 16,000 images for 8 epochs, planned at about 70 minutes
+from runs of 0.18 s a step measured on an idle 2-core AMD EPYC: the direction
+of large effects at best) and the default full form (all 50,000 images, 100
 epochs: a GPU's work).  Each finished run is kept as
 JSON under ``--work``, keyed by its settings and the data's SHA-256, so a
 study re-run reuses what is done; a run cut off midway goes on from its last
@@ -153,12 +154,14 @@ FORMS = {
                          "3 seeds: a GPU's work. It can test the claims at CIFAR-10 scale, "
                          "short of cuda-convnet's training length; the ILSVRC claims are "
                          "compared with CIFAR-10 gains, which need not be the same size"),
-    "reduced": dict(subset=6400, test_subset=1000, epochs=4, milestones=(3,), seeds=3,
-                    note="6,400 training images, 4 epochs (the last at a tenth of the rate), "
-                         "1,000 test images, 3 seeds: under 2 hours on a 2-core CPU with "
-                         "--backend numba (one run measured at 288 s on a loaded machine). Far from convergence and from overfitting, so it "
-                         "cannot show what regularizers (dropout, crops, PCA colour) do "
-                         "against overfitting; at best it shows the direction of large "
+    "reduced": dict(subset=16000, test_subset=4000, epochs=8, milestones=(6,), seeds=3,
+                    note="16,000 training images, 8 epochs (the last 2 at a tenth of the "
+                         "rate), 4,000 test images, 3 seeds: about 70 minutes on an idle "
+                         "2-core CPU with --backend numba, under 2 hours on a slower or "
+                         "busier one. Far from convergence (the nets end near 40% error "
+                         "where the full recipe reaches 11-13%), so it cannot show what "
+                         "regularizers (dropout, crops, PCA colour) do against long "
+                         "training's overfitting; at best it shows the direction of large "
                          "effects, and its intervals say how little 3 seeds pin down"),
     "quick":   dict(subset=1000, test_subset=200, epochs=2, milestones=(), seeds=2,
                     note="1,000 training images, 2 epochs, 200 test images, 2 seeds: minutes "
@@ -224,8 +227,9 @@ def add_arguments(p) -> None:
                       help="1,000 images, 2 epochs, 200 test images, 2 seeds: minutes on a CPU; "
                            "shows the machinery, not the claims")
     form.add_argument("--reduced", action="store_const", dest="form", const="reduced",
-                      help="6,400 images, 4 epochs, 1,000 test images, 3 seeds: under 2 hours "
-                           "on a 2-core CPU with --backend numba")
+                      help="16,000 images, 8 epochs, 4,000 test images, 3 seeds: about 70 minutes "
+                           "on an idle 2-core CPU with --backend numba, under 2 hours on a "
+                           "slower one")
     p.set_defaults(form="full")
     p.add_argument("--ablations", type=comma_list(one_of(ABLATIONS), f"ablations ({', '.join(ABLATIONS)})"),
                    default=None, help=f"comma list of {', '.join(ABLATIONS)} (default: all)")
