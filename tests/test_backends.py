@@ -535,3 +535,17 @@ def test_numba_linear_shares_its_gemms_and_matches_the_reference(d_in, d_out, mo
             assert_close(layer.grads[key], fast.grads[key], TOL32["numba"], f"d{key}")
         d = d * 2
     assert split == [d_out, d_out, d_in] * 2
+
+
+def test_linear_writes_dW_into_last_steps_array():
+    """On the host, dW goes into the array of the step before (no fresh 151 MB for fc6)."""
+    rng = np.random.default_rng(12)
+    layer = Linear(8, 6, rng=rng)
+    x, d = rng.standard_normal((4, 8)), rng.standard_normal((4, 6))
+    layer.forward(x, train=True)
+    layer.backward(d)
+    first = layer.grads["W"]
+    layer.forward(2 * x, train=True)
+    layer.backward(d)
+    assert layer.grads["W"] is first
+    np.testing.assert_allclose(first, (2 * x).T @ d, rtol=1e-12)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend import get_array_module
 from .base import Layer, keyword_only
 
 
@@ -67,23 +66,29 @@ class Linear(Layer):
     def backward(self, dout):
         self.check_dout(dout)                                   # (N, D_out)
         x, W = self.cache, self.params["W"]
-        dW = self._dW_buffer(dout)                              # (D_in, D_out)
+        dW = self._host_dW_buffer(dout)                         # (D_in, D_out), or None
         fast = getattr(self.ops, "linear_backward", None)
         if fast is not None:
-            dx = fast(dout, x, W, dW)
+            dx = fast(dout, x, W, dW)                           # fills dW
         else:
-            get_array_module(dout).matmul(x.T, dout, out=dW)    # dW = x.T @ dout
+            if dW is None:
+                dW = x.T @ dout
+            else:
+                np.matmul(x.T, dout, out=dW)                    # dW = x.T @ dout, in place
             dx = dout @ W.T                                     # (N, D_in)
         self.grads["W"] = dW
         self.grads["b"] = dout.sum(axis=0)                      # (D_out,)
         return dx
 
-    def _dW_buffer(self, dout):
-        """Last step's dW array when it fits, to be overwritten: fc6's dW is 151 MB,
-        and a fresh array that size is fresh memory from the OS, zeroed page by
-        page, every step."""
+    def _host_dW_buffer(self, dout):
+        """An array for dW on the host: last step's, to be overwritten, when it fits.
+        fc6's dW is 151 MB, and a fresh host array that size is fresh memory from the
+        OS, zeroed page by page, every step.  None on a GPU, whose memory pool
+        already hands back the same block."""
+        if not isinstance(dout, np.ndarray):
+            return None
         gW = self.grads.get("W")
-        if (gW is not None and gW.shape == self.params["W"].shape and gW.dtype == dout.dtype
-                and type(gW) is type(dout) and gW.flags.c_contiguous):
+        if (isinstance(gW, np.ndarray) and gW.shape == self.params["W"].shape
+                and gW.dtype == dout.dtype and gW.flags.c_contiguous):
             return gW
-        return get_array_module(dout).empty(self.params["W"].shape, dtype=dout.dtype)
+        return np.empty(self.params["W"].shape, dtype=dout.dtype)
