@@ -540,7 +540,7 @@ def test_numba_linear_shares_its_gemms_and_matches_the_reference(d_in, d_out, mo
 def test_linear_writes_dW_into_last_steps_array():
     """On the host, dW goes into the array of the step before (no fresh 151 MB for fc6)."""
     rng = np.random.default_rng(12)
-    layer = Linear(8, 6, rng=rng)
+    layer = Linear(8, 6, rng=rng, dtype=np.float64)
     x, d = rng.standard_normal((4, 8)), rng.standard_normal((4, 6))
     layer.forward(x, train=True)
     layer.backward(d)
