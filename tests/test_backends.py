@@ -473,10 +473,15 @@ def test_two_towers_on_two_gpus_match_one():
 # -- the optimizer's update ----------------------------------------------------------------
 @needs_numba
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_numba_momentum_update_is_the_reference_bit_for_bit(dtype, monkeypatch):
+@pytest.mark.parametrize("shared", [False, True])
+def test_numba_momentum_update_is_the_reference_bit_for_bit(dtype, shared, monkeypatch):
     """``MomentumSGD.step`` on a Numba net runs ``momentum_update``, one compiled pass;
     three steps of it, with weight decay, per-layer rates and decay multipliers, leave
-    weights and velocities identical to the reference's four array lines."""
+    weights and velocities identical to the reference's four array lines.  ``shared``:
+    every parameter split between the threads, as AlexNet's large ones are."""
+    from numpy_alexnet.fast import numba_ops
+    if shared:
+        monkeypatch.setattr(numba_ops, "SPLIT_ELEMENTS", 0)
     ops, ran = get_ops("numba"), []
     kernel = ops.momentum_update
     monkeypatch.setattr(ops, "momentum_update", lambda *a: ran.append(kernel(*a)) or ran[-1])

@@ -691,12 +691,12 @@ def linear_backward(dout, x, W, dW):
 
 
 # -- the optimizer's update (not a layer op: MomentumSGD asks for it) -------------------
-@_jit
+@numba.njit(cache=True, nogil=True)
 def _momentum_update(w, g, v, momentum, decay_lr, lr):
     # w, g, v: flat, one dtype; the scalars are in that dtype too, so every line
     # rounds as the reference's array expression does (Numba does not fuse a
     # multiply and an add into one FMA without fastmath).
-    for i in prange(w.size):
+    for i in range(w.size):
         vi = v[i] * momentum                          # v *= momentum
         vi = vi - decay_lr * w[i]                     # v -= (weight_decay * lr) * w
         vi = vi - lr * g[i]                           # v -= lr * g
@@ -706,7 +706,9 @@ def _momentum_update(w, g, v, momentum, decay_lr, lr):
 
 def momentum_update(w, g, v, momentum: float, decay_lr: float, lr: float) -> bool:
     """Not an op of the reference: ``MomentumSGD.step``'s four array lines for one
-    parameter, in one parallel pass that reads w, g, v once and writes v and w once.
+    parameter, in one pass that reads w, g, v once and writes v and w once, a
+    share of the elements per thread (in the convolutions' pool of threads, as
+    ``_split`` runs the fully connected layers' GEMMs).
 
     The reference's lines make two temporaries and ten passes over memory; for
     AlexNet's 61 million parameters that was 250 ms of CPU a step.  The result is
@@ -719,7 +721,12 @@ def momentum_update(w, g, v, momentum: float, decay_lr: float, lr: float) -> boo
                and a.shape == w.shape for a in arrays):
         return False
     t = w.dtype.type
-    _momentum_update(w.reshape(-1), g.reshape(-1), v.reshape(-1), t(momentum), t(decay_lr), t(lr))
+    w1, g1, v1 = w.reshape(-1), g.reshape(-1), v.reshape(-1)             # (size,) views
+    scalars = (t(momentum), t(decay_lr), t(lr))
+    if w.size < SPLIT_ELEMENTS:
+        _momentum_update(w1, g1, v1, *scalars)
+    else:
+        _split(w.size, lambda lo, hi: _momentum_update(w1[lo:hi], g1[lo:hi], v1[lo:hi], *scalars))
     return True
 
 
