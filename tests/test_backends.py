@@ -23,6 +23,7 @@ import pytest
 from numpy_alexnet import MomentumSGD, SoftmaxCrossEntropy, cifar_fig1
 from numpy_alexnet.backend import OP_NAMES, cupy_available, get_ops, numba_available, to_numpy
 from numpy_alexnet.gradcheck import check_layer, rel_error
+from numpy_alexnet.layers import LayerInputError
 from numpy_alexnet.layers import (AvgPool2D, Conv2D, Dropout, Flatten, Linear, LocalResponseNorm,
                                   MaxPool2D, ReLU, Tanh)
 from numpy_alexnet.models import alexnet
@@ -168,13 +169,55 @@ def test_fused_conv_neuron_pool(rng, dtype, pool, neuron, monkeypatch):
 
 
 @needs_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_conv_relu(rng, dtype, monkeypatch):
+    """Numba's fused Conv2D -> ReLU step (no pool after it) against the two reference
+    layers; it leaves the layers' own state, so their backwards one by one agree too."""
+    from numpy_alexnet.fast import fused, numba_ops
+    monkeypatch.setattr(numba_ops, "CHUNK_BYTES", 3000)      # chunks of one or two examples
+    tol = 1e-13 if dtype == np.float64 else TOL32["numba"]
+    for (N, C, H, W, F, K, s, p, G, _, _) in FUSED_CASES:
+        case = (N, C, H, W, F, K, s, p, G)
+        conv = Conv2D(C, F, K, stride=s, padding=p, groups=G, weight_std=0.5, bias=0.1, rng=rng,
+                      dtype=dtype)
+        conv.params["b"][0] = -1e3               # channel 0 all below 0
+        ref = [conv, ReLU()]
+        fast = [copy.deepcopy(layer).to("numba") for layer in ref]
+        steps = fused.fuse(fast + [LocalResponseNorm().to("numba")])
+        assert [type(s).__name__ for s in steps] == ["ConvReLU", "LocalResponseNorm"]
+        x = rng.standard_normal((N, C, H, W)).astype(dtype)
+        out = ref[1].forward(ref[0].forward(x))
+        got = steps[0].forward(x)
+        assert got.dtype == dtype and got.shape == out.shape
+        assert (got[:, 0] == 0).all() and (got[:, 1:] > 0).any()
+        assert_close(out, got, tol, f"fused forward {case}")
+        d = rng.standard_normal(out.shape).astype(dtype)
+        dx = ref[0].backward(ref[1].backward(d))
+        for input_grad in (True, False):
+            gdx = steps[0].backward(d, input_grad)
+            if input_grad:
+                assert_close(dx, gdx, tol, f"fused dx {case}")
+            else:
+                assert gdx is None
+            assert_close(conv.grads["W"], fast[0].grads["W"], tol, f"fused dW {case}")
+            assert_close(conv.grads["b"], fast[0].grads["b"], tol, f"fused db {case}")
+        one_by_one = fast[0].backward(fast[1].backward(d))
+        assert_close(dx, one_by_one, tol, f"layers' own backwards after the fused forward {case}")
+    with pytest.raises(LayerInputError, match="ReLU.*dout shape"):
+        steps[0].backward(d[:, :1])
+
+
+@needs_numba
 def test_numba_net_fuses_the_figure1_blocks_and_checks_dout():
     """Sequential on Numba runs each conv -> neuron -> pool as one step; the checks still hold."""
-    from numpy_alexnet.layers import LayerInputError
     net = cifar_fig1(seed=0).to("numba")
     assert [type(s).__name__ for s in net._steps()] == ["ConvNeuronPool"] * 3 + ["Flatten", "Linear"]
     tanh = cifar_fig1(seed=0, activation="tanh").to("numba")
     assert [type(s).__name__ for s in tanh._steps()] == ["ConvNeuronPool"] * 3 + ["Flatten", "Linear"]
+    assert [type(s).__name__ for s in alexnet(num_classes=10).to("numba")._steps()] == [
+        "ConvReLU", "LocalResponseNorm", "MaxPool2D", "ConvReLU", "LocalResponseNorm", "MaxPool2D",
+        "ConvReLU", "ConvReLU", "ConvNeuronPool", "Flatten", "Linear", "ReLU", "Dropout", "Linear",
+        "ReLU", "Dropout", "Linear"]
     assert [type(s).__name__ for s in cifar_fig1(seed=0)._steps()] == [
         "Conv2D", "ReLU", "MaxPool2D", "Conv2D", "ReLU", "AvgPool2D", "Conv2D", "ReLU", "AvgPool2D",
         "Flatten", "Linear"]                     # the NumPy reference runs every layer on its own

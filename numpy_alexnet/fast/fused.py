@@ -280,9 +280,7 @@ class ConvNeuronPool:
 
     def forward(self, x, train: bool = True):
         conv, neuron, pool = self.conv, self.neuron, self.pool
-        conv.check_input(x, ndim=4, channels=conv.in_channels,               # as Conv2D.forward
-                         min_hw=(conv.kh - 2 * conv.padding, conv.kw - 2 * conv.padding),
-                         expected=f"(N, {conv.in_channels}, H, W)")
+        _check_conv_input(conv, x)
         W, b = conv.params["W"], conv.params["b"]
         N, F = x.shape[0], conv.out_channels
         Ho = conv_output_size(x.shape[2], conv.kh, conv.stride, conv.padding)
@@ -367,17 +365,126 @@ class ConvNeuronPool:
         self.backward(dout, input_grad=False)
 
 
+# -- Conv2D -> ReLU without a pool (AlexNet's conv1-conv4) ---------------------------------
+@_kernel
+def _bias_relu(prod, b, zero, out):
+    """out = relu(prod + b), in the layer's layout.
+
+    prod: (F, m, P), a chunk of W @ cols without the bias (the GEMM's layout);
+    b: (F,); out: (m, F, P).  Equals ``conv2d_forward``'s ``+ b`` (one float32
+    add) and ``numba_ops.relu_forward`` (v if v > 0, else 0).
+    """
+    F, m, P = prod.shape
+    for n in range(m):
+        for f in range(F):
+            bf = b[f]
+            src, dst = prod[f, n], out[n, f]            # (P,) views
+            for p in range(P):
+                v = src[p] + bf
+                dst[p] = v if v > 0 else zero
+    return out
+
+
+@_kernel
+def _relu_dout_chunk(dout, out, zero, dch, db):
+    """dch[f, n] = dout[n, f] where out[n, f] > 0, else 0; db[f] += its sum (float64).
+
+    dout, out: (m, F, P), ReLU's dout and its output; dch: (F, m, P), the
+    convolution's dout in its GEMM's layout.  ``numba_ops.relu_backward``
+    followed by ``conv2d_backward``'s copy of dout (``_dout_chunk``), in one pass.
+    """
+    m, F, P = dout.shape
+    for f in range(F):
+        acc = 0.0
+        for n in range(m):
+            src, o, dst = dout[n, f], out[n, f], dch[f, n]   # (P,) views
+            for p in range(P):
+                dst[p] = src[p] if o[p] > 0 else zero
+            acc += sum64(dst)
+        db[f] += acc
+    return dch
+
+
+class ConvReLU:
+    """Conv2D -> ReLU, as one step of a ``Sequential`` (where no pool follows the ReLU,
+    as after AlexNet's conv1-conv4).
+
+    Forward, each chunk's W @ cols gets the bias and the ReLU while in cache, and
+    only the ReLU's output is written; backward, one pass turns ReLU's dout into
+    the convolution's, in its GEMM's layout, with db.  The two layers are left
+    with the very state their own forwards keep (the Conv2D its input, the ReLU
+    its output, as ``numba_ops.relu_forward`` keeps it), so either backward, this
+    step's or the layers' one by one, may follow.
+    """
+
+    def __init__(self, conv: Conv2D, relu: ReLU):
+        self.conv, self.relu = conv, relu
+        self.name = f"{conv.name}+{relu.name}"
+
+    def forward(self, x, train: bool = True):
+        conv, relu = self.conv, self.relu
+        _check_conv_input(conv, x)
+        W, b = conv.params["W"], conv.params["b"]
+        N, F = x.shape[0], conv.out_channels
+        Ho = conv_output_size(x.shape[2], conv.kh, conv.stride, conv.padding)
+        Wo = conv_output_size(x.shape[3], conv.kw, conv.stride, conv.padding)
+        out = np.empty((N, F, Ho * Wo), dtype=W.dtype)                    # (N, F, P)
+        zero = W.dtype.type(0)
+
+        def finish(n0, m, prod):                                         # prod: (F, m, Ho, Wo)
+            _bias_relu(prod.reshape(F, m, Ho * Wo), b, zero, out[n0:n0 + m])
+
+        conv_forward_chunks(x, W, conv.stride, conv.padding, conv.groups, finish)
+        out = out.reshape(N, F, Ho, Wo)                                  # (N, F, Ho, Wo)
+        conv.cache = (np.ascontiguousarray(x),)                          # numba conv2d_forward's state
+        relu.last_x_shape = out.shape                                    # for check_dout
+        relu.cache = out                                                 # numba relu_forward's state
+        return out
+
+    def backward(self, dout, input_grad: bool = True):
+        conv, relu = self.conv, self.relu
+        relu.check_dout(dout)                                            # (N, F, Ho, Wo)
+        dout = np.ascontiguousarray(dout)
+        N, F, Ho, Wo = dout.shape
+        d3, out3 = dout.reshape(N, F, Ho * Wo), relu.cache.reshape(N, F, Ho * Wo)   # (N, F, P)
+        zero = dout.dtype.type(0)
+
+        def start(n0, m, dch, db):                                       # dch: (F, m, Ho, Wo)
+            _relu_dout_chunk(d3[n0:n0 + m], out3[n0:n0 + m], zero, dch.reshape(F, m, Ho * Wo), db)
+
+        (x,) = conv.cache
+        dx, conv.grads["W"], conv.grads["b"] = conv_backward_chunks(
+            x, conv.params["W"], conv.stride, conv.padding, conv.groups, input_grad, Ho, Wo, start)
+        return dx
+
+    def param_backward(self, dout) -> None:
+        """Only dW and db, as ``Conv2D.param_backward``."""
+        self.backward(dout, input_grad=False)
+
+
+def _check_conv_input(conv: Conv2D, x) -> None:
+    """``Conv2D.forward``'s check of its input, for the fused steps that stand for it."""
+    conv.check_input(x, ndim=4, channels=conv.in_channels,
+                     min_hw=(conv.kh - 2 * conv.padding, conv.kw - 2 * conv.padding),
+                     expected=f"(N, {conv.in_channels}, H, W)")
+
+
 def fuse(layers: list) -> list:
     """``layers`` with every Conv2D -> ReLU/Tanh -> MaxPool2D/AvgPool2D run on Numba as
-    one :class:`ConvNeuronPool`; every other layer as it is."""
+    one :class:`ConvNeuronPool`, every other Conv2D -> ReLU as one :class:`ConvReLU`,
+    and every other layer as it is."""
     steps, i = [], 0
     while i < len(layers):
         run = layers[i:i + 3]
+        on_numba = [layer.backend == "numba" for layer in run]
         if (len(run) == 3 and type(run[0]) is Conv2D and type(run[1]) in (ReLU, Tanh)
-                and type(run[2]) in (MaxPool2D, AvgPool2D)
-                and all(layer.backend == "numba" for layer in run)):
+                and type(run[2]) in (MaxPool2D, AvgPool2D) and all(on_numba)):
             steps.append(ConvNeuronPool(*run))
             i += 3
+        elif (len(run) >= 2 and type(run[0]) is Conv2D and type(run[1]) is ReLU
+                and all(on_numba[:2])):
+            steps.append(ConvReLU(*run[:2]))
+            i += 2
         else:
             steps.append(layers[i])
             i += 1

@@ -5,7 +5,8 @@ Same signatures, shapes and return conventions as the NumPy reference
 matrix products of the convolution stay in NumPy (BLAS), as in the reference.
 The convolution runs a chunk of the batch at a time (``conv_forward_chunks``,
 ``conv_backward_chunks``), and ``fused.py`` builds on those chunks to run
-Conv2D -> ReLU or Tanh -> pool as one step (``OPS.fuse``, which ``Sequential`` asks for).
+Conv2D -> ReLU or Tanh -> pool, and Conv2D -> ReLU, as one step each (``OPS.fuse``, which
+``Sequential`` asks for).
 
 How the loops are split between threads: every kernel is
 ``@njit(cache=True, parallel=True)`` with ``prange`` over the (N, C) planes of
