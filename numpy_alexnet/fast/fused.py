@@ -31,6 +31,10 @@ reference layers.  What is kept for the backward:
   place (NumPy's tanh is vectorized, and rounds as the reference does), then
   the pool's kernel; backward, one kernel does the pool's and the neuron's.
 
+Where no pool follows a ReLU (AlexNet's conv1-conv4, each followed by LRN or
+another convolution), :class:`ConvReLU` fuses the convolution and the ReLU
+alone, the same way; it leaves both layers the state their own forwards keep.
+
 ``fuse(layers)`` is what ``Sequential`` calls (through ``get_ops('numba').fuse``)
 to find the runs.  A fused forward must be followed by a fused backward (as
 ``Sequential`` does): the state lives in a :class:`FusedState` in the neuron
