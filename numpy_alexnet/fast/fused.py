@@ -258,6 +258,23 @@ def _pool_tanh_backward(dout, arg, tout, is_max, kh, kw, stride, size, one, dch,
 
 
 # -- the fused step ----------------------------------------------------------------------
+def _conv_backward(conv: Conv2D, input_grad: bool, Ho: int, Wo: int, prologue):
+    """The convolution's dW and db into its ``grads``, and dx (or None), from the
+    chunks of its dout that ``prologue`` writes (``numba_ops.conv_backward_chunks``)."""
+    (x,) = conv.cache
+    dx, conv.grads["W"], conv.grads["b"] = conv_backward_chunks(
+        x, conv.params["W"], conv.stride, conv.padding, conv.groups, input_grad, Ho, Wo, prologue)
+    return dx
+
+
+class _FusedStep:
+    """What every fused step shares: a backward without the input's gradient."""
+
+    def param_backward(self, dout) -> None:
+        """Only dW and db, as ``Conv2D.param_backward``."""
+        self.backward(dout, input_grad=False)
+
+
 class FusedState:
     """What a fused forward keeps for its backward (see the module docstring)."""
 
@@ -268,7 +285,7 @@ class FusedState:
         self.conv_shape = conv_shape      # (N, F, Ho, Wo), the convolution's output
 
 
-class ConvNeuronPool:
+class ConvNeuronPool(_FusedStep):
     """Conv2D -> ReLU or Tanh -> MaxPool2D or AvgPool2D, as one step of a ``Sequential``.
 
     It has a layer's ``forward``, ``backward`` and ``param_backward``, and
@@ -359,14 +376,7 @@ class ConvNeuronPool:
             def start(n0, m, dch, db):
                 _avgpool_relu_backward(dout[n0:n0 + m], neuron_state[n0:n0 + m], pool.kh, pool.kw,
                                        pool.stride, size, zero, dch, db)
-        (x,) = conv.cache
-        dx, conv.grads["W"], conv.grads["b"] = conv_backward_chunks(
-            x, conv.params["W"], conv.stride, conv.padding, conv.groups, input_grad, Ho, Wo, start)
-        return dx
-
-    def param_backward(self, dout) -> None:
-        """Only dW and db, as ``Conv2D.param_backward``."""
-        self.backward(dout, input_grad=False)
+        return _conv_backward(conv, input_grad, Ho, Wo, start)
 
 
 # -- Conv2D -> ReLU without a pool (AlexNet's conv1-conv4) ---------------------------------
@@ -409,7 +419,7 @@ def _relu_dout_chunk(dout, out, zero, dch, db):
     return dch
 
 
-class ConvReLU:
+class ConvReLU(_FusedStep):
     """Conv2D -> ReLU, as one step of a ``Sequential`` (where no pool follows the ReLU,
     as after AlexNet's conv1-conv4).
 
@@ -456,14 +466,7 @@ class ConvReLU:
         def start(n0, m, dch, db):                                       # dch: (F, m, Ho, Wo)
             _relu_dout_chunk(d3[n0:n0 + m], out3[n0:n0 + m], zero, dch.reshape(F, m, Ho * Wo), db)
 
-        (x,) = conv.cache
-        dx, conv.grads["W"], conv.grads["b"] = conv_backward_chunks(
-            x, conv.params["W"], conv.stride, conv.padding, conv.groups, input_grad, Ho, Wo, start)
-        return dx
-
-    def param_backward(self, dout) -> None:
-        """Only dW and db, as ``Conv2D.param_backward``."""
-        self.backward(dout, input_grad=False)
+        return _conv_backward(conv, input_grad, Ho, Wo, start)
 
 
 def _check_conv_input(conv: Conv2D, x) -> None:
