@@ -15,7 +15,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -32,6 +31,9 @@ from numpy_alexnet.training.checkpoint import read_checkpoint
 
 from test_cli_errors import make_folder, run, snapshot, train_args
 
+# Fixtures from conftest.py: data (a small image folder), trained (one run on it) and
+# run_dir (a fresh copy of that run per test, and its files' bytes).
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -39,28 +41,6 @@ ROOT = Path(__file__).resolve().parent.parent
 def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("NUMPY_ALEXNET_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache"
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return make_folder(tmp_path_factory.mktemp("data") / "pets")
-
-
-@pytest.fixture(scope="module")
-def trained_once(tmp_path_factory, data):
-    out = tmp_path_factory.mktemp("trained") / "run"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("NUMPY_ALEXNET_CACHE", str(out.parent / "cache"))
-        assert main(train_args(data, out)) == 0
-    return out
-
-
-@pytest.fixture
-def trained(trained_once, tmp_path):
-    """A fresh copy of a one-epoch run (2 steps) in tmp_path/run, and its files' bytes."""
-    out = tmp_path / "run"
-    shutil.copytree(trained_once, out)
-    return out, snapshot(out)
 
 
 def _dead_pid() -> int:
@@ -148,8 +128,8 @@ def test_signal_before_training_stops_at_once_and_writes_nothing(data, tmp_path,
 # --------------------------------------------------------------------------- #
 # 3. The lock on OUT
 # --------------------------------------------------------------------------- #
-def test_second_run_on_the_same_out_is_refused_naming_the_first(trained, data, capsys):
-    out, before = trained
+def test_second_run_on_the_same_out_is_refused_naming_the_first(run_dir, data, capsys):
+    out, before = run_dir
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         lock = {"pid": holder.pid, "host": socket.gethostname(), "started": "2026-01-02 03:04:05"}
@@ -165,8 +145,8 @@ def test_second_run_on_the_same_out_is_refused_naming_the_first(trained, data, c
     assert {k: v for k, v in snapshot(out).items() if k != ".lock"} == before
 
 
-def test_lock_of_a_dead_process_is_taken_over(trained, data, capsys):
-    out, _ = trained
+def test_lock_of_a_dead_process_is_taken_over(run_dir, data, capsys):
+    out, _ = run_dir
     (out / ".lock").write_text(json.dumps({"pid": _dead_pid(), "host": socket.gethostname(),
                                            "started": "earlier"}))
     rc, err = run(train_args(data, out, "--epochs", "2", "--resume"), capsys)
@@ -201,9 +181,9 @@ def test_read_only_out_is_refused_before_loading(data, tmp_path, capsys):
     assert rc == 1 and "is not writable" in err
 
 
-def test_full_disk_during_a_checkpoint_is_a_message_and_earlier_ones_stay(trained, data,
+def test_full_disk_during_a_checkpoint_is_a_message_and_earlier_ones_stay(run_dir, data,
                                                                           capsys, monkeypatch):
-    out, before = trained
+    out, before = run_dir
     real = ckpt.atomic_write_bytes_via
 
     def full_disk(path, write):                        # half a file, then ENOSPC
@@ -244,9 +224,9 @@ def test_cache_write_that_fails_falls_back_to_no_cache(data, tmp_path, capsys, m
 # --------------------------------------------------------------------------- #
 # 5. Temporaries of killed writes
 # --------------------------------------------------------------------------- #
-def test_temporaries_of_killed_writes_are_removed_at_the_next_start(trained, data, cache,
+def test_temporaries_of_killed_writes_are_removed_at_the_next_start(run_dir, data, cache,
                                                                     capsys):
-    out, _ = trained
+    out, _ = run_dir
     ours = [out / "checkpoints" / ".latest.npz.k3j9x2ab.tmp", out / ".metrics.json.a1b2c3d4.tmp"]
     theirs = [out / "checkpoints" / "notes.tmp", out / ".other.k3j9x2ab.tmp"]
     for p in ours + theirs:
@@ -279,8 +259,8 @@ def _count_decoding(monkeypatch) -> list:
     return decoded
 
 
-def test_eval_checks_classes_before_decoding_anything(trained, tmp_path, capsys, monkeypatch):
-    out, _ = trained
+def test_eval_checks_classes_before_decoding_anything(run_dir, tmp_path, capsys, monkeypatch):
+    out, _ = run_dir
     other = make_folder(tmp_path / "farm", classes=("cow", "hen"))
     decoded = _count_decoding(monkeypatch)
     rc, err = run(["eval", str(out / "checkpoints" / "best.npz"), "--data", str(other)], capsys)
@@ -289,10 +269,10 @@ def test_eval_checks_classes_before_decoding_anything(trained, tmp_path, capsys,
 
 
 @pytest.mark.parametrize("archive", [False, True])
-def test_eval_decodes_only_the_split_it_evaluates(trained, data, tmp_path, capsys, monkeypatch,
+def test_eval_decodes_only_the_split_it_evaluates(run_dir, data, tmp_path, capsys, monkeypatch,
                                                   archive):
     import tarfile
-    out, _ = trained
+    out, _ = run_dir
     monkeypatch.setenv("NUMPY_ALEXNET_CACHE", str(tmp_path / "empty-cache"))
     src = data
     if archive:
@@ -309,16 +289,16 @@ def test_eval_decodes_only_the_split_it_evaluates(trained, data, tmp_path, capsy
 # --------------------------------------------------------------------------- #
 # 8. --resume: data by content, validation and backend settings, --new-lr
 # --------------------------------------------------------------------------- #
-def test_resume_accepts_the_same_data_under_another_path(trained, data, tmp_path, capsys):
-    out, _ = trained
+def test_resume_accepts_the_same_data_under_another_path(run_dir, data, tmp_path, capsys):
+    out, _ = run_dir
     link = tmp_path / "same-pets"
     link.symlink_to(data, target_is_directory=True)
     rc, err = run(train_args(link, out, "--epochs", "2", "--resume"), capsys)
     assert rc == 0, err
 
 
-def test_resume_refuses_other_data_of_the_same_classes(trained, tmp_path, capsys):
-    out, before = trained
+def test_resume_refuses_other_data_of_the_same_classes(run_dir, tmp_path, capsys):
+    out, before = run_dir
     other = make_folder(tmp_path / "pets2", seed=1)   # cat and dog, other images
     rc, err = run(train_args(other, out, "--epochs", "2", "--resume"), capsys)
     assert rc == 1 and "is not the data" in err and "by content" in err, err
@@ -326,17 +306,17 @@ def test_resume_refuses_other_data_of_the_same_classes(trained, tmp_path, capsys
 
 
 @pytest.mark.parametrize("extra", [("--val-subset", "2"), ("--no-val",), ("--backend", "numpy")])
-def test_resume_refuses_changed_validation_and_backend(trained, data, capsys, extra):
+def test_resume_refuses_changed_validation_and_backend(run_dir, data, capsys, extra):
     """The fixture's run trained on the default backend, auto: numba here."""
-    out, before = trained
+    out, before = run_dir
     rc, err = run(train_args(data, out, "--epochs", "2", "--resume", *extra), capsys)
     key = extra[0][2:].replace("-", "_")
     assert rc == 2 and f"{key}: checkpoint" in err, err
     assert snapshot(out) == before
 
 
-def test_new_lr_on_resume_is_used_and_recorded(trained, data, capsys):
-    out, _ = trained
+def test_new_lr_on_resume_is_used_and_recorded(run_dir, data, capsys):
+    out, _ = run_dir
     rc, err = run(train_args(data, out, "--epochs", "2", "--resume", "--new-lr", "0.0001"), capsys)
     assert rc == 0 and "0.001 -> 0.0001" in err, err
     metrics = json.loads((out / "metrics.json").read_text())
@@ -351,8 +331,8 @@ def test_new_lr_needs_resume(data, tmp_path, capsys):
     assert rc == 2 and "--new-lr" in err and "--resume" in err
 
 
-def test_nonfinite_stop_says_how_to_go_on_with_a_lower_rate(trained, data, capsys, monkeypatch):
-    out, _ = trained
+def test_nonfinite_stop_says_how_to_go_on_with_a_lower_rate(run_dir, data, capsys, monkeypatch):
+    out, _ = run_dir
     from numpy_alexnet.net import Sequential
     real = Sequential.forward
 
@@ -386,8 +366,8 @@ def test_counts_larger_than_the_data_are_said(data, tmp_path, capsys):
     assert "--batch-size 64 is more than the 8 training images" in err
 
 
-def test_checkpoint_without_config_is_a_message(trained, data, tmp_path, capsys):
-    out, _ = trained
+def test_checkpoint_without_config_is_a_message(run_dir, data, tmp_path, capsys):
+    out, _ = run_dir
     with np.load(out / "checkpoints" / "best.npz") as z:
         arrays = {k: z[k] for k in z.files}
     meta = json.loads(str(arrays["meta"]))
