@@ -87,6 +87,74 @@ def _bias_relu_maxpool(prod, b, kh, kw, stride, zero, out, arg):
 
 
 @_kernel
+def _maxpool3(prod, b, relu, stride, zero, out, arg):
+    """out, arg as :func:`_bias_relu_maxpool` (``relu`` True) or :func:`_maxpool_chunk`
+    of prod + b (False), for 3 x 3 windows, the pool of every net here.
+
+    The same values and offsets, in passes that the compiler vectorizes (2x
+    faster on the Figure-1 net's conv1; the one-pass kernels branch on every
+    comparison, and the data decide the branches).  For each plane:
+
+    1. for every row y and column x, the largest of plane[y, x:x+3] and the
+       first offset j (0, 1 or 2) that holds it;
+    2. for each row of windows, at every column x, the largest of its three
+       rows' maxima and the first row i that holds it, so i*3 + j;
+    3. the windows' own columns, x = xq * stride, picked out of that.
+
+    Strict > in both passes gives the first maximum in row-major window order,
+    as the one-pass kernels find it.  With ``relu`` each row starts from
+    relu(its first element): ReLU's zeros tie, and the first wins.  Passes 1
+    and 2 work out every column, twice the windows' stride 2 needs, because
+    contiguous loops without branches are what vectorizes.
+    """
+    F, m, Ho, Wo = prod.shape
+    Hq, Wq = out.shape[2], out.shape[3]
+    Wx = Wo - 2                                         # windows may start at x = 0 .. Wo-3
+    rowmax = np.empty((Ho, Wx), dtype=out.dtype)        # rowmax[y, x]: max of plane[y, x:x+3]
+    rowarg = np.empty((Ho, Wx), dtype=np.int32)         # its first offset j
+    winmax = np.empty(Wx, dtype=out.dtype)              # one row of windows, every column
+    winarg = np.empty(Wx, dtype=np.int32)               # offset i*3 + j of each maximum
+    for f in range(F):
+        bf = b[f]
+        for n in range(m):
+            plane = prod[f, n]                          # (Ho, Wo), a view
+            for y in range(Ho):                         # 1. along each row
+                r, rmax, rarg = plane[y], rowmax[y], rowarg[y]      # (Wo,), (Wx,) views
+                for x in range(Wx):
+                    v0, v1, v2 = r[x] + bf, r[x + 1] + bf, r[x + 2] + bf
+                    best = (v0 if v0 > zero else zero) if relu else v0
+                    where = np.int32(0)
+                    c = v1 > best
+                    best = v1 if c else best
+                    where = np.int32(1) if c else where
+                    c = v2 > best
+                    best = v2 if c else best
+                    where = np.int32(2) if c else where
+                    rmax[x] = best
+                    rarg[x] = where
+            o, a = out[n, f], arg[n, f]                 # (Hq, Wq) views
+            for yq in range(Hq):                        # 2. down each window's three rows
+                y = yq * stride
+                m0, m1, m2 = rowmax[y], rowmax[y + 1], rowmax[y + 2]
+                a0, a1, a2 = rowarg[y], rowarg[y + 1], rowarg[y + 2]
+                for x in range(Wx):
+                    best, where = m0[x], a0[x]
+                    c = m1[x] > best
+                    best = m1[x] if c else best
+                    where = a1[x] + np.int32(3) if c else where
+                    c = m2[x] > best
+                    best = m2[x] if c else best
+                    where = a2[x] + np.int32(6) if c else where
+                    winmax[x] = best
+                    winarg[x] = where
+                orow, arow = o[yq], a[yq]               # 3. the windows' columns
+                for xq in range(Wq):
+                    orow[xq] = winmax[xq * stride]
+                    arow[xq] = winarg[xq * stride]
+    return out
+
+
+@_kernel
 def _bias_relu_avgpool(prod, b, kh, kw, stride, size, zero, out, mask):
     """out = avgpool(relu(prod + b)), mask = prod + b > 0 (ReLU's state).
 
@@ -310,7 +378,9 @@ class ConvNeuronPool(_FusedStep):
         zero = W.dtype.type(0)
         out = np.empty((N, F, Hq, Wq), dtype=W.dtype)
         is_max = isinstance(pool, MaxPool2D)
+        three = pool.kh == pool.kw == 3                                  # _maxpool3's windows
         if isinstance(neuron, Tanh):
+            no_bias = np.zeros(F, dtype=W.dtype)                         # added before the tanh
             state = np.empty((N, F, Hq, Wq), dtype=np.int32) if is_max else None
             neuron_state = np.empty((N, F, Ho, Wo), dtype=W.dtype)          # Tanh's output
             size = W.dtype.type(pool.kh * pool.kw)
@@ -320,7 +390,10 @@ class ConvNeuronPool(_FusedStep):
                 np.add(prod, b.reshape(F, 1, 1, 1), out=prod)
                 np.tanh(prod, out=prod)
                 neuron_state[n0:n0 + m] = prod.transpose(1, 0, 2, 3)       # (m, F, Ho, Wo), a copy
-                if is_max:
+                if is_max and three:
+                    _maxpool3(prod, no_bias, False, pool.stride, zero, out[n0:n0 + m],
+                              state[n0:n0 + m])
+                elif is_max:
                     _maxpool_chunk(prod, pool.kh, pool.kw, pool.stride, out[n0:n0 + m],
                                    state[n0:n0 + m])
                 else:
@@ -329,8 +402,11 @@ class ConvNeuronPool(_FusedStep):
             state = np.empty((N, F, Hq, Wq), dtype=np.int32)             # window offsets
 
             def finish(n0, m, prod):                                     # prod: (F, m, Ho, Wo)
-                _bias_relu_maxpool(prod, b, pool.kh, pool.kw, pool.stride, zero,
-                                   out[n0:n0 + m], state[n0:n0 + m])
+                if three:
+                    _maxpool3(prod, b, True, pool.stride, zero, out[n0:n0 + m], state[n0:n0 + m])
+                else:
+                    _bias_relu_maxpool(prod, b, pool.kh, pool.kw, pool.stride, zero,
+                                       out[n0:n0 + m], state[n0:n0 + m])
             neuron_state = out                                             # > 0: ReLU let it through
         else:
             state = None                                                 # as numba avgpool_forward

@@ -57,6 +57,12 @@ def _im2col(x, kh, kw, stride, pad, Ho, Wo, cols):
     # x: (N, C, H, W); cols: (C*KH*KW, N, Ho*Wo), rows ordered (C, KH, KW).
     N, C, H, W = x.shape
     same = stride == 1 and Ho == H and Wo == W        # a 'same' convolution, as in the Figure-1 net
+    # inside[j, p]: output p = y*Wo + x, at kernel column j, reads input column
+    # x + j - pad, and that lies inside the image (else it reads padding: 0).
+    inside = np.empty((kw, Ho * Wo if same else 0), dtype=np.bool_)
+    for j in range(kw):
+        for p in range(inside.shape[1]):
+            inside[j, p] = 0 <= p % Wo + j - pad < W
     for nc in prange(N * C):                          # one (n, c) plane per iteration
         n, c = nc // C, nc % C
         src = x[n, c].ravel()                         # (H*W,), a view
@@ -66,20 +72,18 @@ def _im2col(x, kh, kw, stride, pad, Ho, Wo, cols):
                 xlo, xhi = _valid_range_jit(Wo, j, stride, pad, W)
                 dst = cols[(c * kh + i) * kw + j, n]  # (Ho*Wo,), a view
                 if same:
-                    # Output p = y*W + x reads input p + off: one contiguous run,
-                    # then the columns that wrapped round a row edge are zeroed.
+                    # Output p = y*W + x reads input p + off: one contiguous run, in
+                    # which the columns that wrapped round a row edge read 0 instead.
                     off = (i - pad) * W + (j - pad)
                     lo, hi = max(ylo * Wo, -off), min(yhi * Wo, H * W - off)
-                    dst[:lo] = 0
-                    dst[hi:] = 0
-                    run, run_src = dst[lo:hi], src[lo + off:hi + off]   # views, indices >= 0
-                    for p in range(hi - lo):
-                        run[p] = run_src[p]
-                    for y in range(ylo, yhi):         # scalar stores: no slicing per row
-                        for xo in range(xlo):
-                            dst[y * Wo + xo] = 0
-                        for xo in range(xhi, Wo):
-                            dst[y * Wo + xo] = 0
+                    for p in range(lo):
+                        dst[p] = 0
+                    run, run_src, ok = dst[lo:hi], src[lo + off:hi + off], inside[j, lo:hi]  # views
+                    for p in range(hi - lo):          # indices >= 0, no branch: it vectorizes
+                        v = run_src[p]
+                        run[p] = v if ok[p] else 0
+                    for p in range(hi, Ho * Wo):
+                        dst[p] = 0
                     continue
                 dst[:ylo * Wo] = 0                    # rows of padding above
                 dst[yhi * Wo:] = 0                    # and below
@@ -157,6 +161,38 @@ def _col2im_narrow(cols, kh, kw, pad, Ho, Wo, Wp, dx, plane):
                         run[p] += row[p]
         for y in range(H):
             dx[n, c, y] = plane[(y + pad) * Wp + pad:(y + pad) * Wp + pad + W]
+    return dx
+
+
+@numba.njit(cache=True, nogil=True)
+def _col2im_same(cols, kh, kw, pad, dx):
+    # A 'same' convolution (stride 1, Ho == H, Wo == W), exact columns: cols
+    # (C*KH*KW, N, H*W); dx (N, C, H, W).  The other way round from _im2col's
+    # 'same' path: offset (i, j) adds one contiguous run into the flat plane,
+    # output p into input p + off, and where the run wraps round a row edge
+    # (inside[j, p] False) it adds 0 there instead, so that the loop has no
+    # branch and vectorizes.  Each element gets its additions in the
+    # reference's order (offsets outermost); x + 0 == x.
+    N, C, H, W = dx.shape
+    P = H * W
+    inside = np.empty((kw, P), dtype=np.bool_)        # as in _im2col
+    for j in range(kw):
+        for p in range(P):
+            inside[j, p] = 0 <= p % W + j - pad < W
+    for nc in range(N * C):
+        n, c = nc // C, nc % C
+        plane = dx[n, c].ravel()                      # (H*W,), a view
+        plane[:] = 0
+        for i in range(kh):
+            ylo, yhi = _valid_range_jit(H, i, 1, pad, H)
+            for j in range(kw):
+                off = (i - pad) * W + (j - pad)
+                lo, hi = max(ylo * W, -off), min(yhi * W, P - off)
+                src, ok = cols[(c * kh + i) * kw + j, n, lo:hi], inside[j, lo:hi]   # views
+                run = plane[lo + off:hi + off]        # a view: indices >= 0
+                for p in range(hi - lo):
+                    v = src[p]
+                    run[p] += v if ok[p] else 0
     return dx
 
 
@@ -352,14 +388,17 @@ def conv_backward_chunks(x, W, stride: int, pad: int, groups: int, input_grad: b
     dx = np.empty(x.shape, dtype=dtype) if input_grad else None
     nb = _chunk(C, kh, kw, P, x.itemsize, N)
 
-    # Stride 1: dx through 'wide' columns (one long run per kernel offset in col2im,
-    # a GEMM Wp/Wo times larger) where that costs at most 30% more multiply-adds,
-    # else through exact columns and a run per output row (measured on one core:
-    # Figure-1's conv2, 15 -> 19 wide, the two cost the same; conv3, 7 -> 11, narrow
-    # is 16% faster).
+    # Stride 1: a 'same' convolution (every one after the first in the Figure-1 net and
+    # AlexNet) takes dx through exact columns and _col2im_same, one masked run per
+    # kernel offset.  Other stride-1 convolutions go through 'wide' columns (one long
+    # run per kernel offset, a GEMM Wp/Wo times larger) where that costs at most 30%
+    # more multiply-adds, else through exact columns and a run per output row.
+    # Measured on one core, Figure-1's conv2 dx (GEMM + col2im): same 22 ms a batch,
+    # wide 25, narrow 25; conv3: 9, 13, 10.
     Wp = Wd + 2 * pad                                                    # stride 1: Wo = Wp - KW + 1
-    wide = input_grad and stride == 1 and 10 * Wp <= 13 * Wo
-    narrow = input_grad and stride == 1 and not wide
+    same = input_grad and stride == 1 and (Ho, Wo) == (H, Wd)
+    wide = input_grad and stride == 1 and not same and 10 * Wp <= 13 * Wo
+    narrow = input_grad and stride == 1 and not same and not wide
 
     # dW is computed transposed, dW^T = cols @ dout^T, (Cg*K*K, Fg) per group: OpenBLAS
     # runs that product 20-35% faster than dout @ cols^T on the Figure-1 chunk shapes
@@ -404,7 +443,9 @@ def conv_backward_chunks(x, W, stride: int, pad: int, groups: int, input_grad: b
                 dcols = dcols_buf[:C * kh * kw * m * P].reshape(G, CgKK, m * P)  # (G, Cg*K*K, m*P)
                 for g in range(G):
                     np.matmul(Wm[g].T, dch[g], out=dcols[g])
-                if narrow:
+                if same:
+                    _col2im_same(dcols.reshape(C * kh * kw, m, P), kh, kw, pad, dx[n0:n0 + m])
+                elif narrow:
                     _col2im_narrow(dcols.reshape(C * kh * kw, m, P), kh, kw, pad, Ho, Wo, Wp,
                                    dx[n0:n0 + m], plane)
                 else:
