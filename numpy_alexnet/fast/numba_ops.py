@@ -57,13 +57,6 @@ _valid_range_jit = numba.njit(cache=True, inline="always")(_valid_range)
 def _im2col(x, kh, kw, stride, pad, Ho, Wo, cols):
     # x: (N, C, H, W); cols: (C*KH*KW, N, Ho*Wo), rows ordered (C, KH, KW).
     N, C, H, W = x.shape
-    same = stride == 1 and Ho == H and Wo == W        # a 'same' convolution, as in the Figure-1 net
-    # inside[j, p]: output p = y*Wo + x, at kernel column j, reads input column
-    # x + j - pad, and that lies inside the image (else it reads padding: 0).
-    inside = np.empty((kw, Ho * Wo if same else 0), dtype=np.bool_)
-    for j in range(kw):
-        for p in range(inside.shape[1]):
-            inside[j, p] = 0 <= p % Wo + j - pad < W
     for nc in prange(N * C):                          # one (n, c) plane per iteration
         n, c = nc // C, nc % C
         src = x[n, c].ravel()                         # (H*W,), a view
@@ -72,20 +65,6 @@ def _im2col(x, kh, kw, stride, pad, Ho, Wo, cols):
             for j in range(kw):
                 xlo, xhi = _valid_range_jit(Wo, j, stride, pad, W)
                 dst = cols[(c * kh + i) * kw + j, n]  # (Ho*Wo,), a view
-                if same:
-                    # Output p = y*W + x reads input p + off: one contiguous run, in
-                    # which the columns that wrapped round a row edge read 0 instead.
-                    off = (i - pad) * W + (j - pad)
-                    lo, hi = max(ylo * Wo, -off), min(yhi * Wo, H * W - off)
-                    for p in range(lo):
-                        dst[p] = 0
-                    run, run_src, ok = dst[lo:hi], src[lo + off:hi + off], inside[j, lo:hi]  # views
-                    for p in range(hi - lo):          # indices >= 0, no branch: it vectorizes
-                        v = run_src[p]
-                        run[p] = v if ok[p] else 0
-                    for p in range(hi, Ho * Wo):
-                        dst[p] = 0
-                    continue
                 dst[:ylo * Wo] = 0                    # rows of padding above
                 dst[yhi * Wo:] = 0                    # and below
                 for y in range(ylo, yhi):
@@ -165,35 +144,71 @@ def _col2im_narrow(cols, kh, kw, pad, Ho, Wo, Wp, dx, plane):
     return dx
 
 
+# A 'same' convolution (stride 1, output as large as the input: every convolution
+# of the Figure-1 net, and AlexNet's after the first) has a simpler unfolding.  In
+# the flat plane, output p = y*W + x at kernel offset (i, j) reads input p + off,
+# off = (i - pad)*W + (j - pad): one run of the whole plane, shifted.  With the
+# plane copied into a flat buffer with pad*W + pad zeros before and after it, the
+# rows above and below the image read those zeros, and what is left is the
+# columns that wrapped round a row edge: inside[j, p] says where output column
+# p % W + j - pad lies in the image.  So each kernel offset is one loop over the
+# plane, with a select and no branch: it vectorizes.
 @numba.njit(cache=True, nogil=True)
-def _col2im_same(cols, kh, kw, pad, dx):
-    # A 'same' convolution (stride 1, Ho == H, Wo == W), exact columns: cols
-    # (C*KH*KW, N, H*W); dx (N, C, H, W).  The other way round from _im2col's
-    # 'same' path: offset (i, j) adds one contiguous run into the flat plane,
-    # output p into input p + off, and where the run wraps round a row edge
-    # (inside[j, p] False) it adds 0 there instead, so that the loop has no
-    # branch and vectorizes.  Each element gets its additions in the
-    # reference's order (offsets outermost); x + 0 == x.
-    N, C, H, W = dx.shape
-    P = H * W
-    inside = np.empty((kw, P), dtype=np.bool_)        # as in _im2col
+def _same_masks(W, P, kw, pad):
+    """inside[j, p]: at kernel column j, output p = y*W + x reads an input column in the image."""
+    inside = np.empty((kw, P), dtype=np.bool_)
     for j in range(kw):
         for p in range(P):
             inside[j, p] = 0 <= p % W + j - pad < W
-    for nc in range(N * C):
-        n, c = nc // C, nc % C
-        plane = dx[n, c].ravel()                      # (H*W,), a view
-        plane[:] = 0
-        for i in range(kh):
-            ylo, yhi = _valid_range_jit(H, i, 1, pad, H)
-            for j in range(kw):
-                off = (i - pad) * W + (j - pad)
-                lo, hi = max(ylo * W, -off), min(yhi * W, P - off)
-                src, ok = cols[(c * kh + i) * kw + j, n, lo:hi], inside[j, lo:hi]   # views
-                run = plane[lo + off:hi + off]        # a view: indices >= 0
-                for p in range(hi - lo):
-                    v = src[p]
-                    run[p] += v if ok[p] else 0
+    return inside
+
+
+@numba.njit(cache=True, nogil=True)
+def _im2col_same(x, kh, kw, pad, cols):
+    # x: (N, C, H, W); cols: (C*KH*KW, N, H*W), as _im2col's, for a 'same' convolution.
+    N, C, H, W = x.shape
+    P, margin = H * W, pad * W + pad
+    padded = np.zeros(P + 2 * margin, dtype=x.dtype)  # one plane, zeros around it
+    inside = _same_masks(W, P, kw, pad)
+    zero = x.dtype.type(0)
+    for n in range(N):
+        for c in range(C):
+            padded[margin:margin + P] = x[n, c].ravel()
+            for i in range(kh):
+                for j in range(kw):
+                    start = margin + (i - pad) * W + (j - pad)               # >= 0
+                    src, ok = padded[start:start + P], inside[j]           # (P,) views
+                    dst = cols[(c * kh + i) * kw + j, n]                   # (P,), a view
+                    for p in range(P):
+                        v = src[p]
+                        dst[p] = v if ok[p] else zero
+    return cols
+
+
+@numba.njit(cache=True, nogil=True)
+def _col2im_same(cols, kh, kw, pad, dx):
+    # The other way round, for a 'same' convolution: cols (C*KH*KW, N, H*W) exact
+    # columns; dx (N, C, H, W).  Offset (i, j) adds its run into the padded plane
+    # (adding 0 where a column wrapped: x + 0 == x), offsets outermost as in the
+    # reference's col2im, so each element gets its additions in the same order;
+    # what lands in the margins is padding, and is dropped.
+    N, C, H, W = dx.shape
+    P, margin = H * W, pad * W + pad
+    padded = np.empty(P + 2 * margin, dtype=dx.dtype)
+    inside = _same_masks(W, P, kw, pad)
+    zero = dx.dtype.type(0)
+    for n in range(N):
+        for c in range(C):
+            padded[:] = 0
+            for i in range(kh):
+                for j in range(kw):
+                    start = margin + (i - pad) * W + (j - pad)
+                    run, ok = padded[start:start + P], inside[j]           # (P,) views
+                    src = cols[(c * kh + i) * kw + j, n]                   # (P,), a view
+                    for p in range(P):
+                        v = src[p]
+                        run[p] += v if ok[p] else zero
+            dx[n, c] = padded[margin:margin + P].reshape(H, W)
     return dx
 
 
@@ -298,8 +313,10 @@ def _over_chunks(work, N: int, nb: int) -> list:
 
 def _unfold_chunk(x, n0: int, m: int, kh, kw, stride, pad, Ho, Wo, buf):
     """im2col of examples n0 .. n0+m-1 into the front of the flat ``buf``: (C*K*K, m, P)."""
-    C = x.shape[1]
+    C, H, W = x.shape[1:]
     cols = buf[:C * kh * kw * m * Ho * Wo].reshape(C * kh * kw, m, Ho * Wo)
+    if stride == 1 and (Ho, Wo) == (H, W):                           # a 'same' convolution
+        return _im2col_same(x[n0:n0 + m], kh, kw, pad, cols)
     return _im2col_serial(x[n0:n0 + m], kh, kw, stride, pad, Ho, Wo, cols)
 
 
