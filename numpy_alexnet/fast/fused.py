@@ -91,66 +91,69 @@ def _maxpool3(prod, b, relu, stride, zero, out, arg):
     """out, arg as :func:`_bias_relu_maxpool` (``relu`` True) or :func:`_maxpool_chunk`
     of prod + b (False), for 3 x 3 windows, the pool of every net here.
 
-    The same values and offsets, in passes that the compiler vectorizes (2x
+    The same values and offsets, in passes that the compiler vectorizes (3x
     faster on the Figure-1 net's conv1; the one-pass kernels branch on every
-    comparison, and the data decide the branches).  For each plane:
+    comparison, and the data decide the branches).  Each plane is taken as one
+    flat run a[q], q = y*Wo + x:
 
-    1. for every row y and column x, the largest of plane[y, x:x+3] and the
-       first offset j (0, 1 or 2) that holds it;
-    2. for each row of windows, at every column x, the largest of its three
-       rows' maxima and the first row i that holds it, so i*3 + j;
-    3. the windows' own columns, x = xq * stride, picked out of that.
+    1. at every q, the largest of a[q], a[q+1], a[q+2] (three neighbours in a
+       row) and the first offset j (0, 1 or 2) that holds it;
+    2. at every q, the largest of those at q, q + Wo, q + 2*Wo (three rows
+       down) and the first row i that holds it, so the offset i*3 + j;
+    3. each window's own start, q = (yq*Wo + xq) * stride, picked out of that.
 
     Strict > in both passes gives the first maximum in row-major window order,
-    as the one-pass kernels find it.  With ``relu`` each row starts from
+    as the one-pass kernels find it.  With ``relu`` each triple starts from
     relu(its first element): ReLU's zeros tie, and the first wins.  Passes 1
-    and 2 work out every column, twice the windows' stride 2 needs, because
-    contiguous loops without branches are what vectorizes.
+    and 2 work out every q, many more than the windows need (and some that
+    straddle a row's end, never picked), because long loops without branches
+    are what vectorizes.
     """
     F, m, Ho, Wo = prod.shape
     Hq, Wq = out.shape[2], out.shape[3]
-    Wx = Wo - 2                                         # windows may start at x = 0 .. Wo-3
-    rowmax = np.empty((Ho, Wx), dtype=out.dtype)        # rowmax[y, x]: max of plane[y, x:x+3]
-    rowarg = np.empty((Ho, Wx), dtype=np.int32)         # its first offset j
-    winmax = np.empty(Wx, dtype=out.dtype)              # one row of windows, every column
-    winarg = np.empty(Wx, dtype=np.int32)               # offset i*3 + j of each maximum
+    L1 = Ho * Wo - 2                                    # pass 1's starts q
+    L2 = L1 - 2 * Wo                                    # pass 2's
+    rowmax = np.empty(L1, dtype=out.dtype)              # rowmax[q]: max of a[q:q+3]
+    rowarg = np.empty(L1, dtype=np.int32)               # its first offset j
+    winmax = np.empty(L2, dtype=out.dtype)              # winmax[q]: the window starting at q
+    winarg = np.empty(L2, dtype=np.int32)               # its offset i*3 + j
+    # Shifted views, so that every loop reads [q] (indices the compiler knows are >= 0).
+    m0, m1, m2 = rowmax[0:L2], rowmax[Wo:L2 + Wo], rowmax[2 * Wo:L2 + 2 * Wo]
+    g0, g1, g2 = rowarg[0:L2], rowarg[Wo:L2 + Wo], rowarg[2 * Wo:L2 + 2 * Wo]
     for f in range(F):
         bf = b[f]
         for n in range(m):
-            plane = prod[f, n]                          # (Ho, Wo), a view
-            for y in range(Ho):                         # 1. along each row
-                r, rmax, rarg = plane[y], rowmax[y], rowarg[y]      # (Wo,), (Wx,) views
-                for x in range(Wx):
-                    v0, v1, v2 = r[x] + bf, r[x + 1] + bf, r[x + 2] + bf
-                    best = (v0 if v0 > zero else zero) if relu else v0
-                    where = np.int32(0)
-                    c = v1 > best
-                    best = v1 if c else best
-                    where = np.int32(1) if c else where
-                    c = v2 > best
-                    best = v2 if c else best
-                    where = np.int32(2) if c else where
-                    rmax[x] = best
-                    rarg[x] = where
-            o, a = out[n, f], arg[n, f]                 # (Hq, Wq) views
-            for yq in range(Hq):                        # 2. down each window's three rows
-                y = yq * stride
-                m0, m1, m2 = rowmax[y], rowmax[y + 1], rowmax[y + 2]
-                a0, a1, a2 = rowarg[y], rowarg[y + 1], rowarg[y + 2]
-                for x in range(Wx):
-                    best, where = m0[x], a0[x]
-                    c = m1[x] > best
-                    best = m1[x] if c else best
-                    where = a1[x] + np.int32(3) if c else where
-                    c = m2[x] > best
-                    best = m2[x] if c else best
-                    where = a2[x] + np.int32(6) if c else where
-                    winmax[x] = best
-                    winarg[x] = where
-                orow, arow = o[yq], a[yq]               # 3. the windows' columns
+            a = prod[f, n].ravel()                      # (Ho*Wo,), a view
+            a0, a1, a2 = a[0:L1], a[1:L1 + 1], a[2:L1 + 2]
+            for q in range(L1):                         # 1. along the rows
+                v0, v1, v2 = a0[q] + bf, a1[q] + bf, a2[q] + bf
+                best = (v0 if v0 > zero else zero) if relu else v0
+                where = np.int32(0)
+                c = v1 > best
+                best = v1 if c else best
+                where = np.int32(1) if c else where
+                c = v2 > best
+                best = v2 if c else best
+                where = np.int32(2) if c else where
+                rowmax[q] = best
+                rowarg[q] = where
+            for q in range(L2):                         # 2. down the columns
+                best, where = m0[q], g0[q]
+                c = m1[q] > best
+                best = m1[q] if c else best
+                where = g1[q] + np.int32(3) if c else where
+                c = m2[q] > best
+                best = m2[q] if c else best
+                where = g2[q] + np.int32(6) if c else where
+                winmax[q] = best
+                winarg[q] = where
+            o, ar = out[n, f], arg[n, f]                # (Hq, Wq) views
+            for yq in range(Hq):                        # 3. the windows' starts
+                orow, arow = o[yq], ar[yq]
                 for xq in range(Wq):
-                    orow[xq] = winmax[xq * stride]
-                    arow[xq] = winarg[xq * stride]
+                    q = (yq * Wo + xq) * stride
+                    orow[xq] = winmax[q]
+                    arow[xq] = winarg[q]
     return out
 
 
@@ -228,13 +231,14 @@ def _avgpool3(prod, b, relu, stride, size, zero, out, mask):
 
 # -- backward: pool backward + ReLU backward into one chunk of the conv's dout -----------
 @_kernel
-def _window_offsets(kh, kw):
-    """(i, j) of each window offset a = i*kw + j, as two tables: a division and a
-    remainder per window would cost more than the rest of a pool's backward."""
-    di, dj = np.empty(kh * kw, dtype=np.int64), np.empty(kh * kw, dtype=np.int64)
+def _window_deltas(kh, kw, Wo):
+    """How far window offset a = i*kw + j lies from the window's start in a flat
+    plane of rows Wo long: i*Wo + j, as a table (a division and a remainder per
+    window would cost more than the rest of a pool's backward)."""
+    delta = np.empty(kh * kw, dtype=np.int64)
     for a in range(kh * kw):
-        di[a], dj[a] = a // kw, a % kw
-    return di, dj
+        delta[a] = (a // kw) * Wo + a % kw
+    return delta
 
 
 @_kernel
@@ -249,18 +253,18 @@ def _maxpool_relu_backward(dout, arg, pooled, kh, kw, stride, zero, dch, db):
     Elsewhere it adds 0 (x + 0 == x) rather than branch on the data.
     """
     m, F, Hq, Wq = dout.shape
-    di, dj = _window_offsets(kh, kw)
+    Wo = dch.shape[3]
+    delta = _window_deltas(kh, kw, Wo)
     for f in range(F):
         acc = 0.0
         for n in range(m):
-            plane = dch[f, n]                           # (Ho, Wo), a view
+            plane = dch[f, n].ravel()                   # (Ho*Wo,), a view
             plane[:] = 0
-            d, a, p = dout[n, f], arg[n, f], pooled[n, f]   # (Hq, Wq) views
             for y in range(Hq):
+                d, a, p = dout[n, f, y], arg[n, f, y], pooled[n, f, y]   # (Wq,) views
                 for xq in range(Wq):
-                    g = d[y, xq]
-                    plane[y * stride + di[a[y, xq]], xq * stride + dj[a[y, xq]]] += (
-                        g if p[y, xq] > zero else zero)
+                    g = d[xq]
+                    plane[(y * Wo + xq) * stride + delta[a[xq]]] += g if p[xq] > zero else zero
             acc += sum64(plane)
         db[f] += acc
     return dch
@@ -273,9 +277,9 @@ def _spread(d, kh, kw, stride, size, share, plane):
     outermost as in the reference.  share: (Hq, Wq) scratch."""
     Hq, Wq = d.shape
     plane[:] = 0
-    for y in range(Hq):
-        for xq in range(Wq):
-            share[y, xq] = d[y, xq] / size
+    flat_d, flat_share = d.ravel(), share.ravel()      # (Hq*Wq,) views
+    for q in range(Hq * Wq):
+        flat_share[q] = flat_d[q] / size
     for i in range(kh):
         for j in range(kw):
             for y in range(Hq):
@@ -299,13 +303,11 @@ def _avgpool_relu_backward(dout, mask, kh, kw, stride, size, zero, dch, db):
     for f in range(F):
         acc = 0.0
         for n in range(m):
-            plane = _spread(dout[n, f], kh, kw, stride, size, share, dch[f, n])  # (Ho, Wo)
-            mk = mask[n, f]                             # (Ho, Wo), a view
-            for y in range(Ho):
-                row, mrow = plane[y], mk[y]             # (Wo,) views
-                for x in range(Wo):
-                    v = row[x]
-                    row[x] = v if mrow[x] else zero
+            plane = _spread(dout[n, f], kh, kw, stride, size, share, dch[f, n]).ravel()
+            mk = mask[n, f].ravel()                     # (Ho*Wo,) views, one loop
+            for p in range(Ho * Wo):
+                v = plane[p]
+                plane[p] = v if mk[p] else zero
             acc += sum64(plane)
         db[f] += acc
     return dch
@@ -367,18 +369,19 @@ def _pool_tanh_backward(dout, arg, tout, is_max, kh, kw, stride, size, one, dch,
     """
     m, F, Hq, Wq = dout.shape
     Ho, Wo = dch.shape[2], dch.shape[3]
-    di, dj = _window_offsets(kh, kw)
+    delta = _window_deltas(kh, kw, Wo)
     share = np.empty((Hq, Wq), dtype=dch.dtype)
     for f in range(F):
         acc = 0.0
         for n in range(m):
             plane = dch[f, n]                           # (Ho, Wo), a view
             if is_max:
-                plane[:] = 0
-                d, a = dout[n, f], arg[n, f]            # (Hq, Wq) views
+                flat = plane.ravel()                    # (Ho*Wo,), a view
+                flat[:] = 0
                 for y in range(Hq):
+                    d, a = dout[n, f, y], arg[n, f, y]  # (Wq,) views
                     for xq in range(Wq):
-                        plane[y * stride + di[a[y, xq]], xq * stride + dj[a[y, xq]]] += d[y, xq]
+                        flat[(y * Wo + xq) * stride + delta[a[xq]]] += d[xq]
             else:
                 _spread(dout[n, f], kh, kw, stride, size, share, plane)
             t = tout[n, f]                              # (Ho, Wo), a view
