@@ -20,10 +20,17 @@ Fairness:
 * All backends are timed in the same process, interleaved (A B C A B C ...)
   after one untimed warm-up step each, so that load from other processes
   on a shared machine hits them alike; the median step is reported, and the
-  load average before and after is recorded.  Each timed step starts after a
-  0.3 s pause (``SETTLE_S``, not timed), so that the previous backend's
-  spinning BLAS threads do not slow it (they took the Numba Figure-1 step
-  from about 140 ms to 186 ms when it followed NumPy's).
+  load average before and after is recorded.  Each backend's turn starts
+  with a 0.3 s pause (``SETTLE_S``, not timed), so that the previous
+  backend's spinning BLAS threads do not slow it (they took the Numba
+  Figure-1 step from about 140 ms to 186 ms when it followed NumPy's), and
+  one untimed step; then its steps are timed back to back, as training runs
+  them.  The untimed step is there because the first step after a pause runs
+  cold: on this project's 2-core VM the memory-bound work right after 0.3 s
+  of idling runs about half as fast (the Numba Figure-1 conv2 forward, 15 ms
+  back to back, took 27 ms after a pause), which a pause before *every*
+  timed step (this script until the seventh session of issue 14) charged to
+  every step, far more to a memory-bound step than to the GEMM floor.
 * BLAS threads: the Numba backend sets OpenBLAS to one thread for the
   process (its convolutions run on their own pool of threads); the NumPy
   backend's steps are timed with OpenBLAS's default count restored
@@ -275,9 +282,11 @@ def time_interleaved(net_name: str, backends: list[str], batch: int, rounds: int
     times = {b: [] for b in backends}
     for _ in range(rounds):
         for b, r in runners.items():
-            for _ in range(steps):
-                r.sync()
-                time.sleep(SETTLE_S)                     # let the last backend's threads go idle
+            r.sync()
+            time.sleep(SETTLE_S)                         # let the last backend's threads go idle
+            r.step()                                     # untimed: the first step after a pause runs cold
+            r.sync()
+            for _ in range(steps):                       # then steps back to back, as in training
                 t0 = time.perf_counter()
                 r.step()
                 r.sync()
