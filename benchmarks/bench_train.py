@@ -153,8 +153,9 @@ class GemmFloorRunner:
     same chunks of the batch and the same threads (``numba_ops._chunk`` and
     ``_over_chunks``, one-thread BLAS each) -- and nothing else: no unfolding,
     col2im, pooling, neurons, fully connected layer, loss or update; the
-    input-gradient product at its exact size (the backend's 'wide' one is
-    larger); random operands made once, so they are warm in cache.  A step
+    input-gradient product at its exact size (the backend's 'wide' one, for
+    stride-1 convolutions that are not 'same', is larger); random operands
+    made once, so they are warm in cache.  A step
     that does its convolutions as im2col and these GEMMs cannot be faster
     than this on the machine: it is a floor, not a backend.
     """
@@ -192,12 +193,12 @@ class GemmFloorRunner:
         for c in self.convs:
             W, cols, dout, P = c["W"], c["cols"], c["dout"], c["P"]
 
-            def work(starts, c=c):
+            def work(chunks, c=c):
                 G, Fg, CgKK = W.shape
                 out, dWt = np.empty_like(dout), np.empty((G, CgKK, Fg), np.float32)  # this thread's own
                 dcols = np.empty_like(cols)
-                for n0 in starts:
-                    mP = min(c["nb"], self.batch - n0) * P               # a shorter last chunk
+                for _, m in chunks:
+                    mP = m * P                                           # a share's last chunk may be shorter
                     for g in range(W.shape[0]):
                         np.matmul(W[g], cols[g, :, :mP], out=out[g, :, :mP])
                         np.matmul(cols[g, :, :mP], dout[g, :, :mP].T, out=dWt[g])    # dW^T, as numba_ops

@@ -287,11 +287,24 @@ def _chunk(C: int, kh: int, kw: int, P: int, itemsize: int, N: int) -> int:
     return max(1, min(N, CHUNK_BYTES // (C * kh * kw * P * itemsize)))
 
 
+def _shares(N: int, nb: int, T: int) -> list:
+    """For each of T threads, its chunks (n0, m): thread t takes examples
+    t*N//T .. (t+1)*N//T - 1, so the shares differ by one example at most, in
+    chunks of nb (the last of a share may be shorter)."""
+    shares = []
+    for t in range(T):
+        lo, hi = t * N // T, (t + 1) * N // T
+        shares.append([(n0, min(nb, hi - n0)) for n0 in range(lo, hi, nb)])
+    return shares
+
+
 def _over_chunks(work, N: int, nb: int) -> list:
-    """[work(chunk starts of thread t) for each thread t], the threads run at once."""
+    """[work(chunks of thread t) for each thread t], the threads at once; chunks
+    as ``_shares`` cuts them.  Contiguous equal shares, not every T-th chunk:
+    with chunks of 3 or 6 examples, every T-th chunk gave one thread up to 4
+    examples more than the other (conv3 of the Figure-1 net: 66 and 62)."""
     global _POOL, _BLAS
-    starts = list(range(0, N, nb))
-    T = min(numba.get_num_threads(), len(starts))
+    T = min(numba.get_num_threads(), -(-N // nb))                        # ceil(N / nb) chunks at most
     if T > 1 and _POOL is None:
         try:
             from threadpoolctl import ThreadpoolController
@@ -303,11 +316,11 @@ def _over_chunks(work, N: int, nb: int) -> list:
             _POOL = ThreadPoolExecutor(max_workers=numba.config.NUMBA_NUM_THREADS,
                                        thread_name_prefix="numpy_alexnet_conv")
     if T == 1 or _POOL is None:
-        return [work(starts)]
+        return [work(_shares(N, nb, 1)[0])]
     for blas in _BLAS:
         if blas.get_num_threads() != 1:
             blas.set_num_threads(1)      # and left so (see above)
-    futures = [_POOL.submit(work, starts[t::T]) for t in range(T)]     # each GEMM on its own core
+    futures = [_POOL.submit(work, chunks) for chunks in _shares(N, nb, T)]   # each GEMM on its own core
     return [f.result() for f in futures]
 
 
@@ -374,11 +387,10 @@ def conv_forward_chunks(x, W, stride: int, pad: int, groups: int, epilogue):
     Wm = W.reshape(G, F // G, Cg * kh * kw)                              # (G, Fg, Cg*K*K)
     nb = _chunk(C, kh, kw, P, x.itemsize, N)
 
-    def work(starts):
+    def work(chunks):
         cols_buf = np.empty(C * kh * kw * nb * P, dtype=x.dtype)         # flat, reused by every chunk
         prod_buf = np.empty(F * nb * P, dtype=x.dtype)
-        for n0 in starts:
-            m = min(nb, N - n0)
+        for n0, m in chunks:
             cols = _unfold_chunk(x, n0, m, kh, kw, stride, pad, Ho, Wo, cols_buf)  # (C*K*K, m, P)
             cols = cols.reshape(G, Cg * kh * kw, m * P)                  # (G, Cg*K*K, m*P)
             prod = prod_buf[:F * m * P].reshape(G, F // G, m * P)        # (G, Fg, m*P)
@@ -439,7 +451,7 @@ def conv_backward_chunks(x, W, stride: int, pad: int, groups: int, input_grad: b
     # dW is computed transposed, dW^T = cols @ dout^T, (Cg*K*K, Fg) per group: OpenBLAS
     # runs that product 20-35% faster than dout @ cols^T on the Figure-1 chunk shapes
     # (one core: conv2 16 against 25 ms a batch, conv1 9 against 13), the same sums.
-    def work(starts):
+    def work(chunks):
         dWt = np.zeros((G, CgKK, Fg), dtype=dtype)                       # this thread's share
         db = np.zeros(F, dtype=np.float64)
         dWt_part = np.empty_like(dWt)
@@ -454,8 +466,7 @@ def conv_backward_chunks(x, W, stride: int, pad: int, groups: int, input_grad: b
         elif input_grad:
             dcols_buf = np.empty_like(cols_buf)
             plane = np.empty((H + 2 * pad) * Wp + kw, dtype=dtype)      # for _col2im_narrow
-        for n0 in starts:
-            m = min(nb, N - n0)
+        for n0, m in chunks:
             cols = _unfold_chunk(x, n0, m, kh, kw, stride, pad, Ho, Wo, cols_buf)  # (C*K*K, m, P)
             cols = cols.reshape(G, CgKK, m * P)                          # (G, Cg*K*K, m*P)
             dch = dch_buf[:F * m * P].reshape(F, m, Ho, Wo)              # (F, m, Ho, Wo)
@@ -465,7 +476,7 @@ def conv_backward_chunks(x, W, stride: int, pad: int, groups: int, input_grad: b
                 np.matmul(cols[g], dch[g].T, out=dWt_part[g])           # (Cg*K*K, Fg)
             dWt += dWt_part
             if wide:
-                if m < nb:                                               # a shorter last chunk
+                if m < nb:                                               # a share's shorter last chunk
                     dwide_buf[:] = 0
                 dwide = dwide_buf[:F * m * Ho * Wp].reshape(F, m, Ho, Wp)   # (F, m, Ho, Wp)
                 dwide[..., :Wo] = dch.reshape(F, m, Ho, Wo)
@@ -738,7 +749,7 @@ SPLIT_ELEMENTS = 1 << 20
 def _split(n: int, work) -> None:
     """``work(lo, hi)`` on one contiguous share of range(n) per thread, the threads at once."""
     nb = -(-n // max(1, numba.get_num_threads()))                        # ceil(n / T)
-    _over_chunks(lambda starts: [work(s, min(s + nb, n)) for s in starts], n, nb)
+    _over_chunks(lambda chunks: [work(n0, n0 + m) for n0, m in chunks], n, nb)
 
 
 def linear_forward(x, W, b):
