@@ -351,6 +351,16 @@ def sum64(a):
 
 
 @numba.njit(cache=True, nogil=True)
+def _add_into(acc, part):
+    """acc += part, elementwise, acc float64 and part float32 or float64, one shape:
+    NumPy's mixed-dtype add goes through a casting buffer, 2.6x slower."""
+    a, p = acc.reshape(acc.size), part.reshape(part.size)   # flat views
+    for i in range(a.size):
+        a[i] += p[i]
+    return acc
+
+
+@numba.njit(cache=True, nogil=True)
 def _dout_chunk(dout, dch, db):
     """dch[f, n, p] = dout[n, f, p] (the GEMM's layout) and db[f] += its sum (float64).
 
@@ -451,10 +461,15 @@ def conv_backward_chunks(x, W, stride: int, pad: int, groups: int, input_grad: b
     # dW is computed transposed, dW^T = cols @ dout^T, (Cg*K*K, Fg) per group: OpenBLAS
     # runs that product 20-35% faster than dout @ cols^T on the Figure-1 chunk shapes
     # (one core: conv2 16 against 25 ms a batch, conv1 9 against 13), the same sums.
+    # The chunks' products are added up in float64, as db is.  Summed in float32, the
+    # result depended on the number of threads: one chain of 128 chunks on one thread
+    # took the Figure-1 net 8.7e-5 from the reference's loss in the 50-step drift test
+    # (its bound is 1e-5; a max-pool choice flips), two chains of 64 1.4e-7.  In
+    # float64 both give 1.4e-7, the same dW.
     def work(chunks):
-        dWt = np.zeros((G, CgKK, Fg), dtype=dtype)                       # this thread's share
+        dWt = np.zeros((G, CgKK, Fg), dtype=np.float64)                  # this thread's share
         db = np.zeros(F, dtype=np.float64)
-        dWt_part = np.empty_like(dWt)
+        dWt_part = np.empty((G, CgKK, Fg), dtype=dtype)
         cols_buf = np.empty(C * kh * kw * nb * P, dtype=x.dtype)         # flat, reused by every chunk
         dch_buf = np.empty(F * nb * P, dtype=dtype)
         if wide:
@@ -474,7 +489,7 @@ def conv_backward_chunks(x, W, stride: int, pad: int, groups: int, input_grad: b
             dch = dch.reshape(G, Fg, m * P)                              # (G, Fg, m*P)
             for g in range(G):
                 np.matmul(cols[g], dch[g].T, out=dWt_part[g])           # (Cg*K*K, Fg)
-            dWt += dWt_part
+            _add_into(dWt, dWt_part)
             if wide:
                 if m < nb:                                               # a share's shorter last chunk
                     dwide_buf[:] = 0
@@ -505,7 +520,7 @@ def conv_backward_chunks(x, W, stride: int, pad: int, groups: int, input_grad: b
     for part_dWt, part_db in parts[1:]:                                  # in thread order: reproducible
         dWt += part_dWt
         db += part_db
-    dW = np.ascontiguousarray(dWt.transpose(0, 2, 1))                    # (G, Fg, Cg*K*K)
+    dW = np.ascontiguousarray(dWt.transpose(0, 2, 1), dtype=dtype)       # (G, Fg, Cg*K*K)
     return dx, dW.reshape(W.shape), db.astype(dtype)
 
 
