@@ -120,6 +120,44 @@ def test_conv2d_ops(rng, backend, dtype, monkeypatch):
             assert_close(want[2], db, tol, f"conv db {(N, C, H, W, F, K, s, p, G)}")
 
 
+@needs_numba
+def test_numba_conv_gradients_do_not_depend_on_the_thread_count(rng, monkeypatch):
+    """dx, dW and db bit for bit the same on one thread as on two: each thread sums its
+    chunks' dW products in float64 (in float32, 16 chunks in one chain and two chains of
+    8 round differently, and training drifted apart with the thread count)."""
+    import numba
+    from numpy_alexnet.fast import numba_ops
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs at least 2 Numba threads")
+    monkeypatch.setattr(numba_ops, "CHUNK_BYTES", 3000)      # chunks of one example: 16 chunks
+    ops = get_ops("numba")
+    x = rng.standard_normal((16, 4, 9, 9)).astype(np.float32)
+    Wt = rng.standard_normal((6, 4, 5, 5)).astype(np.float32)
+    out, state = ops.conv2d_forward(x, Wt, rng.standard_normal(6).astype(np.float32), 1, 2, 1)
+    d = rng.standard_normal(out.shape).astype(np.float32)
+    threads, grads = numba.get_num_threads(), {}
+    try:
+        for T in (1, 2):
+            numba.set_num_threads(T)
+            grads[T] = ops.conv2d_backward(d, state, Wt, 1, 2, 1)
+    finally:
+        numba.set_num_threads(threads)
+    for name, one, two in zip(("dx", "dW", "db"), grads[1], grads[2]):
+        np.testing.assert_array_equal(one, two, err_msg=name)
+
+
+def test_numba_chunks_share_the_batch_evenly():
+    """Each thread a contiguous share, the shares within one example of each other."""
+    from numpy_alexnet.fast.numba_ops import _shares
+    for N, nb, T in [(128, 3, 2), (128, 6, 2), (128, 1, 2), (10, 8, 2), (7, 1, 3), (5, 8, 1)]:
+        shares = _shares(N, nb, T)
+        sizes = [sum(m for _, m in share) for share in shares]
+        assert len(shares) == T and max(sizes) - min(sizes) <= 1, (N, nb, T, sizes)
+        chunks = [chunk for share in shares for chunk in share]
+        assert all(1 <= m <= nb for _, m in chunks), (N, nb, T, chunks)
+        assert [n for n0, m in chunks for n in range(n0, n0 + m)] == list(range(N))
+
+
 # (N, C, H, W, F, K, stride, pad, groups, pool kernel, pool stride): the Figure-1 blocks
 # (5x5 'same', 3x3/2 pools), strided, grouped, H != W, a pool that does not overlap.
 FUSED_CASES = [(5, 3, 12, 11, 6, 5, 1, 2, 1, 3, 2), (4, 4, 9, 9, 6, 3, 1, 1, 2, 3, 2),
