@@ -315,18 +315,20 @@ def test_lrn_ops(rng, backend, dtype):
     ref, fast = get_ops("numpy"), get_ops(backend)
     tol = TOL32[backend] if dtype == np.float32 else 1e-14
     for (C, n) in LRN_CASES:
-        for alpha in (1e-4, 0.5):                                # the paper's, and one that shows
+        # the paper's alpha and beta (Numba: square roots for beta 0.75), an alpha that
+        # shows, and another beta (Numba: pow)
+        for alpha, beta in ((1e-4, 0.75), (0.5, 0.75), (0.5, 0.6)):
             x = rng.standard_normal((2, C, 3, 4)).astype(dtype)
-            out, scale = ref.lrn_forward(x, n, 2.0, alpha, 0.75)
-            got, gscale = fast.lrn_forward(on(backend, x), n, 2.0, alpha, 0.75)
+            out, scale = ref.lrn_forward(x, n, 2.0, alpha, beta)
+            got, gscale = fast.lrn_forward(on(backend, x), n, 2.0, alpha, beta)
             assert got.dtype == dtype and gscale.dtype == dtype
-            assert_close(out, got, tol, f"lrn forward C={C} n={n}")
-            assert_close(scale, gscale, tol, f"lrn scale C={C} n={n}")
+            assert_close(out, got, tol, f"lrn forward C={C} n={n} beta={beta}")
+            assert_close(scale, gscale, tol, f"lrn scale C={C} n={n} beta={beta}")
             d = rng.standard_normal(x.shape).astype(dtype)
-            dx = ref.lrn_backward(d, x, out, scale, n, 2.0, alpha, 0.75)
-            got = fast.lrn_backward(*(on(backend, a) for a in (d, x, out, scale)), n, 2.0, alpha, 0.75)
+            dx = ref.lrn_backward(d, x, out, scale, n, 2.0, alpha, beta)
+            got = fast.lrn_backward(*(on(backend, a) for a in (d, x, out, scale)), n, 2.0, alpha, beta)
             assert got.dtype == dtype
-            assert_close(dx, got, tol, f"lrn backward C={C} n={n}")
+            assert_close(dx, got, tol, f"lrn backward C={C} n={n} beta={beta}")
 
 
 # -- every layer ---------------------------------------------------------------------------
