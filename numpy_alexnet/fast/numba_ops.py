@@ -30,6 +30,7 @@ dtype); ``benchmarks/bench_train.py`` reports that time separately.
 """
 from __future__ import annotations
 
+import functools
 import types
 from types import SimpleNamespace
 
@@ -153,23 +154,23 @@ def _col2im_narrow(cols, kh, kw, pad, Ho, Wo, Wp, dx, plane):
 # columns that wrapped round a row edge: inside[j, p] says where output column
 # p % W + j - pad lies in the image.  So each kernel offset is one loop over the
 # plane, with a select and no branch: it vectorizes.
-@numba.njit(cache=True, nogil=True)
-def _same_masks(W, P, kw, pad):
-    """inside[j, p]: at kernel column j, output p = y*W + x reads an input column in the image."""
-    inside = np.empty((kw, P), dtype=np.bool_)
-    for j in range(kw):
-        for p in range(P):
-            inside[j, p] = 0 <= p % W + j - pad < W
+@functools.lru_cache(maxsize=64)
+def _same_masks(W: int, P: int, kw: int, pad: int):
+    """inside[j, p]: at kernel column j, output p = y*W + x reads an input column in
+    the image.  (kw, P) bool, read-only, made once per shape: every chunk uses it."""
+    x = np.arange(P) % W                                          # each output's column
+    inside = np.stack([(x + j - pad >= 0) & (x + j - pad < W) for j in range(kw)])
+    inside.flags.writeable = False
     return inside
 
 
 @numba.njit(cache=True, nogil=True)
-def _im2col_same(x, kh, kw, pad, cols):
-    # x: (N, C, H, W); cols: (C*KH*KW, N, H*W), as _im2col's, for a 'same' convolution.
+def _im2col_same(x, kh, kw, pad, inside, cols):
+    # x: (N, C, H, W); cols: (C*KH*KW, N, H*W), as _im2col's, for a 'same' convolution;
+    # inside: _same_masks(W, H*W, kw, pad).
     N, C, H, W = x.shape
     P, margin = H * W, pad * W + pad
     padded = np.zeros(P + 2 * margin, dtype=x.dtype)  # one plane, zeros around it
-    inside = _same_masks(W, P, kw, pad)
     zero = x.dtype.type(0)
     for n in range(N):
         for c in range(C):
@@ -186,16 +187,15 @@ def _im2col_same(x, kh, kw, pad, cols):
 
 
 @numba.njit(cache=True, nogil=True)
-def _col2im_same(cols, kh, kw, pad, dx):
+def _col2im_same(cols, kh, kw, pad, inside, dx):
     # The other way round, for a 'same' convolution: cols (C*KH*KW, N, H*W) exact
-    # columns; dx (N, C, H, W).  Offset (i, j) adds its run into the padded plane
-    # (adding 0 where a column wrapped: x + 0 == x), offsets outermost as in the
-    # reference's col2im, so each element gets its additions in the same order;
-    # what lands in the margins is padding, and is dropped.
+    # columns; dx (N, C, H, W); inside as for _im2col_same.  Offset (i, j) adds its
+    # run into the padded plane (adding 0 where a column wrapped: x + 0 == x),
+    # offsets outermost as in the reference's col2im, so each element gets its
+    # additions in the same order; what lands in the margins is padding, and is dropped.
     N, C, H, W = dx.shape
     P, margin = H * W, pad * W + pad
     padded = np.empty(P + 2 * margin, dtype=dx.dtype)
-    inside = _same_masks(W, P, kw, pad)
     zero = dx.dtype.type(0)
     for n in range(N):
         for c in range(C):
@@ -257,7 +257,6 @@ def col2im(cols, x_shape: tuple, kh: int, kw: int, stride: int, pad: int):
 # per thread and then over threads in a fixed order, so results do not depend
 # on timing.
 CHUNK_BYTES = 1 << 20
-
 
 
 def _serial(kernel, name: str):
@@ -329,7 +328,7 @@ def _unfold_chunk(x, n0: int, m: int, kh, kw, stride, pad, Ho, Wo, buf):
     C, H, W = x.shape[1:]
     cols = buf[:C * kh * kw * m * Ho * Wo].reshape(C * kh * kw, m, Ho * Wo)
     if stride == 1 and (Ho, Wo) == (H, W):                           # a 'same' convolution
-        return _im2col_same(x[n0:n0 + m], kh, kw, pad, cols)
+        return _im2col_same(x[n0:n0 + m], kh, kw, pad, _same_masks(W, H * W, kw, pad), cols)
     return _im2col_serial(x[n0:n0 + m], kh, kw, stride, pad, Ho, Wo, cols)
 
 
@@ -455,6 +454,7 @@ def conv_backward_chunks(x, W, stride: int, pad: int, groups: int, input_grad: b
     # wide 25, narrow 25; conv3: 9, 13, 10.
     Wp = Wd + 2 * pad                                                    # stride 1: Wo = Wp - KW + 1
     same = input_grad and stride == 1 and (Ho, Wo) == (H, Wd)
+    inside = _same_masks(Wd, H * Wd, kw, pad) if same else None
     wide = input_grad and stride == 1 and not same and 10 * Wp <= 13 * Wo
     narrow = input_grad and stride == 1 and not same and not wide
 
@@ -506,7 +506,8 @@ def conv_backward_chunks(x, W, stride: int, pad: int, groups: int, input_grad: b
                 for g in range(G):
                     np.matmul(Wm[g].T, dch[g], out=dcols[g])
                 if same:
-                    _col2im_same(dcols.reshape(C * kh * kw, m, P), kh, kw, pad, dx[n0:n0 + m])
+                    _col2im_same(dcols.reshape(C * kh * kw, m, P), kh, kw, pad, inside,
+                                 dx[n0:n0 + m])
                 elif narrow:
                     _col2im_narrow(dcols.reshape(C * kh * kw, m, P), kh, kw, pad, Ho, Wo, Wp,
                                    dx[n0:n0 + m], plane)
