@@ -43,6 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..progress import progress_bar
+
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
 CIFAR10_FILENAME = "cifar-10-python.tar.gz"
@@ -771,27 +773,8 @@ def _mp_methods():
     return multiprocessing.get_all_start_methods()
 
 
-class _NoBar:
-    def update(self, n=1):
-        pass
-
-    def close(self):
-        pass
-
-
 def _progress_bar(disable=False, **kwargs):
-    """A tqdm bar on stderr; nothing when tqdm is missing or the bar is disabled."""
-    if disable:
-        return _NoBar()
-    try:
-        from tqdm import tqdm
-    except ImportError:           # the bar is a convenience: loading works without it
-        return _NoBar()
-
-    class _Bar(tqdm):
-        monitor_interval = 0      # no tqdm monitor thread (decoding may fork)
-
-    return _Bar(file=sys.stderr, leave=False, **kwargs)
+    return progress_bar(not disable, **kwargs)
 
 
 # --------------------------------------------------------------------------- #

@@ -24,14 +24,14 @@ old checkpoint or the new one, never a torn file.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from ..backend import to_numpy
+from ..files import atomic_write as atomic_write_bytes_via
+from ..files import atomic_write_text  # noqa: F401  (the studies' reports)
 
 FORMAT_VERSION = 1
 
@@ -57,37 +57,6 @@ def set_rng_states(net, states: dict) -> None:
             if layer.name not in states:
                 raise CheckpointError(f"checkpoint has no generator state for layer {layer.name!r}")
             rng.bit_generator.state = states[layer.name]
-
-
-def atomic_write_bytes_via(path: Path, write) -> None:
-    """Call ``write(file)`` on a temporary file next to ``path``, fsync, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=".tmp")
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.chmod(tmp, 0o666 & ~umask)      # mkstemp makes it 0600; give the file open() would
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    try:                                   # make the rename itself durable
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:                        # pragma: no cover - e.g. Windows
-        pass
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes_via(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def save_checkpoint(path, net, optimizer, meta: dict, extra: dict | None = None) -> Path:

@@ -36,8 +36,10 @@ import numpy as np
 
 from ..backend import to_numpy
 from ..data.metrics import softmax, topk_errors
+from ..files import atomic_write_text
 from ..layers import SoftmaxCrossEntropy
-from .checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+from ..progress import progress_bar
+from .checkpoint import load_checkpoint, save_checkpoint
 
 
 class NonFiniteLossError(RuntimeError):
@@ -162,26 +164,9 @@ def evaluate(net, batches, chunk: int | None = None, ks=(1, 5), stop=None) -> di
 # --------------------------------------------------------------------------- #
 # Progress
 # --------------------------------------------------------------------------- #
-class _NoBar:
-    def update(self, n=1):
-        pass
-
-    def set_postfix_str(self, s):
-        pass
-
-    def close(self):
-        pass
-
-
 def _bar(total, initial, desc, enabled):
-    if not enabled:
-        return _NoBar()
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return _NoBar()
-    return tqdm(total=total, initial=initial, desc=desc, unit="batch", file=sys.stderr,
-                dynamic_ncols=True, leave=False)
+    return progress_bar(enabled, total=total, initial=initial, desc=desc, unit="batch",
+                        dynamic_ncols=True)
 
 
 def _fmt_time(s: float) -> str:
