@@ -11,8 +11,12 @@ device, and kept across steps (the optimizer owns it, keyed by the parameter's
 qualified name such as 'conv1.W').  ``lr`` is a plain attribute: a schedule
 changes it between steps.
 
-Fine-tuning: ``lr_mults`` maps a layer name to a multiplier of the learning
-rate (and of the weight-decay term) for that layer's parameters; 0 freezes it.
+Per-parameter rates: ``lr_mults`` maps a layer name ('fc8', all its
+parameters) or a qualified parameter name ('conv1.b') to a multiplier of the
+learning rate (and so of the weight-decay term); the parameter's own name
+wins over its layer's, and 0 freezes.  Fine-tuning gives a new layer a larger
+rate; cuda-convnet, the 2012 code, gives every bias twice its weights' rate
+(``{"conv1.b": 2.0, ...}``).
 
 Per-parameter weight decay: ``decay_mults`` maps a qualified parameter name
 ('conv1.b') or a layer name ('conv1', all its parameters) to a multiplier of
@@ -51,24 +55,17 @@ class MomentumSGD:
         _check_settings(lr, momentum, weight_decay)
         self.net = net
         self.lr, self.momentum, self.weight_decay = float(lr), float(momentum), float(weight_decay)
-        layer_names = {layer.name for layer in net}
-        unknown = sorted(set(lr_mults or {}) - layer_names)
-        if unknown:
-            raise KeyMismatchError(f"MomentumSGD: lr_mults names unknown layers {unknown}; "
-                                   f"layers: {sorted(layer_names)}")
-        bad = {k: v for k, v in (lr_mults or {}).items() if not (is_finite_number(v) and v >= 0)}
-        if bad:
-            raise ValueError(f"MomentumSGD: lr_mults must be finite numbers >= 0 (0 freezes a "
-                             f"layer), got {bad}")
-        self.lr_mults = dict(lr_mults or {})
-        self.decay_mults = _check_decay_mults(net, decay_mults)
+        self.lr_mults = _check_mults(net, lr_mults, "lr_mults", "layers",
+                                     "0 freezes a layer or parameter")
+        self.decay_mults = _check_mults(net, decay_mults, "decay_mults", "layers or parameters",
+                                        "0: no weight decay on that parameter")
         self.velocity: dict = {}
         self.steps = 0
 
     def step(self) -> None:
         """Apply one update from the gradients the last ``backward`` left in each layer."""
         for name, layer, key in self.net.named_params():
-            mult = self.lr_mults.get(layer.name, 1.0)
+            mult = _mult(self.lr_mults, name, layer)
             if mult == 0.0:
                 continue                                  # frozen
             w, g = layer.params[key], layer.grads[key]
@@ -78,7 +75,7 @@ class MomentumSGD:
                     v = get_array_module(w).zeros_like(w)
                 self.velocity[name] = v
             lr = self.lr * mult
-            decay_lr = self.weight_decay * self._decay_mult(name, layer) * lr
+            decay_lr = self.weight_decay * _mult(self.decay_mults, name, layer) * lr
             fast = getattr(get_ops(layer.backend), "momentum_update", None)
             if fast is not None and fast(w, g, v, self.momentum, decay_lr, lr):
                 continue                                  # the same four lines, in one pass
@@ -87,10 +84,6 @@ class MomentumSGD:
             v -= lr * g
             w += v
         self.steps += 1
-
-    def _decay_mult(self, name: str, layer) -> float:
-        """The weight-decay multiplier of parameter ``name`` ('conv1.W'): its own, its layer's, or 1."""
-        return self.decay_mults.get(name, self.decay_mults.get(layer.name, 1.0))
 
     def state_dict(self) -> dict:
         """Host copies of the velocities plus the scalar settings."""
@@ -123,20 +116,26 @@ class MomentumSGD:
         self.steps = int(state["steps"])
 
 
-# -- per-parameter weight decay -------------------------------------------------------------
-def _check_decay_mults(net, decay_mults) -> dict:
-    """``decay_mults`` as a dict, after checking its names and values."""
-    decay_mults = dict(decay_mults or {})
-    known = {layer.name for layer in net} | {name for name, _, _ in net.named_params()}
-    unknown = sorted(set(decay_mults) - known)
+# -- per-parameter multipliers ----------------------------------------------------------------
+def _mult(mults: dict, name: str, layer) -> float:
+    """The multiplier of parameter ``name`` ('conv1.W'): its own, its layer's, or 1."""
+    return mults.get(name, mults.get(layer.name, 1.0))
+
+
+def _check_mults(net, mults, arg: str, what: str, zero: str) -> dict:
+    """``mults`` ({layer or 'layer.key': multiplier}) as a dict of floats, after checking
+    that every name is a layer or parameter of ``net`` and every value a number >= 0."""
+    mults = dict(mults or {})
+    params = sorted(name for name, _, _ in net.named_params())
+    known = {layer.name for layer in net} | set(params)
+    unknown = sorted(set(mults) - known)
     if unknown:
-        raise KeyMismatchError(f"MomentumSGD: decay_mults names unknown layers or parameters "
-                               f"{unknown}; parameters: {sorted(n for n, _, _ in net.named_params())}")
-    bad = {k: v for k, v in decay_mults.items() if not (is_finite_number(v) and v >= 0)}
+        raise KeyMismatchError(f"MomentumSGD: {arg} names unknown {what} {unknown}; "
+                               f"layers: {sorted(layer.name for layer in net)}; parameters: {params}")
+    bad = {k: v for k, v in mults.items() if not (is_finite_number(v) and v >= 0)}
     if bad:
-        raise ValueError(f"MomentumSGD: decay_mults must be finite numbers >= 0 (0: no weight "
-                         f"decay on that parameter), got {bad}")
-    return {k: float(v) for k, v in decay_mults.items()}
+        raise ValueError(f"MomentumSGD: {arg} must be finite numbers >= 0 ({zero}), got {bad}")
+    return {k: float(v) for k, v in mults.items()}
 
 
 def no_bias_decay(net) -> dict[str, float]:

@@ -170,6 +170,21 @@ def test_frozen_layer_does_not_move():
         MomentumSGD(net, lr_mults={"conv9": 0.5})
 
 
+def test_a_parameter_rate_wins_over_its_layers():
+    """cuda-convnet's biases learn at twice their weights' rate: lr_mults by parameter name."""
+    net = build([("fc", "linear", dict(in_features=2, out_features=1))], (2,), seed=0,
+                dtype=np.float64)
+    w0, b0 = net["fc"].params["W"].copy(), net["fc"].params["b"].copy()
+    opt = MomentumSGD(net, lr=0.1, momentum=0.0, weight_decay=0.0,
+                      lr_mults={"fc": 0.5, "fc.b": 2.0})
+    net["fc"].grads["W"], net["fc"].grads["b"] = np.ones((2, 1)), np.ones(1)
+    opt.step()
+    np.testing.assert_allclose(net["fc"].params["W"], w0 - 0.05, rtol=1e-15)    # the layer's 0.5
+    np.testing.assert_allclose(net["fc"].params["b"], b0 - 0.2, rtol=1e-15)     # its own 2.0
+    with pytest.raises(KeyError, match=r"lr_mults names unknown layers \['fc.c'\]"):
+        MomentumSGD(net, lr_mults={"fc.c": 2.0})
+
+
 def test_state_dict_roundtrip_and_mismatch():
     a, b = cifar_fig1(seed=1), cifar_fig1(seed=2)
     b.load_state_dict(a.state_dict())
