@@ -2,26 +2,67 @@
 import numpy as np
 
 
-def maxpool_backward_loops(dout, x, size, stride):
-    """dout (N, C, Ho, Wo), x (N, C, H, W) -> dx (N, C, H, W)."""
-    N, C, Ho, Wo = dout.shape
-    dx = np.zeros_like(x, dtype=dout.dtype)
-    for n in range(N):
-        for c in range(C):
-            for oy in range(Ho):
-                for ox in range(Wo):
-                    win = x[n, c, oy * stride:oy * stride + size, ox * stride:ox * stride + size]
-                    i, j = np.unravel_index(np.argmax(win), win.shape)       # first maximum
-                    dx[n, c, oy * stride + i, ox * stride + j] += dout[n, c, oy, ox]   # add: windows overlap
+def maxpool_forward(x, kh, kw, stride):
+    """x (N, C, H, W) -> (out (N, C, Ho, Wo), state for the backward): the maximum of each window."""
+    N, C, H, W = x.shape
+    Ho, Wo = (H - kh) // stride + 1, (W - kw) // stride + 1
+    out = x[:, :, 0:stride * Ho:stride, 0:stride * Wo:stride].copy()   # offset (0, 0) of every window
+    for i in range(kh):
+        for j in range(kw):                                             # a running maximum over the offsets
+            np.maximum(out, x[:, :, i:i + stride * Ho:stride, j:j + stride * Wo:stride], out=out)
+    return out, (x, out)
+
+
+def maxpool_backward(dout, state, x_shape, kh, kw, stride):
+    """dout (N, C, Ho, Wo) -> dx (N, C, H, W): each dout to the first maximum of its window."""
+    x, out = state
+    Ho, Wo = out.shape[2:]
+    dx = np.zeros(x_shape, dtype=dout.dtype)
+    unrouted = np.ones(out.shape, dtype=bool)                           # windows still to route
+    for i in range(kh):
+        for j in range(kw):                                             # offsets in row-major order
+            hit = (x[:, :, i:i + stride * Ho:stride, j:j + stride * Wo:stride] == out) & unrouted
+            unrouted &= ~hit                                            # a tie's later maxima get nothing
+            dx[:, :, i:i + stride * Ho:stride, j:j + stride * Wo:stride] += dout * hit   # add: overlaps
     return dx
 
 
-def lrn_cross_term(dout, a, b, s, n, alpha, beta):
-    """The second term of dL/da for LRN: -2 alpha beta a_j sum_{i in w(j)} dout_i b_i / s_i."""
-    g = dout * b / s                                          # (N, C, H, W)
-    C = a.shape[1]
-    summed = np.zeros_like(g)
-    for j in range(C):
-        lo, hi = max(0, j - n // 2), min(C - 1, j + n // 2)   # i in w(j) exactly when j in w(i)
-        summed[:, j] = g[:, lo:hi + 1].sum(axis=1)
-    return -2.0 * alpha * beta * a * summed
+def avgpool_forward(x, kh, kw, stride):
+    """x (N, C, H, W) -> (out (N, C, Ho, Wo), None): the mean of each window."""
+    N, C, H, W = x.shape
+    Ho, Wo = (H - kh) // stride + 1, (W - kw) // stride + 1
+    out = np.zeros((N, C, Ho, Wo), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            out += x[:, :, i:i + stride * Ho:stride, j:j + stride * Wo:stride]
+    return out / x.dtype.type(kh * kw), None
+
+
+def avgpool_backward(dout, state, x_shape, kh, kw, stride):
+    """dout (N, C, Ho, Wo) -> dx (N, C, H, W): each window's dout shared equally by its inputs."""
+    Ho, Wo = dout.shape[2:]
+    dx = np.zeros(x_shape, dtype=dout.dtype)
+    share = dout / dout.dtype.type(kh * kw)
+    for i in range(kh):
+        for j in range(kw):
+            dx[:, :, i:i + stride * Ho:stride, j:j + stride * Wo:stride] += share
+    return dx
+
+
+def channel_window_sum(v, n):
+    """(N, C, H, W) -> (N, C, H, W): out[:, i] = sum of v[:, j] for j from i - n//2 to i + n//2,
+    cut at 0 and C - 1."""
+    half, C = n // 2, v.shape[1]
+    padded = np.pad(v, ((0, 0), (half, half), (0, 0), (0, 0)))          # zeros do the cutting
+    return sum(padded[:, d:d + C] for d in range(2 * half + 1))
+
+
+def lrn_forward(x, n, k, alpha, beta):
+    """x (N, C, H, W) -> (out, scale), scale = k + alpha * (the window's sum of squares)."""
+    scale = k + alpha * channel_window_sum(x * x, n)
+    return x * scale ** -beta, scale
+
+
+def lrn_backward(dout, x, out, scale, n, k, alpha, beta):
+    """dL/dx[j] = dout[j] s[j]^-beta - 2 alpha beta x[j] sum_{i in w(j)} dout[i] out[i] / s[i]."""
+    return dout * scale ** -beta - 2 * alpha * beta * x * channel_window_sum(dout * out / scale, n)

@@ -1,10 +1,12 @@
 """Solutions to the exercises of notebook 04_training_relu_vs_tanh. Try them first."""
 
 
-def paper_sgd_step(w, v, grad, lr, momentum, weight_decay):
-    """One step of section 5's rule: returns (new w, new v)."""
-    v = momentum * v - weight_decay * lr * w - lr * grad
-    return w + v, v
+def momentum_update(w, g, v, momentum, decay_lr, lr):
+    """Section 5's rule for one parameter, in place: v <- momentum v - decay_lr w - lr g; w <- w + v."""
+    v *= momentum
+    v -= decay_lr * w                                # decay_lr = weight_decay * lr
+    v -= lr * g
+    w += v                                           # the new velocity
 
 
 def torch_sgd_step(w, b, grad, lr, momentum, weight_decay):
