@@ -2,12 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
-#     notebook_metadata_filter: numpy_alexnet
+#     notebook_metadata_filter: numpy_alexnet,-jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -29,19 +28,23 @@
 #   neighbouring windows share a row or a column. Reported gain over 2x2/2:
 #   top-1 0.4%, top-5 0.3%.
 #
-# For each: what it computes, the library's layer against the formula, and the
-# trap that catches implementations: for LRN, what `alpha` means (the
-# **alpha/n convention**); for pooling, that the backward pass must **add**
-# where windows overlap.
+# For each: what it computes and how it behaves, then you write its forward
+# and backward pass (exercises 2.1 to 2.5, in the library's signatures, so that
+# notebook 7 can train on them), then the library's code and its gradient
+# check. Two details catch implementations: for LRN, which of two conventions
+# `alpha` follows; for pooling, that the backward pass must **add** where
+# windows overlap.
 
 # %%
 import numpy as np
 import matplotlib.pyplot as plt
 from nbtools import setup, check, solution, show
 ROOT, OUT = setup("02_lrn_and_pooling")
+import checks.lrn_and_pooling as checks  # the exercises' checks: notebooks/checks/lrn_and_pooling.py
 
 # %%
 from numpy_alexnet.layers import LocalResponseNorm, MaxPool2D, AvgPool2D
+from numpy_alexnet.layers import normalization as library_lrn, pooling as library_pooling
 from numpy_alexnet.layers.base import conv_output_size
 from numpy_alexnet.gradcheck import check_layer, rel_error
 
@@ -59,34 +62,16 @@ rng = np.random.default_rng(0)
 # with $k = 2$, $n = 5$, $\alpha = 10^{-4}$, $\beta = 0.75$, after the ReLU of
 # conv1 and conv2. Two details: $n/2$ is the half-width rounded down (2 for
 # $n = 5$), and the window is **truncated** at the first and last channel,
-# not wrapped. Here is the formula as a loop over channels, straight from the
-# paper, next to the library's layer (`numpy_alexnet/layers/normalization.py`).
-
-# %%
-def lrn_paper(a, n=5, k=2.0, alpha=1e-4, beta=0.75):
-    """Section 3.3, one channel at a time: alpha multiplies the sum of squares."""
-    N = a.shape[1]
-    b = np.empty_like(a)
-    for i in range(N):
-        lo, hi = max(0, i - n // 2), min(N - 1, i + n // 2)      # truncated at the edges
-        b[:, i] = a[:, i] / (k + alpha * np.sum(a[:, lo:hi + 1] ** 2, axis=1)) ** beta
-    return b
-
-# Activations of a trained conv1 on 0-255 pixels are tens to hundreds: use that scale,
-# or the normalization (k = 2 dominates) does almost nothing and every convention looks alike.
-a = np.maximum(rng.normal(0, 80, size=(2, 16, 5, 6)), 0)          # (N, C, H, W), after a ReLU
-lrn = LocalResponseNorm(n=5, k=2.0, alpha=1e-4, beta=0.75)
-err = rel_error(lrn.forward(a, train=True), lrn_paper(a))
-print(f"LocalResponseNorm vs the paper's formula: relative error {err:.1e}   (expect ~1e-16)")
-assert err < 1e-12
-
-# %% [markdown]
+# not wrapped. The library's `LocalResponseNorm` computes it
+# (`numpy_alexnet/layers/normalization.py`); its behaviour first.
+#
 # ## What it does: a strong neighbour suppresses you
 #
 # One pixel, 16 channels. Channel 7 has activity 100. In the first case its
 # neighbours are silent; in the second, channels 5 to 9 are all at 100.
 
 # %%
+lrn = LocalResponseNorm(n=5, k=2.0, alpha=1e-4, beta=0.75)
 alone = np.zeros((1, 16, 1, 1)); alone[0, 7] = 100.0
 crowd = np.zeros((1, 16, 1, 1)); crowd[0, 5:10] = 100.0
 b_alone, b_crowd = lrn.forward(alone, train=True)[0, 7, 0, 0], lrn.forward(crowd, train=True)[0, 7, 0, 0]
@@ -109,11 +94,14 @@ assert changed.tolist() == [1, 2, 3, 4, 5]
 # ### The picture: which channels each channel's window holds
 #
 # Row $i$ marks the channels $j$ whose activity changes output $i$: the
-# library's layer is asked, by raising one channel at a time. With one group
-# the window of 5 slides along 8 channels and is cut at channels 0 and 7. With
-# `groups=2` (two towers of 4 channels, each normalized on its own, as the
-# paper's code does it) the window also stops at the **tower edge** between
-# channels 3 and 4.
+# library's layer is asked, by raising one channel at a time. With one window
+# over all channels, the window of 5 slides along 8 channels and is cut at
+# channels 0 and 7. The paper's text does not say what happens at the boundary
+# between its two GPUs' towers; the 2012 code (notebook 6) normalizes each
+# tower's channels on their own, as a tower on one GPU must, and the library's
+# `alexnet()` does the same: `groups=2` (two towers of 4 channels here), where
+# the window also stops at the **tower edge** between channels 3 and 4. Caffe's
+# one-device AlexNet runs one window over all channels.
 
 # %%
 def window_map(layer, C=8):
@@ -126,60 +114,57 @@ def window_map(layer, C=8):
     m[np.arange(C), np.arange(C)] = True                  # a channel is always in its own window
     return m
 
-maps = {"one group (the paper's text)": window_map(LocalResponseNorm(n=5, k=2.0, alpha=1e-4, beta=0.75, groups=1)),
-        "groups=2 (the 2012 code: per tower)": window_map(LocalResponseNorm(n=5, k=2.0, alpha=1e-4, beta=0.75, groups=2))}
+maps = {"one window (Caffe's one-device AlexNet)": window_map(LocalResponseNorm(n=5, k=2.0, alpha=1e-4, beta=0.75, groups=1)),
+        "groups=2 (the 2012 code; the library's alexnet())": window_map(LocalResponseNorm(n=5, k=2.0, alpha=1e-4, beta=0.75, groups=2))}
 fig, axes = plt.subplots(1, 2, figsize=(9, 4))
 for ax, (title, m) in zip(axes, maps.items()):
     ax.imshow(m, cmap="Greens", vmin=0, vmax=1.3)
     ax.axvline(3.5, color="red", lw=2, ls="--"); ax.axhline(3.5, color="red", lw=2, ls="--")
     ax.set_xticks(range(8)); ax.set_yticks(range(8))
-    ax.set_xlabel("input channel j"); ax.set_ylabel("output channel i"); ax.set_title(title)
+    ax.set_xlabel("input channel j"); ax.set_ylabel("output channel i"); ax.set_title(title, fontsize=10)
 fig.suptitle("LRN windows (n=5) over 8 channels; dashed: the tower edge")
 plt.tight_layout(); plt.show()
 for title, m in maps.items():
     print(f"{title}: window of channel 3 = {np.flatnonzero(m[3]).tolist()}")
-assert np.flatnonzero(maps["groups=2 (the 2012 code: per tower)"][3]).tolist() == [1, 2, 3]
+assert np.flatnonzero(maps["groups=2 (the 2012 code; the library's alexnet())"][3]).tolist() == [1, 2, 3]
 
 
 # %% [markdown]
-# ## The alpha/n trap
+# ## Two conventions for alpha
 #
-# The paper's $\alpha$ multiplies the **sum**. Caffe's `LRN` layer and PyTorch's
-# `torch.nn.LocalResponseNorm` divide their `alpha` by $n$ first:
+# The paper's formula puts $\alpha$ on the **sum**. Caffe's `LRN` layer,
+# PyTorch's `torch.nn.LocalResponseNorm`, and the 2012 code itself (notebook 6:
+# its `scale=0.0001` is divided by the window size before use) divide their
+# `alpha` by $n$ first:
 #
 # $$b_i = a_i \Big/ \Big(k + \frac{\alpha}{n} \sum_j a_j^2\Big)^{\beta}$$
 #
-# So copying the paper's `alpha=1e-4` into one of them gives a normalization
-# five times weaker than the paper's. The paper's layer is
-# `torch.nn.LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2)` in PyTorch, and
-# `local_size: 5, alpha: 0.0005, beta: 0.75, k: 2` in Caffe. (Caffe's own
-# reference model `bvlc_alexnet` writes `alpha: 0.0001` and leaves `k` at its
-# default of 1: not the paper's layer, whatever else it reproduces.)
-# TensorFlow's `tf.nn.local_response_normalization` follows the paper's
-# convention but takes `depth_radius`, the half-width:
-# `depth_radius=2, bias=2, alpha=1e-4, beta=0.75`.
+# Neither is a bug; the trap is carrying a number from one convention to the
+# other. The paper's text read literally is
+# `torch.nn.LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2)` in PyTorch and
+# `local_size: 5, alpha: 0.0005, beta: 0.75, k: 2` in Caffe; the 2012 code's
+# layer is `alpha=1e-4` in those (and `alpha=2e-5` in the paper's convention,
+# which this library follows). (Caffe's reference model `bvlc_alexnet` writes
+# `alpha: 0.0001` and leaves `k` at its default of 1.) TensorFlow's
+# `tf.nn.local_response_normalization` puts alpha on the sum, as the paper does,
+# but takes `depth_radius`, the half-width: `depth_radius=2, bias=2, alpha=1e-4, beta=0.75`.
 #
-# Numerically, with activations of the size a trained conv1 produces:
+# Numerically, with activations of the size a trained conv1 produces (tens to
+# hundreds; at unit size $k = 2$ dominates and every convention looks alike):
 
 # %%
-def lrn_alpha_over_n(a, n=5, k=2.0, alpha=1e-4, beta=0.75):
-    """The Caffe/PyTorch convention: alpha is divided by n (the window is still truncated
-    at the edges, and PyTorch divides by n even there, as here)."""
-    return lrn_paper(a, n, k, alpha / n, beta)
-
-paper = lrn.forward(a, train=True)                                    # the library: the paper's convention
-misread = lrn_alpha_over_n(a, alpha=1e-4)                 # the paper's number in the other convention
-fixed = lrn_alpha_over_n(a, alpha=5e-4)                   # alpha multiplied by n: the paper again
-print(f"alpha=1e-4 read as alpha/n:  relative difference from the paper {rel_error(misread, paper):.3f}"
-      f"  (outputs up to {np.max(misread / np.where(paper > 0, paper, 1)):.2f}x larger)")
-print(f"alpha=5e-4 read as alpha/n:  relative difference from the paper {rel_error(fixed, paper):.1e}")
-assert rel_error(misread, paper) > 0.05        # a visible, systematic difference
-assert rel_error(fixed, paper) < 1e-12         # the same layer
+a = np.maximum(rng.normal(0, 80, size=(2, 16, 5, 6)), 0)          # (N, C, H, W), after a ReLU
+paper = lrn.forward(a, train=True)                                # alpha on the sum: the paper's text
+over_n = LocalResponseNorm(n=5, k=2.0, alpha=1e-4 / 5, beta=0.75).forward(a, train=True)   # alpha/n, alpha = 1e-4
+print(f"alpha = 1e-4 divided by n (the 2012 code, Caffe, PyTorch) against the paper's text: "
+      f"relative difference {rel_error(over_n, paper):.3f}, outputs up to "
+      f"{np.max(over_n / np.where(paper > 0, paper, 1)):.2f}x larger")
+assert rel_error(over_n, paper) > 0.05        # a visible, systematic difference
 
 # %% [markdown]
 # If PyTorch is installed, its layer confirms it: `alpha=5e-4` reproduces the
-# paper's normalization (this cell is skipped without PyTorch; the library
-# never needs it).
+# paper's formula, `alpha=1e-4` the 2012 code's (this cell is skipped without
+# PyTorch; the library never needs it).
 
 # %%
 try:
@@ -189,30 +174,71 @@ except ImportError:
     print("optional: PyTorch is not installed, so the comparison is skipped")
 if torch is not None:
     t = torch.nn.functional.local_response_norm(torch.tensor(a), size=5, alpha=5e-4, beta=0.75, k=2.0).numpy()
-    t_wrong = torch.nn.functional.local_response_norm(torch.tensor(a), size=5, alpha=1e-4, beta=0.75, k=2.0).numpy()
-    print(f"optional: torch alpha=5e-4 vs the paper: {rel_error(t, paper):.1e}   "
-          f"torch alpha=1e-4 vs the paper: {rel_error(t_wrong, paper):.3f}")
-    assert rel_error(t, paper) < 1e-12 and rel_error(t_wrong, paper) > 0.05
+    t_code = torch.nn.functional.local_response_norm(torch.tensor(a), size=5, alpha=1e-4, beta=0.75, k=2.0).numpy()
+    print(f"optional: torch alpha=5e-4 vs the paper's text: {rel_error(t, paper):.1e}   "
+          f"torch alpha=1e-4 vs alpha/n here: {rel_error(t_code, over_n):.1e}")
+    assert rel_error(t, paper) < 1e-12 and rel_error(t_code, over_n) < 1e-12
+
+# %% [markdown]
+# ### Exercise 2.1: LRN forward
+#
+# Write `lrn_forward(x, n, k, alpha, beta)` for x (N, C, H, W), returning
+# `(out, scale)`: out as the formula above (alpha on the sum, the window cut at
+# channels 0 and C-1), and `scale` $= k + \alpha \sum_{j \in w(i)} x_j^2$, the
+# denominator before the power, which the backward pass needs. A loop over the
+# channels, or over the $n$ window offsets, is fine. Keep `x`'s dtype.
+
+# %% tags=["exercise"]
+def lrn_forward(x, n, k, alpha, beta):
+    """x (N, C, H, W) -> (out, scale), scale = k + alpha * (the window's sum of squares)."""
+    # your code here
+    raise NotImplementedError
+
+lrn_forward = solution(lrn_forward)
+
+
+# %%
+check("exercise 2.1 (LRN forward)", checks.test_lrn_forward)
 
 # %% [markdown]
 # ## LRN backward
 #
-# Write $s_i = k + \alpha \sum_{j \in w(i)} a_j^2$ (the *scale*, kept from the
-# forward pass), so $b_i = a_i s_i^{-\beta}$. Since $j \in w(i)$ exactly when
-# $i \in w(j)$ (the window is symmetric),
+# Write $s_i = k + \alpha \sum_{j \in w(i)} a_j^2$ (the scale), so
+# $b_i = a_i s_i^{-\beta}$. The chain rule gives
+# $\frac{\partial L}{\partial a_j} = \sum_i \frac{\partial L}{\partial b_i} \frac{\partial b_i}{\partial a_j}$.
+# Work out $\partial b_i / \partial a_j$ in its two cases: $i = j$ ($a_j$ appears
+# in $b_j$ directly, and in $s_j$), and $i \ne j$ ($a_j$ appears in $s_i$ exactly
+# when $j \in w(i)$). Then use that the window is symmetric, $j \in w(i)$
+# exactly when $i \in w(j)$, to write the sum over $i$ as the same windowed
+# channel sum as the forward pass, applied to something other than $a^2$.
 #
-# $$\frac{\partial L}{\partial a_j} = \frac{\partial L}{\partial b_j} s_j^{-\beta}
-#  - 2\alpha\beta\, a_j \sum_{i \in w(j)} \frac{\partial L}{\partial b_i}\, \frac{b_i}{s_i}$$
+# ### Exercise 2.2: LRN backward, with the cross-channel term
 #
-# the same windowed channel sum as the forward pass, applied to
-# $\partial L/\partial b \cdot b / s$. The check uses the paper's constants on
-# large activations (where the second term matters) and a large $\alpha$ on
-# unit-sized ones, 7 channels so the edge windows are exercised.
+# Write `lrn_backward(dout, x, out, scale, n, k, alpha, beta)`, all arrays
+# (N, C, H, W) (`out` and `scale` as the forward returned them), returning dx.
+# The check uses a large $\alpha = 0.5$ (a window off by one channel shows) and
+# the paper's constants on activations ~80, where the cross-channel term
+# matters, with 3 to 9 channels, so that the edge windows are exercised.
+
+# %% tags=["exercise"]
+def lrn_backward(dout, x, out, scale, n, k, alpha, beta):
+    """dout, x, out, scale (N, C, H, W) -> dx (N, C, H, W)."""
+    # your code here
+    raise NotImplementedError
+
+lrn_backward = solution(lrn_backward)
+
+
+# %%
+check("exercise 2.2 (LRN backward)", checks.test_lrn_backward)
+
+# %% [markdown]
+# The library's kernels, and its layer's gradient check, with the paper's
+# constants on activations ~80 and with $\alpha = 0.5$ on unit ones, 7 channels.
 # **Expected:** relative errors near $10^{-10}$, below $10^{-7}$.
 
 # %%
-from numpy_alexnet.layers.normalization import channel_window_sum, lrn_forward, lrn_backward
-show(channel_window_sum); show(lrn_forward); show(lrn_backward)
+show(library_lrn.channel_window_sum); show(library_lrn.lrn_forward); show(library_lrn.lrn_backward)
 
 e1 = check_layer(LocalResponseNorm(n=5, k=2.0, alpha=1e-4, beta=0.75), rng.normal(0, 80, size=(2, 7, 3, 4)))
 e2 = check_layer(LocalResponseNorm(n=5, k=2.0, alpha=0.5, beta=0.75), rng.standard_normal((2, 7, 3, 4)))
@@ -226,7 +252,7 @@ assert e1["x"] < 1e-7 and e2["x"] < 1e-7
 # A pooling layer summarizes each $z \times z$ window, placed every $s$ pixels.
 # Traditional pooling has $s = z$ (no overlap); AlexNet uses $z = 3$, $s = 2$.
 # The output size is $\lfloor (H - z)/s \rfloor + 1$ (floor mode, as Caffe and
-# PyTorch; cuda-convnet rounds up). In AlexNet the two choices give the same
+# PyTorch; cuda-convnet rounds up, notebook 6). In AlexNet the two give the same
 # sizes, 55 -> 27, 27 -> 13, 13 -> 6; what changes is that each output sees a
 # 3x3 neighbourhood and neighbouring windows share a row or column.
 
@@ -249,6 +275,28 @@ counts.forward(np.zeros((1, 1, 7, 9)), train=True)
 c = counts.backward(np.full((1, 1, 3, 4), 9.0))[0, 0]      # (7, 9): windows covering each pixel
 print(c.astype(int))
 assert c.max() == 4 and c.min() == 1                       # corners of overlaps are in 4 windows
+
+# %% [markdown]
+# ### Exercise 2.3: max-pool forward
+#
+# Write `maxpool_forward(x, kh, kw, stride)` for x (N, C, H, W), returning
+# `(out, state)`: out (N, C, Ho, Wo) the maximum of each KH x KW window, and
+# `state`, what your backward needs. As for `im2col`, loop over the KH\*KW
+# window offsets only: offset $(i, j)$ of every window at once is
+# `x[:, :, i:i + stride*Ho:stride, j:j + stride*Wo:stride]`, and a running
+# maximum over the offsets gives every window's maximum.
+
+# %% tags=["exercise"]
+def maxpool_forward(x, kh, kw, stride):
+    """x (N, C, H, W) -> (out (N, C, Ho, Wo), state for the backward)."""
+    # your code here
+    raise NotImplementedError
+
+maxpool_forward = solution(maxpool_forward)
+
+
+# %%
+check("exercise 2.3 (max-pool forward)", checks.test_maxpool_forward)
 
 # %% [markdown]
 # ## The backward trap: add, do not assign
@@ -319,20 +367,10 @@ print(f"gradient sent 12, received {landed.sum():.0f}; pixels receiving 2 or mor
 assert landed.sum() == 12
 
 # %% [markdown]
-# ### The code
-#
-# The library's max-pool backward loops over the 3x3 window offsets, never over
-# pixels; `+=` into strided slices is what adds the overlaps.
-
-# %%
-from numpy_alexnet.layers.pooling import maxpool_backward
-show(maxpool_backward)
-
-# %% [markdown]
-# Ties: when a window holds equal maxima, the gradient goes to the first of
-# them in row-major order (top-most, then left-most), as `argmax` picks it.
-# That is a choice (the derivative does not exist there), which is why the
-# gradient checks use inputs without ties.
+# Ties: when a window holds equal maxima, the derivative does not exist; the
+# library sends the gradient to the first of them in row-major order (top-most,
+# then left-most), as `np.argmax` picks it, and to that one only. The gradient
+# checks use inputs without ties for that reason.
 
 # %%
 flat = np.ones((1, 1, 3, 3))
@@ -341,95 +379,67 @@ print(pool.backward(np.ones((1, 1, 1, 1)))[0, 0])
 assert pool.backward(np.ones((1, 1, 1, 1)))[0, 0, 0, 0] == 1.0
 
 # %% [markdown]
-# ## Check: gradients of the overlapping pools
+# ### Exercise 2.4: max-pool backward with overlapping windows
 #
-# On an awkward shape (9x7, so height differs from width) with distinct inputs.
+# Write `maxpool_backward(dout, state, x_shape, kh, kw, stride)` for dout
+# (N, C, Ho, Wo), returning dx (N, C, H, W): each `dout[n, c, oy, ox]` goes to
+# the maximum of its window, to the first maximum in row-major order on a tie,
+# and overlapping windows **add**. Loop over the window offsets only, in
+# row-major order; keep track of the windows already routed so that a tie's
+# later maxima get nothing.
+
+# %% tags=["exercise"]
+def maxpool_backward(dout, state, x_shape, kh, kw, stride):
+    """dout (N, C, Ho, Wo) -> dx (N, C, H, W)."""
+    # your code here
+    raise NotImplementedError
+
+maxpool_backward = solution(maxpool_backward)
+
+
+# %%
+check("exercise 2.4 (max-pool backward)", checks.test_maxpool_backward)
+
+# %% [markdown]
+# ### Exercise 2.5: average pooling, forward and backward
+#
+# The Figure-1 network pools its second and third layers by the **mean** of
+# each 3x3 window. Write `avgpool_forward(x, kh, kw, stride)`, returning
+# `(out, state)` (nothing is needed later: `None` will do), and
+# `avgpool_backward(dout, state, x_shape, kh, kw, stride)`. Derive the backward:
+# how does each input of a window change the window's mean?
+
+# %% tags=["exercise"]
+def avgpool_forward(x, kh, kw, stride):
+    """x (N, C, H, W) -> (out (N, C, Ho, Wo), state for the backward)."""
+    # your code here
+    raise NotImplementedError
+
+def avgpool_backward(dout, state, x_shape, kh, kw, stride):
+    """dout (N, C, Ho, Wo) -> dx (N, C, H, W)."""
+    # your code here
+    raise NotImplementedError
+
+avgpool_forward, avgpool_backward = solution(avgpool_forward), solution(avgpool_backward)
+
+
+# %%
+check("exercise 2.5 (average pooling)", checks.test_avgpool)
+
+# %% [markdown]
+# ## The library's pooling, and its gradient check
+#
+# Its max-pool backward loops over the 3x3 window offsets, never over pixels;
+# `+=` into strided slices is what adds the overlaps. Checked on an awkward
+# shape (9x7, so height differs from width) with distinct inputs.
 # **Expected:** relative errors near $10^{-11}$, below $10^{-7}$.
 
 # %%
+show(library_pooling.maxpool_forward)
+show(library_pooling.maxpool_backward)
 n = 2 * 3 * 9 * 7
 x = (rng.permutation(n) - n / 2 + 0.5).reshape(2, 3, 9, 7) / n      # distinct values: no ties
 e_max = check_layer(MaxPool2D(kernel_size=3, stride=2), x)["x"]
 e_avg = check_layer(AvgPool2D(kernel_size=3, stride=2), rng.standard_normal((2, 3, 9, 7)))["x"]
 print(f"MaxPool2D 3x3/2 dx: {e_max:.1e}    AvgPool2D 3x3/2 dx: {e_avg:.1e}   (expect < 1e-7)")
 assert e_max < 1e-7 and e_avg < 1e-7
-
-
-# %% [markdown]
-# ## Exercises
-#
-# Solutions: `notebooks/solutions/02_lrn_and_pooling.py` (open it after trying).
-#
-# ### Exercise 2.1: max-pool backward with overlapping windows
-#
-# Write `maxpool_backward_loops(dout, x, size, stride)` for x (N, C, H, W) and
-# dout (N, C, Ho, Wo): route each `dout[n, c, oy, ox]` to the maximum of its
-# window (the first maximum in row-major order on a tie, as `np.argmax`
-# picks it) and **add** where windows overlap. Loops over windows are fine.
-
-# %%
-def maxpool_backward_loops(dout, x, size, stride):
-    """dout (N, C, Ho, Wo), x (N, C, H, W) -> dx (N, C, H, W)."""
-    # your code here
-    raise NotImplementedError
-
-maxpool_backward_loops = solution(maxpool_backward_loops)
-
-
-# %%
-def test_maxpool_backward():
-    r = np.random.default_rng(3)
-    for shape, size, stride in (((2, 3, 9, 7), 3, 2), ((1, 2, 8, 8), 2, 2), ((1, 1, 5, 5), 3, 1)):
-        xt = r.permutation(int(np.prod(shape))).reshape(shape).astype(np.float64)      # no ties
-        layer = MaxPool2D(kernel_size=size, stride=stride)
-        out = layer.forward(xt, train=True)
-        dout = r.standard_normal(out.shape)
-        want = layer.backward(dout)
-        got = np.asarray(maxpool_backward_loops(dout, xt, size, stride))
-        assert got.shape == want.shape, f"{size}x{size}/{stride}: dx shape {got.shape}, expected {want.shape}"
-        err = rel_error(got, want)
-        if err > 1e-12 and abs(got.sum() - dout.sum()) < 1e-9:
-            raise AssertionError(f"{size}x{size}/{stride}: the gradient lands in the wrong places")
-        assert err < 1e-12, (f"{size}x{size}/{stride}: relative error {err:.1e}; dout sums to {dout.sum():.3f} "
-                             f"but dx to {got.sum():.3f}: overlapping windows must add, not assign")
-
-check("exercise 2.1 (max-pool backward, overlapping)", test_maxpool_backward)
-
-# %% [markdown]
-# ### Exercise 2.2: LRN backward, the cross-channel term
-#
-# With $s_i = k + \alpha \sum_{j \in w(i)} a_j^2$ and $b_i = a_i s_i^{-\beta}$,
-# the gradient has two terms: $\frac{\partial L}{\partial b_j} s_j^{-\beta}$ (the
-# direct one) and the cross-channel term
-# $-2\alpha\beta\, a_j \sum_{i \in w(j)} \frac{\partial L}{\partial b_i} \frac{b_i}{s_i}$,
-# through which a channel's gradient reaches its neighbours. Write
-# `lrn_cross_term(dout, a, b, s, n, alpha, beta)` (all arrays (N, C, H, W)),
-# with the window $w(j)$ = channels $j - n/2$ to $j + n/2$, cut at 0 and
-# $C - 1$. Write the window sum yourself (a loop over channels is fine).
-
-# %%
-def lrn_cross_term(dout, a, b, s, n, alpha, beta):
-    """The second term of dL/da for LRN: -2 alpha beta a_j sum_{i in w(j)} dout_i b_i / s_i."""
-    # your code here
-    raise NotImplementedError
-
-lrn_cross_term = solution(lrn_cross_term)
-
-
-# %%
-def test_lrn_cross_term():
-    r = np.random.default_rng(4)
-    for C, n, alpha in ((7, 5, 0.5), (4, 3, 0.2), (9, 5, 1e-4)):
-        a = r.standard_normal((2, C, 3, 4)) * (80 if alpha < 1e-3 else 1)
-        layer = LocalResponseNorm(n=n, k=2.0, alpha=alpha, beta=0.75)
-        b = layer.forward(a, train=True)
-        dout = r.standard_normal(a.shape)
-        want = layer.backward(dout)
-        s = 2.0 + alpha * sum(np.pad(a ** 2, ((0, 0), (n // 2, n // 2), (0, 0), (0, 0)))[:, d:d + C] for d in range(n))
-        got = np.asarray(lrn_cross_term(dout, a, b, s, n, alpha, 0.75))
-        assert got.shape == a.shape, f"shape {got.shape}, expected {a.shape}"
-        err = rel_error(dout * s ** -0.75 + got, want)
-        assert err < 1e-10, (f"C={C}, n={n}, alpha={alpha:g}: dL/da off by relative error {err:.1e} "
-                             "(check the window's ends at channels 0 and C-1, and the sign)")
-
-check("exercise 2.2 (LRN backward, cross-channel term)", test_lrn_cross_term)

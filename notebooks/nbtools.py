@@ -95,23 +95,25 @@ def solution(fn):
 
 
 # -- checks ---------------------------------------------------------------------------
-def check(name: str, test, namespace: dict | None = None) -> str:
+def check(name: str, test, namespace: dict | None = None) -> None:
     """Run ``test`` on the learner's functions and print one line saying how ``name`` stands.
 
     The functions are looked up by ``test``'s parameter names in ``namespace``
-    (default: the notebook's own names).  Returns the verdict.
+    (default: the notebook's own names).
     """
     if namespace is None:
         namespace = inspect.currentframe().f_back.f_globals
+    print(f"{name}: {verdict(test, namespace)}")
+
+
+def verdict(test, namespace: dict) -> str:
+    """How the functions of ``namespace`` that ``test`` names fare: 'pass', 'wrong: ...', ..."""
     wanted = list(inspect.signature(test).parameters)
     missing = [p for p in wanted if p not in namespace]
     if missing:
-        verdict = (f"not run: {', '.join(missing)} not defined yet; run the exercise cell above "
-                   f"first, and the cells before it (Run > Run All Above Selected Cell)")
-    else:
-        verdict = _verdict(test, [namespace[p] for p in wanted])
-    print(f"{name}: {verdict}")
-    return verdict
+        return (f"not run: {', '.join(missing)} not defined yet; run the exercise cell above "
+                f"first, and the cells before it (Run > Run All Above Selected Cell)")
+    return _verdict(test, [namespace[p] for p in wanted])
 
 
 def _verdict(test, functions) -> str:

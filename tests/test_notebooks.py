@@ -1,5 +1,6 @@
 """The learners' notebooks: paired with their sources, run top to bottom, and
-committed with outputs that a fresh run reproduces.
+committed with outputs that a fresh run reproduces; their exercise checks
+tried against wrong answers.
 
 Each notebook ``notebooks/NN_name.ipynb`` is paired (jupytext, py:percent) with
 ``notebooks/NN_name.py``, the file a maintainer edits; the .ipynb is committed
@@ -7,17 +8,17 @@ WITH its outputs so that it reads on GitHub.  Checked here:
 
 1. every .ipynb has its .py and the cells agree (skipped without jupytext);
 2. the learner's pass: a fresh kernel runs the notebook as committed, stubs
-   untouched, with notebooks/ as working directory, in under ``LIMIT_S``; every
-   exercise check prints "not attempted"; and the printed output of every code
-   cell agrees with the committed output: the text with its numbers masked
-   exactly, each number within ``REL_TOL`` relative or ``ABS_TOL`` absolute
-   (float32 training and BLAS builds differ in the last bits between
-   machines), the same number of figures.  Lines starting ``time:`` are
-   ignored, and so are lines starting ``optional:``, which depend on an
-   optional package (PyTorch) that one machine has and another not.  So
+   untouched, with notebooks/ as working directory, within its time limit
+   (``notebooks/run_notebooks.py``: 180 s unless the notebook's metadata says
+   more); every exercise check prints "not attempted"; and the printed output
+   of every code cell agrees with the committed output (``compare_outputs``:
+   numbers within a tolerance, ``time:`` and ``optional:`` lines ignored), so
    stale outputs cannot land;
 3. the solutions pass: ``$NUMPY_ALEXNET_SOLUTIONS=1`` fills every exercise in
-   from ``notebooks/solutions/``, and every check must print "pass".
+   from ``notebooks/solutions/``, and every check must print "pass";
+4. every answer of ``notebooks/checks/mistakes.py`` gets the verdict it should
+   from its check: the wrong ones a hint naming their mistake, the right ones
+   written differently from the solutions "pass".
 
 Every notebook has at least one figure and at least two exercises.  Notebooks
 whose metadata says ``numpy_alexnet.needs_data`` are skipped where the CIFAR-10
@@ -26,136 +27,34 @@ archive is missing (``$NUMPY_ALEXNET_DATA``, default
 
 After editing a notebook's .py, refresh its .ipynb and outputs with
 
-    python tests/test_notebooks.py 02_lrn_and_pooling [...]   # or: all
+    python notebooks/run_notebooks.py 02_lrn_and_pooling [...]   # or: all
 """
 from __future__ import annotations
 
 import copy
-import math
 import os
-import re
+import subprocess
 import sys
-import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
-LIMIT_S = 180          # per notebook and pass, on this project's 2-core CPU machine
-CELL_TIMEOUT_S = 170   # one cell may not take the whole budget on its own
-REL_TOL, ABS_TOL = 1e-2, 1e-3
 MIN_EXERCISES = 2
 
 nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
+pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
-
-# "exercise 2.1 (max-pool backward): pass", as notebooks/nbtools.py check() prints it
-EXERCISE = re.compile(r"^(exercise \d+\.\d+ \([^)]*\)): (.*)$", re.M)
-# 60,965,224  -0.25  3.2e-10  7  (thousands separators allowed)
-NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?(?:[eE][-+]?\d+)?")
+sys.path.insert(0, str(NOTEBOOKS))
+from run_notebooks import (EXERCISE, compare_outputs, execute, exercises,  # noqa: E402
+                           figure_count, limit_s, notebook_paths)
 
 
 def data_path() -> Path:
     return Path(os.environ.get("NUMPY_ALEXNET_DATA",
                                ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"))
-
-
-def notebook_paths() -> list[Path]:
-    return sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
-
-
-def execute(nb, out_dir: Path, solutions: bool):
-    """Run a copy of notebook ``nb`` in a fresh kernel; return (executed copy, seconds)."""
-    nb = copy.deepcopy(nb)
-    # MPLBACKEND unset: the kernel then draws figures inline, into the outputs.
-    env = {"NUMPY_ALEXNET_NB_OUT": str(out_dir), "MPLBACKEND": None,
-           "NUMPY_ALEXNET_SOLUTIONS": "1" if solutions else "0",
-           "PYTHONHASHSEED": "0"}
-    # One BLAS thread unless told otherwise: on a 2-core machine that is also running
-    # other jobs, two spinning BLAS threads per process made the training cells several
-    # times slower; one thread also makes every sum come out the same on every run.
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        env[var] = os.environ.get(var, "1")
-    saved = {k: os.environ.get(k) for k in env}
-    for k, v in env.items():                 # the kernel inherits this process's environment
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-    try:
-        client = nbclient.NotebookClient(
-            nb, timeout=CELL_TIMEOUT_S, kernel_name="python3", record_timing=False,
-            resources={"metadata": {"path": str(NOTEBOOKS)}})
-        t0 = time.perf_counter()
-        client.execute()        # raises CellExecutionError, naming the cell, on any error
-        seconds = time.perf_counter() - t0
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    return nb, seconds
-
-
-def printed(cell) -> tuple[str, int]:
-    """A code cell's printed text (stdout and results; ``time:`` and ``optional:`` lines
-    dropped) and its figure count."""
-    text, figures = [], 0
-    for out in cell.get("outputs", []):
-        if out.output_type == "stream" and out.name == "stdout":
-            text.append(out.text)
-        elif out.output_type in ("execute_result", "display_data"):
-            if "image/png" in out.data:
-                figures += 1
-            elif "text/plain" in out.data:
-                text.append(out.data["text/plain"] + "\n")
-        elif out.output_type == "error":
-            text.append(f"ERROR {out.ename}: {out.evalue}\n")
-    lines = "".join(text).splitlines()
-    return "\n".join(line for line in lines
-                     if not line.startswith(("time:", "optional:"))), figures
-
-
-def numbers_agree(a: str, b: str) -> bool:
-    x, y = float(a.replace(",", "")), float(b.replace(",", ""))
-    return math.isclose(x, y, rel_tol=REL_TOL, abs_tol=ABS_TOL)
-
-
-def compare_outputs(committed, fresh) -> list[str]:
-    """Where a fresh run's printed output disagrees with the committed one, cell by cell."""
-    problems = []
-    old_cells = [c for c in committed.cells if c.cell_type == "code"]
-    new_cells = [c for c in fresh.cells if c.cell_type == "code"]
-    if len(old_cells) != len(new_cells):
-        return [f"{len(old_cells)} code cells committed, {len(new_cells)} run"]
-    for i, (old, new) in enumerate(zip(old_cells, new_cells)):
-        (old_text, old_figs), (new_text, new_figs) = printed(old), printed(new)
-        where = f"code cell {i} ({new.source.splitlines()[0][:60] if new.source else ''!r})"
-        if old_figs != new_figs:
-            problems.append(f"{where}: {old_figs} figure(s) committed, {new_figs} in a fresh run")
-        if NUMBER.sub("#", old_text) != NUMBER.sub("#", new_text):
-            problems.append(f"{where}: the text differs\n--- committed\n{old_text}\n--- fresh run\n{new_text}")
-            continue
-        for a, b in zip(NUMBER.findall(old_text), NUMBER.findall(new_text)):
-            if not numbers_agree(a, b):
-                problems.append(f"{where}: committed {a}, fresh run {b} "
-                                f"(tolerance {REL_TOL:g} relative or {ABS_TOL:g} absolute)")
-    return problems
-
-
-def exercises(nb) -> list[tuple[str, str]]:
-    found = []
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            found += EXERCISE.findall(printed(cell)[0])
-    return found
-
-
-def figure_count(nb) -> int:
-    return sum(printed(c)[1] for c in nb.cells if c.cell_type == "code")
 
 
 def skip_without_data(nb, path):
@@ -179,7 +78,7 @@ def test_notebooks_match_their_sources():
         src = jupytext.read(path.with_suffix(".py"))
         nb = nbformat.read(path, as_version=4)
         assert [(c.cell_type, c.source) for c in src.cells] == [(c.cell_type, c.source) for c in nb.cells], \
-            f"{path.name} differs from {path.stem}.py: run  python tests/test_notebooks.py {path.stem}"
+            f"{path.name} differs from {path.stem}.py: run  python notebooks/run_notebooks.py {path.stem}"
         assert nb.metadata.get("jupytext", {}).get("formats") == "ipynb,py:percent", \
             f"{path.name}: not paired (metadata jupytext.formats)"
 
@@ -215,10 +114,13 @@ def test_the_comparison_can_fail():
 
 
 def test_check_cells_say_how_an_exercise_stands(capsys, monkeypatch, tmp_path):
-    """nbtools.check: pass, wrong (with the assertion's message), error, not attempted; never raises."""
-    monkeypatch.syspath_prepend(str(NOTEBOOKS))
+    """nbtools.check: pass, wrong (with the assertion's message), error, not attempted, and
+    which cell to run where the learner's function is not defined; never raises."""
     monkeypatch.setenv("NUMPY_ALEXNET_NB_OUT", str(tmp_path))
     import nbtools
+
+    def test(f):                       # a check: its parameter names the learner's function
+        f()
 
     def stub():
         raise NotImplementedError
@@ -226,12 +128,17 @@ def test_check_cells_say_how_an_exercise_stands(capsys, monkeypatch, tmp_path):
     def wrong():
         raise AssertionError("relative error 0.5")      # as a check's assert says it
 
-    for test in (lambda: None, wrong, lambda: [][1], stub):
-        nbtools.check("exercise 9.9 (x)", test)
+    for f in (lambda: None, wrong, lambda: [][1], stub, lambda: undefined_name):  # noqa: F821
+        nbtools.check("exercise 9.9 (x)", test, {"f": f})
+    nbtools.check("exercise 9.9 (x)", test, {})
     lines = capsys.readouterr().out.splitlines()
-    assert [EXERCISE.match(line).group(2).split(":")[0] for line in lines] == \
-        ["pass", "wrong", "error", "not attempted (fill in the function above, run it, then run this cell again)"]
-    assert "relative error 0.5" in lines[1] and "IndexError" in lines[2]
+    verdicts = [EXERCISE.match(line).group(2) for line in lines]
+    assert [v.split(":")[0] for v in verdicts] == ["pass", "wrong", "error", "not attempted (fill in the "
+                                                   "function above, run it, then run this cell again)",
+                                                   "error", "not run"]
+    assert "relative error 0.5" in verdicts[1] and "IndexError" in verdicts[2]
+    assert "undefined_name" in verdicts[4] and "define it, or run the cell that defines it" in verdicts[4]
+    assert "f not defined yet; run the exercise cell above first" in verdicts[5]
 
     def linear_backward():
         pass
@@ -246,6 +153,67 @@ def test_check_cells_say_how_an_exercise_stands(capsys, monkeypatch, tmp_path):
         nbtools.solution(not_an_exercise)
 
 
+def test_learner_functions_come_from_the_saved_notebook(monkeypatch):
+    """The last notebook trains on the functions of the others' exercise cells, as saved:
+    the stubs as committed, the solutions with $NUMPY_ALEXNET_SOLUTIONS=1."""
+    import nbtools
+    monkeypatch.delenv("NUMPY_ALEXNET_SOLUTIONS", raising=False)
+    stubs = nbtools.learner_functions("01_layers")
+    assert {"im2col", "col2im", "conv2d_forward", "conv2d_backward", "softmax_cross_entropy"} <= set(stubs)
+    with pytest.raises(NotImplementedError):
+        stubs["im2col"](None, 3, 3, 1, 0)
+    monkeypatch.setenv("NUMPY_ALEXNET_SOLUTIONS", "1")
+    filled = nbtools.learner_functions("01_layers")
+    assert filled["im2col"](np.ones((1, 1, 3, 3)), 3, 3, 1, 0).shape == (9, 1)
+
+
+def test_every_exercise_cell_is_tagged():
+    """An exercise cell (one that calls solution()) carries the tag learner_functions reads."""
+    for path in notebook_paths():
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "code" and "= solution(" in cell.source:
+                assert "exercise" in cell.metadata.get("tags", []), \
+                    f"{path.name}: an exercise cell without the tag 'exercise':\n{cell.source[:200]}"
+
+
+@pytest.mark.parametrize("entry", __import__("checks.mistakes", fromlist=["MISTAKES"]).MISTAKES,
+                         ids=lambda e: f"{e[0]} {e[2]}")
+def test_each_check_names_the_mistake(entry):
+    """A wrong answer gets its hint from the check; a right one written another way passes."""
+    from checks.mistakes import run
+    verdict = run(entry)
+    expected = entry[4]
+    if expected == "pass":
+        assert verdict == "pass", verdict
+    else:
+        assert verdict.startswith(("wrong", "error")) and expected in verdict, verdict
+
+
+def test_the_mistakes_cover_every_exercise():
+    """At least three wrong answers for every exercise of every notebook."""
+    from checks.mistakes import MISTAKES
+    wrong = {}
+    for exercise, _, _, _, expected in MISTAKES:
+        wrong[exercise] = wrong.get(exercise, 0) + (expected != "pass")
+    numbers = set()
+    for path in notebook_paths():
+        for name, _ in exercises(nbformat.read(path, as_version=4)):
+            numbers.add(name.split()[1])
+    assert numbers and all(wrong.get(n, 0) >= 3 for n in numbers), \
+        {n: wrong.get(n, 0) for n in sorted(numbers)}
+
+
+def test_refreshing_needs_no_pytest(tmp_path):
+    """run_notebooks.py, which refreshes the committed outputs, runs in the [notebooks]
+    environment, which has no pytest."""
+    code = ("import sys; sys.modules['pytest'] = None; sys.argv = ['run_notebooks.py', '--help']\n"
+            "import runpy; runpy.run_path('notebooks/run_notebooks.py', run_name='__main__')")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "refresh" in done.stdout.lower()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", notebook_paths(), ids=lambda p: p.stem)
 def test_learner_pass_reproduces_committed_outputs(path, tmp_path):
@@ -253,14 +221,14 @@ def test_learner_pass_reproduces_committed_outputs(path, tmp_path):
     skip_without_data(committed, path)
     fresh, seconds = execute(committed, tmp_path, solutions=False)
     print(f"{path.name}: {seconds:.1f} s")
-    assert seconds < LIMIT_S, f"{path.name} took {seconds:.0f} s (limit {LIMIT_S} s)"
+    assert seconds < limit_s(committed), f"{path.name} took {seconds:.0f} s (limit {limit_s(committed)} s)"
     found = exercises(fresh)
     assert len(found) >= MIN_EXERCISES, found
     assert all(v.startswith("not attempted") for _, v in found), found
     assert figure_count(fresh) >= 1
     problems = compare_outputs(committed, fresh)
     assert not problems, (f"{path.name}: the committed outputs are stale "
-                          f"(refresh: python tests/test_notebooks.py {path.stem}):\n" + "\n".join(problems))
+                          f"(refresh: python notebooks/run_notebooks.py {path.stem}):\n" + "\n".join(problems))
 
 
 @pytest.mark.slow
@@ -270,34 +238,8 @@ def test_solutions_pass(path, tmp_path):
     skip_without_data(nb, path)
     fresh, seconds = execute(nb, tmp_path, solutions=True)
     print(f"{path.name} with solutions: {seconds:.1f} s")
-    assert seconds < LIMIT_S, f"{path.name} took {seconds:.0f} s (limit {LIMIT_S} s)"
+    assert seconds < limit_s(nb), f"{path.name} took {seconds:.0f} s (limit {limit_s(nb)} s)"
     found = exercises(fresh)
     assert len(found) == len(exercises(nb)) >= MIN_EXERCISES, found
     failed = [f"{name}: {verdict}" for name, verdict in found if verdict != "pass"]
     assert not failed, "the solutions do not pass their checks:\n" + "\n".join(failed)
-
-
-def update(stem: str) -> None:
-    """Write notebooks/<stem>.ipynb from <stem>.py, executed as a learner meets it."""
-    import tempfile
-    import jupytext
-    src = NOTEBOOKS / f"{stem}.py"
-    nb = jupytext.read(src)
-    nb.metadata.setdefault("jupytext", {})["formats"] = "ipynb,py:percent"
-    nb.metadata["jupytext"].pop("text_representation", None)
-    for i, cell in enumerate(nb.cells):      # stable ids: no diff noise between refreshes
-        cell["id"] = f"cell-{i:02d}"
-    with tempfile.TemporaryDirectory() as out:
-        nb, seconds = execute(nb, Path(out), solutions=False)
-    nbformat.write(nb, NOTEBOOKS / f"{stem}.ipynb")
-    print(f"wrote notebooks/{stem}.ipynb ({seconds:.1f} s)")
-
-
-if __name__ == "__main__":
-    stems = sys.argv[1:]
-    if not stems:
-        sys.exit("usage: python tests/test_notebooks.py NN_name [...] | all")
-    if stems == ["all"]:
-        stems = sorted(p.stem for p in NOTEBOOKS.glob("[0-9][0-9]_*.py"))
-    for stem in stems:
-        update(stem)

@@ -1,5 +1,5 @@
-"""Checks of notebook 2's exercises: max and average pooling over overlapping
-windows, and local response normalization, each forward and backward.
+"""Checks of notebook 2's exercises: local response normalization, and max and
+average pooling over overlapping windows, each forward and backward.
 
 The pools are tried on windows that add one difficulty at a time (height
 different from width, a window wider than tall, no overlap, stride 1, an edge
@@ -64,7 +64,7 @@ def _keeps_float32(out, what: str) -> None:
              "(the network runs in float32)")
 
 
-# -- 2.1 max-pool forward ---------------------------------------------------------------------
+# -- 2.3 max-pool forward ---------------------------------------------------------------------
 def test_maxpool_forward(maxpool_forward):
     rng = np.random.default_rng(21)
 
@@ -91,7 +91,7 @@ def test_maxpool_forward(maxpool_forward):
                     (rng.standard_normal((3, 2, 13, 11)), 3, 3, 2), "maxpool_forward")
 
 
-# -- 2.2 max-pool backward --------------------------------------------------------------------
+# -- 2.4 max-pool backward --------------------------------------------------------------------
 def test_maxpool_backward(maxpool_forward, maxpool_backward):
     rng = np.random.default_rng(22)
 
@@ -157,7 +157,7 @@ def _probes(maxpool_forward, maxpool_backward):
              "in row-major order (top-most, then left-most), dx[0, 0] = 7, not the last")
 
 
-# -- 2.3 average pooling ----------------------------------------------------------------------
+# -- 2.5 average pooling ----------------------------------------------------------------------
 def test_avgpool(avgpool_forward, avgpool_backward):
     rng = np.random.default_rng(23)
 
@@ -203,7 +203,7 @@ def test_avgpool(avgpool_forward, avgpool_backward):
                     (rng.standard_normal((3, 2, 13, 11)), 3, 3, 2), "avgpool_forward")
 
 
-# -- local response normalization --------------------------------------------------------------
+# -- 2.1 and 2.2 local response normalization --------------------------------------------------------------
 # (C, n, k, alpha, beta, activation scale): a large alpha so that a window off by one channel shows;
 # the paper's constants on activations ~80, where alpha * sum is near k; a window wider than C.
 LRN_CASES = [(7, 5, 2.0, 0.5, 0.75, 1.0), (8, 3, 1.0, 0.3, 0.75, 1.0), (9, 5, 2.0, 1e-4, 0.75, 80.0),

@@ -609,73 +609,73 @@ def lrn_backward_loops_over_channels(dout, x, out, scale, n, k, alpha, beta):
 
 
 MISTAKES += [
-    ("2.1", "lrn_and_pooling.test_maxpool_forward", "the maximum started from 0",
+    ("2.3", "lrn_and_pooling.test_maxpool_forward", "the maximum started from 0",
      {"maxpool_forward": maxpool_forward_from_zero}, "not from 0"),
-    ("2.1", "lrn_and_pooling.test_maxpool_forward", "sizes rounded up (ceil mode)",
+    ("2.3", "lrn_and_pooling.test_maxpool_forward", "sizes rounded up (ceil mode)",
      {"maxpool_forward": maxpool_forward_ceil}, "rounded down"),
-    ("2.1", "lrn_and_pooling.test_maxpool_forward", "the window kh x kh", {"maxpool_forward": maxpool_forward_square},
+    ("2.3", "lrn_and_pooling.test_maxpool_forward", "the window kh x kh", {"maxpool_forward": maxpool_forward_square},
      "the window is KH rows by KW columns"),
-    ("2.1", "lrn_and_pooling.test_maxpool_forward", "a Python loop over windows",
+    ("2.3", "lrn_and_pooling.test_maxpool_forward", "a Python loop over windows",
      {"maxpool_forward": maxpool_forward_window_loops}, "a Python loop over windows or pixels"),
-    ("2.1", "lrn_and_pooling.test_maxpool_forward", "right: a strided view and max",
+    ("2.3", "lrn_and_pooling.test_maxpool_forward", "right: a strided view and max",
      {"maxpool_forward": maxpool_forward_strided_view}, "pass"),
-    ("2.2", "lrn_and_pooling.test_maxpool_backward", "assigns where windows overlap",
+    ("2.4", "lrn_and_pooling.test_maxpool_backward", "assigns where windows overlap",
      {"maxpool_backward": _maxpool_backward(assign=True)}, "add (+=) their gradients"),
-    ("2.2", "lrn_and_pooling.test_maxpool_backward", "forgets dout (sends 1)",
+    ("2.4", "lrn_and_pooling.test_maxpool_backward", "forgets dout (sends 1)",
      {"maxpool_backward": _maxpool_backward(use_dout=False)}, "multiply by dout"),
-    ("2.2", "lrn_and_pooling.test_maxpool_backward", "sends the gradient to every tied maximum",
+    ("2.4", "lrn_and_pooling.test_maxpool_backward", "sends the gradient to every tied maximum",
      {"maxpool_backward": _maxpool_backward(ties="all")}, "a tie sends it to one only"),
-    ("2.2", "lrn_and_pooling.test_maxpool_backward", "sends a tie's gradient to the last maximum",
+    ("2.4", "lrn_and_pooling.test_maxpool_backward", "sends a tie's gradient to the last maximum",
      {"maxpool_backward": _maxpool_backward(ties="last")}, "not the last"),
-    ("2.2", "lrn_and_pooling.test_maxpool_backward", "right values, a loop over every window",
+    ("2.4", "lrn_and_pooling.test_maxpool_backward", "right values, a loop over every window",
      {"maxpool_backward": maxpool_backward_argmax_loops}, "a Python loop over windows or pixels"),
-    ("2.2", "lrn_and_pooling.test_maxpool_backward", "right: argmax over a strided view",
+    ("2.4", "lrn_and_pooling.test_maxpool_backward", "right: argmax over a strided view",
      {"maxpool_backward": maxpool_backward_mask_by_argmax}, "pass"),
-    ("2.3", "lrn_and_pooling.test_avgpool", "the forward's sum not divided", {"avgpool_forward": avgpool_forward_sum},
+    ("2.5", "lrn_and_pooling.test_avgpool", "the forward's sum not divided", {"avgpool_forward": avgpool_forward_sum},
      "divide each window's sum by its KH*KW inputs"),
-    ("2.3", "lrn_and_pooling.test_avgpool", "the backward not divided", {"avgpool_backward": avgpool_backward_undivided},
+    ("2.5", "lrn_and_pooling.test_avgpool", "the backward not divided", {"avgpool_backward": avgpool_backward_undivided},
      "each of a window's KH*KW inputs gets dout / (KH*KW)"),
-    ("2.3", "lrn_and_pooling.test_avgpool", "the backward assigns", {"avgpool_backward": avgpool_backward_assign},
+    ("2.5", "lrn_and_pooling.test_avgpool", "the backward assigns", {"avgpool_backward": avgpool_backward_assign},
      "add (+=) each window's share"),
-    ("2.3", "lrn_and_pooling.test_avgpool", "the backward forgets dout", {"avgpool_backward": avgpool_backward_ones},
+    ("2.5", "lrn_and_pooling.test_avgpool", "the backward forgets dout", {"avgpool_backward": avgpool_backward_ones},
      "multiply by dout"),
-    ("2.3", "lrn_and_pooling.test_avgpool", "right: the forward as a convolution", {"avgpool_forward": avgpool_via_conv},
+    ("2.5", "lrn_and_pooling.test_avgpool", "right: the forward as a convolution", {"avgpool_forward": avgpool_via_conv},
      "pass"),
-    ("2.4", "lrn_and_pooling.test_lrn_forward", "alpha divided by n", {"lrn_forward": _lrn_forward(alpha_over_n=True)},
+    ("2.1", "lrn_and_pooling.test_lrn_forward", "alpha divided by n", {"lrn_forward": _lrn_forward(alpha_over_n=True)},
      "dividing it by n first is Caffe's and PyTorch's convention"),
-    ("2.4", "lrn_and_pooling.test_lrn_forward", "a window that wraps around", {"lrn_forward": _lrn_forward(wrap=True)},
+    ("2.1", "lrn_and_pooling.test_lrn_forward", "a window that wraps around", {"lrn_forward": _lrn_forward(wrap=True)},
      "not wrapped around"),
-    ("2.4", "lrn_and_pooling.test_lrn_forward", "a window of n - 2 channels",
+    ("2.1", "lrn_and_pooling.test_lrn_forward", "a window of n - 2 channels",
      {"lrn_forward": _lrn_forward(half=lambda n: n // 2 - 1)}, "the window holds n channels"),
-    ("2.4", "lrn_and_pooling.test_lrn_forward", "a window from i to i + n - 1", {"lrn_forward": _lrn_forward(one_sided=True)},
+    ("2.1", "lrn_and_pooling.test_lrn_forward", "a window from i to i + n - 1", {"lrn_forward": _lrn_forward(one_sided=True)},
      "the window is centred on channel i"),
-    ("2.4", "lrn_and_pooling.test_lrn_forward", "channel i alone", {"lrn_forward": _lrn_forward(own_only=True)},
+    ("2.1", "lrn_and_pooling.test_lrn_forward", "channel i alone", {"lrn_forward": _lrn_forward(own_only=True)},
      "not channel i alone"),
-    ("2.4", "lrn_and_pooling.test_lrn_forward", "the sum of a, not a^2", {"lrn_forward": _lrn_forward(squares=False)},
+    ("2.1", "lrn_and_pooling.test_lrn_forward", "the sum of a, not a^2", {"lrn_forward": _lrn_forward(squares=False)},
      "the sum is of squares"),
-    ("2.4", "lrn_and_pooling.test_lrn_forward", "multiplied by scale^beta", {"lrn_forward": _lrn_forward(beta_sign=1)},
+    ("2.1", "lrn_and_pooling.test_lrn_forward", "multiplied by scale^beta", {"lrn_forward": _lrn_forward(beta_sign=1)},
      "divide by scale^beta"),
-    ("2.4", "lrn_and_pooling.test_lrn_forward", "right: a cumulative sum over channels",
+    ("2.1", "lrn_and_pooling.test_lrn_forward", "right: a cumulative sum over channels",
      {"lrn_forward": lrn_forward_moving_sum}, "pass"),
-    ("2.5", "lrn_and_pooling.test_lrn_backward", "the cross term's sign flipped", {"lrn_backward": _lrn_backward(sign=1)},
+    ("2.2", "lrn_and_pooling.test_lrn_backward", "the cross term's sign flipped", {"lrn_backward": _lrn_backward(sign=1)},
      "the cross-channel term is subtracted"),
-    ("2.5", "lrn_and_pooling.test_lrn_backward", "alpha / n", {"lrn_backward": _lrn_backward(alpha_over_n=True)},
+    ("2.2", "lrn_and_pooling.test_lrn_backward", "alpha / n", {"lrn_backward": _lrn_backward(alpha_over_n=True)},
      "dividing alpha by n is another convention"),
-    ("2.5", "lrn_and_pooling.test_lrn_backward", "a window that wraps around", {"lrn_backward": _lrn_backward(wrap=True)},
+    ("2.2", "lrn_and_pooling.test_lrn_backward", "a window that wraps around", {"lrn_backward": _lrn_backward(wrap=True)},
      "not wrapped"),
-    ("2.5", "lrn_and_pooling.test_lrn_backward", "its own channel only", {"lrn_backward": _lrn_backward(own_only=True)},
+    ("2.2", "lrn_and_pooling.test_lrn_backward", "its own channel only", {"lrn_backward": _lrn_backward(own_only=True)},
      "not only in its own"),
-    ("2.5", "lrn_and_pooling.test_lrn_backward", "a window of n - 2 channels", {"lrn_backward": _lrn_backward(short=True)},
+    ("2.2", "lrn_and_pooling.test_lrn_backward", "a window of n - 2 channels", {"lrn_backward": _lrn_backward(short=True)},
      "the window holds n channels"),
-    ("2.5", "lrn_and_pooling.test_lrn_backward", "the factor 2 missing", {"lrn_backward": _lrn_backward(two=1.0)},
+    ("2.2", "lrn_and_pooling.test_lrn_backward", "the factor 2 missing", {"lrn_backward": _lrn_backward(two=1.0)},
      "a factor 2 is missing"),
-    ("2.5", "lrn_and_pooling.test_lrn_backward", "the direct term missing", {"lrn_backward": _lrn_backward(direct=False)},
+    ("2.2", "lrn_and_pooling.test_lrn_backward", "the direct term missing", {"lrn_backward": _lrn_backward(direct=False)},
      "the direct term"),
-    ("2.5", "lrn_and_pooling.test_lrn_backward", "a_i in the inner sum, not b_i", {"lrn_backward": _lrn_backward(inner_a=True)},
+    ("2.2", "lrn_and_pooling.test_lrn_backward", "a_i in the inner sum, not b_i", {"lrn_backward": _lrn_backward(inner_a=True)},
      "the inner sum is of dout_i b_i / s_i"),
-    ("2.5", "lrn_and_pooling.test_lrn_backward", "the factor a_j missing", {"lrn_backward": _lrn_backward(times_a=False)},
+    ("2.2", "lrn_and_pooling.test_lrn_backward", "the factor a_j missing", {"lrn_backward": _lrn_backward(times_a=False)},
      "carries a factor a_j"),
-    ("2.5", "lrn_and_pooling.test_lrn_backward", "right: the chain rule over pairs of channels",
+    ("2.2", "lrn_and_pooling.test_lrn_backward", "right: the chain rule over pairs of channels",
      {"lrn_backward": lrn_backward_loops_over_channels}, "pass"),
 ]
 
@@ -984,25 +984,102 @@ MISTAKES += [
 ]
 
 
+# -- notebook 7 ---------------------------------------------------------------------------------
+S7 = solutions("07_capstone")
+
+
+def _train_epoch(train=True, step=True, step_first=False, after_step=False, weighted=True):
+    """The solution's loop with one slip: test mode, no step, the step before the backward,
+    errors counted after the step, or each batch's numbers averaged without their sizes."""
+    def train_epoch(net, opt, batches, loss_fn):
+        losses, errors, sizes = [], [], []
+        for x, y in batches:
+            scores = net.forward(x, train=train)
+            loss, dz = loss_fn(scores, y)
+            if step_first:
+                opt.step()
+            net.backward(dz, input_grad=False)
+            if step and not step_first:
+                opt.step()
+            if after_step:
+                scores = net.forward(x, train=False)
+            losses.append(float(loss))
+            errors.append(float((scores.argmax(axis=1) != y).mean()))
+            sizes.append(len(y))
+        w = np.array(sizes) if weighted else np.ones(len(sizes))
+        return float(np.average(losses, weights=w)), float(np.average(errors, weights=w))
+    return train_epoch
+
+
+def train_epoch_backward_loss(net, opt, batches, loss_fn):
+    for x, y in batches:
+        loss, dz = loss_fn(net.forward(x, train=True), y)
+        net.backward(loss)
+        opt.step()
+    return 0.0, 0.0
+
+
+def _test_error(train=False, axis=1, weighted=True, count=False):
+    def test_error(net, batches):
+        errors, sizes = [], []
+        for x, y in batches:
+            wrong = net.forward(x, train=train).argmax(axis=axis) != y
+            errors.append(wrong.sum() if count else wrong.mean())
+            sizes.append(len(y))
+        if count:
+            return int(sum(errors))
+        return float(np.average(errors, weights=sizes if weighted else None))
+    return test_error
+
+
+def test_error_concatenated(net, batches):
+    """Right, written another way: all the scores first, then the library's topk_error."""
+    from numpy_alexnet.data import topk_error
+    scores, labels = zip(*[(net.forward(x), y) for x, y in batches])
+    return topk_error(np.concatenate(scores), np.concatenate(labels))
+
+
+MISTAKES += [
+    ("7.1", "capstone.test_train_epoch", "forward in test mode", {"train_epoch": _train_epoch(train=False)},
+     "call forward(x, train=True)"),
+    ("7.1", "capstone.test_train_epoch", "no opt.step()", {"train_epoch": _train_epoch(step=False)},
+     "call opt.step() after net.backward(dz)"),
+    ("7.1", "capstone.test_train_epoch", "the step before the backward", {"train_epoch": _train_epoch(step_first=True)},
+     "in that order"),
+    ("7.1", "capstone.test_train_epoch", "errors counted after the step", {"train_epoch": _train_epoch(after_step=True)},
+     "before the step changed the weights"),
+    ("7.1", "capstone.test_train_epoch", "batch means averaged without their sizes",
+     {"train_epoch": _train_epoch(weighted=False)}, "weight each batch by its size"),
+    ("7.1", "capstone.test_train_epoch", "net.backward(loss)", {"train_epoch": train_epoch_backward_loss},
+     "error: LayerInputError"),
+    ("7.2", "capstone.test_test_error", "training mode", {"test_error": _test_error(train=True)},
+     "net.forward(x, train=False)"),
+    ("7.2", "capstone.test_test_error", "batch errors averaged without their sizes",
+     {"test_error": _test_error(weighted=False)}, "the mean of the batches' errors"),
+    ("7.2", "capstone.test_test_error", "a count, not a fraction", {"test_error": _test_error(count=True)},
+     "not a count"),
+    ("7.2", "capstone.test_test_error", "argmax over the batch axis", {"test_error": _test_error(axis=0)},
+     "error: ValueError"),
+    ("7.2", "capstone.test_test_error", "right: all scores, then topk_error", {"test_error": test_error_concatenated},
+     "pass"),
+]
+
+
 SOLUTIONS = {"layers": S1, "lrn_and_pooling": S2, "alexnet_tour": S3, "training": S4,
-             "what_it_learned": S5, "paper_vs_code": S6}
+             "what_it_learned": S5, "paper_vs_code": S6, "capstone": S7}
 
 
 def run(entry) -> str:
     """The verdict the check of ``entry`` prints for its answer."""
-    import inspect
-
     import nbtools
-    from checks import (alexnet_tour, layers, lrn_and_pooling, paper_vs_code,  # noqa: F401
-                        training, what_it_learned)              # the modules MISTAKES names
+    from checks import (alexnet_tour, capstone, layers, lrn_and_pooling,  # noqa: F401
+                        paper_vs_code, training, what_it_learned)  # the modules MISTAKES names
     exercise, where, _, functions, _ = entry
     module_name, test_name = where.split(".")
     module = sys.modules[f"checks.{module_name}"]
     namespace = {**SOLUTIONS[module_name], **functions}
-    test = getattr(module, test_name)
-    args = [namespace[p] for p in inspect.signature(test).parameters]
     with np.errstate(all="ignore"):                # the wrong answers overflow, as they should
-        return nbtools._verdict(test, args)
+        return nbtools.verdict(getattr(module, test_name), namespace)
 
 
 if __name__ == "__main__":
