@@ -2,12 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
-#     notebook_metadata_filter: numpy_alexnet
+#     notebook_metadata_filter: numpy_alexnet,-jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -34,6 +33,7 @@ import numpy as np
 import matplotlib.pyplot as plt
 from nbtools import setup, check, solution, show
 ROOT, OUT = setup("03_alexnet_tour")
+import checks.alexnet_tour as checks    # the exercises' checks: notebooks/checks/alexnet_tour.py
 
 # %%
 from numpy_alexnet import alexnet, SoftmaxCrossEntropy
@@ -231,12 +231,14 @@ assert np.array_equal(c2_a[:, :128], c2_b[:, :128]) and not np.array_equal(c2_a[
 assert int((np.abs(c3_a - c3_b).max(axis=(0, 2, 3)) > 0).sum()) == 384
 
 # %% [markdown]
-# **An interpretation worth knowing: LRN and the tower boundary.** On two
-# GPUs, each tower normalizes its own 48 (conv1) or 128 (conv2) maps, since
-# the towers do not communicate there. So `norm1` and `norm2` here have
-# `groups=2`: two windows, each truncated at its tower's edge. Caffe's
-# one-device AlexNet (and `bvlc_alexnet.npy`) instead runs one window over all
-# 96 and 256 channels, so the two channels on each side of the boundary reach
+# **LRN and the tower boundary.** The paper's text does not say how LRN
+# treats the boundary between its two towers. On two GPUs each tower can only
+# normalize its own 48 (conv1) or 128 (conv2) maps, since the towers do not
+# communicate there, and the 2012 code does exactly that; so `norm1` and
+# `norm2` of the library's `alexnet()` have `groups=2`: two windows, each
+# truncated at its tower's edge (notebook 2 draws them). Caffe's one-device
+# AlexNet (and `bvlc_alexnet.npy`) runs one window over all 96 and 256
+# channels instead, so the two channels on each side of the boundary reach
 # into the other tower; `numpy_alexnet.pretrained.use_caffe_lrn` builds that.
 # The check: change only tower 2's maps and see which tower-1 channels move.
 
@@ -249,7 +251,7 @@ def moved(lrn):
     diff = np.abs(lrn.forward(relu1_out, train=False) - lrn.forward(poked, train=False)).max(axis=(0, 2, 3))
     return np.flatnonzero(diff[:48] > 0).tolist()                 # tower-1 channels that change
 
-print("per tower (the paper, groups=2):   ", moved(net["norm1"]), "  (expect [])")
+print("per tower (the 2012 code, groups=2):", moved(net["norm1"]), "  (expect [])")
 print("one window over all 96 (Caffe):    ", moved(LocalResponseNorm(n=5, k=2.0, alpha=1e-4, beta=0.75)), "  (expect [46, 47])")
 assert net["norm1"].groups == 2 and moved(net["norm1"]) == []
 assert moved(LocalResponseNorm(n=5, k=2.0, alpha=1e-4, beta=0.75)) == [46, 47]
@@ -314,7 +316,7 @@ assert tv_params == 61_100_840
 # for the convolutions and pools in order; return the list of sides after each
 # one, starting from a square input of side `H`. Use integer arithmetic only.
 
-# %%
+# %% tags=["exercise"]
 def side_after(H, layers):
     """Sides after each (kernel, stride, pad) in turn, from an input of side H."""
     # your code here
@@ -322,19 +324,12 @@ def side_after(H, layers):
 
 side_after = solution(side_after)
 
+# %% [markdown]
+# The check tries AlexNet from 227 and from 224, the Figure-1 CIFAR net from
+# 32, and a side so large that a float could not hold the division exactly.
+
 # %%
-ALEXNET_WINDOWS = [(11, 4, 0), (3, 2, 0), (5, 1, 2), (3, 2, 0), (3, 1, 1), (3, 1, 1), (3, 1, 1), (3, 2, 0)]
-
-def test_side_after():
-    got = side_after(227, ALEXNET_WINDOWS)
-    want = [55, 27, 27, 13, 13, 13, 13, 6]
-    assert list(got) == want, f"from 227: {list(got)}, expected {want}"
-    got = side_after(224, ALEXNET_WINDOWS)
-    assert list(got)[0] == 54 and list(got)[-1] == 5, f"from 224 without padding: {list(got)}, expected 54 ... 5 (floor)"
-    got = side_after(32, [(5, 1, 2), (3, 2, 0), (5, 1, 2), (3, 2, 0), (5, 1, 2), (3, 2, 0)])
-    assert list(got) == [32, 15, 15, 7, 7, 3], f"the CIFAR net from 32: {list(got)}, expected [32, 15, 15, 7, 7, 3]"
-
-check("exercise 3.1 (feature map sides)", test_side_after)
+check("exercise 3.1 (feature map sides)", checks.test_side_after)
 
 # %% [markdown]
 # ### Exercise 3.2: parameters of a grouped convolution
@@ -344,7 +339,7 @@ check("exercise 3.1 (feature map sides)", test_side_after)
 # `groups` groups. The check counts AlexNet's five convolutions with it and
 # compares with the library.
 
-# %%
+# %% tags=["exercise"]
 def conv_params(F, C, K, groups):
     """Weights plus biases of a KxK convolution, C -> F channels, in `groups` groups."""
     # your code here
@@ -353,13 +348,4 @@ def conv_params(F, C, K, groups):
 conv_params = solution(conv_params)
 
 # %%
-def test_conv_params():
-    for name in ("conv1", "conv2", "conv3", "conv4", "conv5"):
-        layer = net[name]
-        got = conv_params(layer.out_channels, layer.in_channels, layer.kh, layer.groups)
-        assert got == layer.num_params(), (f"{name} ({layer.out_channels} kernels of {layer.kh}x{layer.kh} over "
-                                           f"{layer.in_channels} channels, groups={layer.groups}): "
-                                           f"{got}, the library counts {layer.num_params():,}")
-    assert conv_params(10, 4, 3, 2) == 10 * 2 * 9 + 10, "a small case: 10 kernels, 4 channels, 3x3, 2 groups"
-
-check("exercise 3.2 (grouped conv parameters)", test_conv_params)
+check("exercise 3.2 (grouped conv parameters)", checks.test_conv_params)

@@ -2,12 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
-#     notebook_metadata_filter: numpy_alexnet
+#     notebook_metadata_filter: numpy_alexnet,-jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -46,6 +45,7 @@ import numpy as np
 import matplotlib.pyplot as plt
 from nbtools import setup, check, solution, show, cifar10_path
 ROOT, OUT = setup("05_what_it_learned")
+import checks.what_it_learned as checks  # the exercises' checks: notebooks/checks/what_it_learned.py
 
 # The shared CIFAR-10 archive (JPEG image folders), next to the repository,
 # or wherever $NUMPY_ALEXNET_DATA points.
@@ -151,8 +151,29 @@ plt.show()
 #   part common to R, G and B (the grey part). A random kernel has about 1/3; a
 #   kernel that responds to brightness edges regardless of colour has nearly 1.
 #   The paper's first tower learned mostly such kernels, its second mostly
-#   colour ones. This one-tower net learns both kinds side by side. Exercise
-#   5.2 below asks you to write this measure.
+#   colour ones. This one-tower net learns both kinds side by side.
+#
+# ### Exercise 5.1: colour or luminance
+#
+# Write `grey_share(W)`: for kernels W (F, 3, K, K) return, per kernel, the
+# fraction of its energy (sum of squares) in its grey part, the mean over the
+# three colour channels repeated in each channel. A kernel equal in R, G and B
+# gives 1; one whose channels sum to zero at every pixel gives 0. (Why does a
+# random kernel give about 1/3?) No loop over kernels.
+
+# %% tags=["exercise"]
+def grey_share(W):
+    """(F, 3, K, K) -> (F,): the share of each kernel's energy in its colour-agnostic part."""
+    # your code here
+    raise NotImplementedError
+
+grey_share = solution(grey_share)
+
+# %%
+check("exercise 5.1 (grey share of a kernel)", checks.test_grey_share)
+
+# %% [markdown]
+# The two numbers for the trained conv1:
 
 # %%
 growth = np.linalg.norm(W) / np.linalg.norm(W0)
@@ -169,10 +190,31 @@ assert np.median(shares) > 0.4
 # The feature vector of an image is the network's last hidden layer: run the
 # layers in test mode up to `flatten` (576 numbers here, 4096 at fc7 for
 # AlexNet). For each query (a test image), the training images with the
-# smallest Euclidean distance $\lVert f(q) - f(t)\rVert$ are its neighbours.
-# Distances for all pairs at once use
-# $\lVert a - b\rVert^2 = \lVert a\rVert^2 + \lVert b\rVert^2 - 2\,a\cdot b$
-# (exercise 5.1).
+# smallest Euclidean distance $\lVert f(q) - f(t)\rVert$ are its neighbours:
+# 3,000 x 3,000 distances between vectors of 576 numbers.
+#
+# ### Exercise 5.2: all pairwise distances without a loop
+#
+# Write `sq_distances(a, b)`: for `a` (n, D) and `b` (m, D) return the (n, m)
+# matrix of squared Euclidean distances, with no Python loop and no (n, m, D)
+# array (for the 3,000 x 3,000 x 576 here that would be 41 GB in float64):
+# expand $\lVert a - b\rVert^2$ into terms that a matrix product and
+# broadcasting give. Compute in float64; rounding can make a tiny distance come
+# out slightly negative, which a distance never is.
+
+# %% tags=["exercise"]
+def sq_distances(a, b):
+    """(n, D), (m, D) -> (n, m) squared Euclidean distances, float64, >= 0."""
+    # your code here
+    raise NotImplementedError
+
+sq_distances = solution(sq_distances)
+
+# %%
+check("exercise 5.2 (pairwise distances)", checks.test_sq_distances)
+
+# %% [markdown]
+# The features, and the distances as the notebook computes them:
 
 # %%
 def features(images, upto="flatten", batch=500):
@@ -224,70 +266,3 @@ acc_px = float(np.mean(ds.train.labels[sq_distances_ref(px_test, px_train).argmi
 print(f"1-nearest-neighbour accuracy on {len(ds.test):,} test images: "
       f"pool3 features {acc_feat:.3f}, raw pixels {acc_px:.3f}, chance 0.100")
 assert acc_feat > acc_px + 0.2
-
-# %% [markdown]
-# ## Exercises
-#
-# Solutions: `notebooks/solutions/05_what_it_learned.py` (open it after trying).
-#
-# ### Exercise 5.1: all pairwise distances without a loop
-#
-# Write `sq_distances(a, b)`: for `a` (n, D) and `b` (m, D) return the (n, m)
-# matrix of squared Euclidean distances, with no Python loop and no (n, m, D)
-# array (for the 3,000 x 3,000 x 576 here that would be 41 GB in float64).
-# Compute in float64; rounding can make a tiny distance come out slightly
-# negative, which a distance never is.
-
-# %%
-def sq_distances(a, b):
-    """(n, D), (m, D) -> (n, m) squared Euclidean distances, float64, >= 0."""
-    # your code here
-    raise NotImplementedError
-
-sq_distances = solution(sq_distances)
-
-# %%
-def test_sq_distances():
-    r = np.random.default_rng(0)
-    a, b = r.standard_normal((7, 5)).astype(np.float32), r.standard_normal((4, 5)).astype(np.float32)
-    got = np.asarray(sq_distances(a, b))
-    assert got.shape == (7, 4), f"shape {got.shape}, expected (7, 4)"
-    direct = ((a[:, None, :].astype(np.float64) - b[None, :, :]) ** 2).sum(axis=2)   # (7, 4, 5): small here
-    err = np.abs(got - direct).max() / direct.max()
-    assert err < 1e-9, f"relative difference {err:.1e} from the direct sum (compute in float64)"
-    same = np.asarray(sq_distances(f_test[:50] * 1000, f_test[:50] * 1000))
-    assert same.min() >= 0, f"a distance of {same.min():.3g}: clip the rounding below zero"
-    assert np.array_equal(np.asarray(sq_distances(f_test[:200], f_train[:300])).argmin(axis=1),
-                          d[:200, :300].argmin(axis=1)), "different nearest neighbours on the real features"
-
-check("exercise 5.1 (pairwise distances)", test_sq_distances)
-
-# %% [markdown]
-# ### Exercise 5.2: colour or luminance
-#
-# Write `grey_share(W)`: for kernels W (F, 3, K, K) return, per kernel, the
-# fraction of its energy (sum of squares) in its grey part, the mean over the
-# three colour channels repeated in each channel. A kernel equal in R, G and B
-# gives 1; one whose channels sum to zero at every pixel gives 0.
-
-# %%
-def grey_share(W):
-    """(F, 3, K, K) -> (F,): the share of each kernel's energy in its colour-agnostic part."""
-    # your code here
-    raise NotImplementedError
-
-grey_share = solution(grey_share)
-
-# %%
-def test_grey_share():
-    r = np.random.default_rng(1)
-    flat_grey = np.repeat(r.standard_normal((2, 1, 5, 5)), 3, axis=1)           # R = G = B
-    opponent = r.standard_normal((2, 3, 5, 5)); opponent -= opponent.mean(axis=1, keepdims=True)
-    got = np.asarray(grey_share(np.concatenate([flat_grey, opponent])))
-    assert got.shape == (4,), f"shape {got.shape}, expected one number per kernel: (4,)"
-    assert np.allclose(got, [1, 1, 0, 0]), f"got {np.round(got, 3).tolist()}, expected [1, 1, 0, 0]"
-    rand = np.asarray(grey_share(r.standard_normal((2000, 3, 5, 5))))
-    assert abs(rand.mean() - 1 / 3) < 0.01, f"random kernels average {rand.mean():.3f}, expected about 1/3"
-    assert np.allclose(np.asarray(grey_share(W)), shares), "differs from the measure above on conv1"
-
-check("exercise 5.2 (grey share of a kernel)", test_grey_share)

@@ -2,12 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
-#     notebook_metadata_filter: numpy_alexnet
+#     notebook_metadata_filter: numpy_alexnet,-jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -47,6 +46,7 @@ import numpy as np
 import matplotlib.pyplot as plt
 from nbtools import setup, check, solution, show
 ROOT, OUT = setup("06_paper_vs_2012_code")
+import checks.paper_vs_code as checks   # the exercises' checks: notebooks/checks/paper_vs_code.py
 
 from numpy_alexnet.layers import Conv2D, ReLU, LocalResponseNorm, MaxPool2D, Dropout
 from numpy_alexnet.layers.base import conv_output_size
@@ -60,11 +60,12 @@ a = np.maximum(z, 0)                                                 # after the
 # %% [markdown]
 # ## 1. The LRN constant
 #
-# The paper: $b_i = a_i / (k + \alpha \sum_j a_j^2)^\beta$ with $\alpha = 10^{-4}$.
-# The code's layer takes `scale=0.0001` and divides it by the window size 5
-# before use, so the $\alpha$ on the plain sum is $2 \times 10^{-5}$: five times
-# weaker normalization than the paper's formula read literally. The project
-# follows the paper's text; `alpha=2e-5` gives the code's layer.
+# The paper: $b_i = a_i / (k + \alpha \sum_j a_j^2)^\beta$ with $\alpha = 10^{-4}$,
+# alpha on the sum. The code's layer takes `scale=0.0001` and divides it by the
+# window size 5 before use: the convention of Caffe and PyTorch (notebook 2),
+# so the $\alpha$ on the plain sum is $2 \times 10^{-5}$, a normalization five
+# times weaker than the paper's formula read literally. The library follows the
+# paper's text; `alpha=2e-5` gives the code's layer.
 
 # %%
 paper_lrn = LocalResponseNorm(n=5, k=2.0, alpha=1e-4, beta=0.75)
@@ -79,11 +80,12 @@ assert shrink_paper < shrink_code < 1
 # %% [markdown]
 # ## 2. LRN and the towers
 #
-# On two GPUs each tower normalizes its own 48 channels: the window stops at
-# the tower's edge (`groups=2` here, which is how `numpy_alexnet.alexnet()`
-# builds norm1 and norm2). A one-device reimplementation that runs one window
-# over all 96 channels changes exactly the two channels on each side of the
-# edge (notebook 2 draws the windows).
+# The paper's text does not say how LRN treats the towers. In the code each
+# tower normalizes its own 48 channels, the window stopping at the tower's
+# edge, as a tower on one GPU must; the library's `alexnet()` does the same
+# (`groups=2` in norm1 and norm2). A one-device reimplementation that runs one
+# window over all 96 channels, as Caffe's AlexNet does, changes exactly the two
+# channels on each side of the edge (notebook 2 draws the windows).
 
 # %%
 per_tower = LocalResponseNorm(n=5, k=2.0, alpha=1e-4, beta=0.75, groups=2).forward(a, train=False)
@@ -164,7 +166,8 @@ print("floor: 224 ->", conv_output_size(224, 11, 4, 0), "  227 ->", conv_output_
 
 # %%
 log_schedule = [(0, 1e-2), (23, 1e-3), (51, 1e-4), (78, 1e-5), (93, 1e-5)]     # all layers but conv1
-conv1_schedule = [(0, 1e-2), (23, 1e-3), (51, 1e-4), (72, 0), (93, 0)]     # lowered at 68 (value not recorded here)
+conv1_schedule = [(0, 1e-2), (23, 1e-3), (51, 1e-4), (68, 1e-4)]   # then lowered at 68, to a value not recorded
+CONV1_LOWERED, CONV1_FROZEN, END = 68, 72, 93
 ablations = {                          # (error without, error with) in %, top-1 and top-5, from the logs
     "LRN": ((42.03, 19.36), (40.66, 18.21)),
     "overlapping pool": ((41.06, 18.51), (40.66, 18.21)),
@@ -177,9 +180,13 @@ fig, (a0, a1) = plt.subplots(1, 2, figsize=(12, 3.8))
 ep, lr = zip(*log_schedule)
 a0.step(ep, lr, where="post", color="black", label="conv2 ... fc8")
 ep1, lr1 = zip(*conv1_schedule)
-a0.step(ep1, [max(v, 3e-7) for v in lr1], where="post", color="tab:red", ls="--", label="conv1 (bottom = frozen)")
-a0.axvline(68, color="tab:red", lw=0.8, ls=":"); a0.text(66, 3e-3, "conv1 lowered", color="tab:red", ha="right", fontsize=8)
-a0.set_yscale("log"); a0.set_xlabel("epoch"); a0.set_ylabel("weight learning rate"); a0.legend()
+a0.step(ep1, lr1, where="post", color="tab:red", ls="--", label="conv1")
+a0.axvspan(CONV1_LOWERED, CONV1_FROZEN, color="tab:red", alpha=0.12, lw=0)
+a0.plot([CONV1_FROZEN, END], [3e-7, 3e-7], color="tab:red", ls="--", lw=2.5)
+a0.text(CONV1_LOWERED - 1, 3e-3, f"conv1 lowered at {CONV1_LOWERED}\n(value not recorded)", color="tab:red",
+        ha="right", fontsize=8)
+a0.text(CONV1_FROZEN + 1, 6e-7, f"conv1 frozen\nfrom {CONV1_FROZEN}", color="tab:red", fontsize=8)
+a0.set_yscale("log"); a0.set_xlabel("epoch"); a0.set_ylabel("weight learning rate"); a0.legend(loc="upper right")
 a0.set_title("the schedule the 2012 files record")
 names = list(ablations)
 xs = np.arange(len(names))
@@ -190,8 +197,11 @@ a1.plot(xs + 0.175, [logged_gain[n][1] for n in names], "k+", ms=10, label="logs
 a1.set_xticks(xs); a1.set_xticklabels(names); a1.set_ylabel("error lowered by (points)")
 a1.set_title("ablations: the paper's gains and the logged ones"); a1.legend(fontsize=8)
 plt.tight_layout(); plt.show()
+print(f"conv1: {conv1_schedule[-1][1]:g} until epoch {CONV1_LOWERED}, lowered then, frozen from {CONV1_FROZEN}; "
+      f"the other layers: {', '.join(f'{lr:g} from {e}' for e, lr in log_schedule[:-1])}; stopped at {END}")
 for n in names:
     print(f"{n:>16}: paper {paper_gain[n]}, logged {logged_gain[n]}")
+assert conv1_schedule[-1][0] == CONV1_LOWERED < CONV1_FROZEN     # the figure draws what the text says
 assert all(abs(logged_gain[n][0] - paper_gain[n][0]) < 0.05 for n in names)
 
 # %% [markdown]
@@ -206,59 +216,52 @@ assert all(abs(logged_gain[n][0] - paper_gain[n][0]) < 0.05 for n in names)
 # The expected output in training equals the test-time output in both; the
 # inverted network's weights after fc6 and fc7 are the paper's scaled by 0.5.
 # `Dropout(mode="paper")` and `Dropout(mode="inverted")` are both in the
-# project:
-
-# %%
-show(Dropout.forward)
-
-# %% [markdown]
-# ## Exercises
+# project. The paper's rate is 0.5, where a rate and a keep probability are
+# the same number; at other rates they are not.
 #
-# Solutions: `notebooks/solutions/06_paper_vs_2012_code.py` (open it after trying).
-#
-# ### Exercise 6.1: the paper's dropout and the inverted form
+# ### Exercise 6.1: dropout in both forms, forward and backward
 #
 # Write `dropout(x, keep, rate, mode, train)`: `keep` is a boolean array like
-# `x` (True = the neuron is kept), `mode` is `"paper"` or `"inverted"`. Return
-# the layer's output in training (`train=True`) and at test time. The check
-# compares with `Dropout` on the same mask, and the two modes' expectations.
+# `x` (True = the neuron is kept; in training each is dropped with probability
+# `rate`), `mode` is `"paper"` or `"inverted"`. Return the layer's output in
+# training (`train=True`) and at test time. Then write
+# `dropout_backward(dout, keep, rate, mode)`, dL/dx after a training forward:
+# derive it from your forward. The check compares both with `Dropout` on the
+# same mask, at the rates 0.5, 0.2 and 0.7.
 
-# %%
+# %% tags=["exercise"]
 def dropout(x, keep, rate, mode, train):
     """x (any shape), keep (bool, like x) -> the output of dropout in `mode`."""
     # your code here
     raise NotImplementedError
 
-dropout = solution(dropout)
+def dropout_backward(dout, keep, rate, mode):
+    """dL/dx of a training forward in `mode`, for dout like x."""
+    # your code here
+    raise NotImplementedError
+
+dropout, dropout_backward = solution(dropout), solution(dropout_backward)
 
 # %%
-def test_dropout():
-    x = np.random.default_rng(1).standard_normal((400, 50)) + 1.0
-    for mode in ("paper", "inverted"):
-        probe = Dropout(rate=0.5, mode=mode, seed=7)
-        keep = probe.forward(np.ones_like(x), train=True) != 0          # the mask the layer draws first
-        layer = Dropout(rate=0.5, mode=mode, seed=7)
-        for train in (True, False):
-            want = layer.forward(x, train=train)
-            got = np.asarray(dropout(x, keep, 0.5, mode, train))
-            assert got.shape == x.shape, f"{mode}, train={train}: shape {got.shape}, expected {x.shape}"
-            err = rel_error(got, want)
-            assert err < 1e-12, f"{mode}, train={train}: relative error {err:.1e} against Dropout(mode='{mode}')"
-        train_mean = np.asarray(dropout(x, keep, 0.5, mode, True)).mean()
-        test_mean = np.asarray(dropout(x, keep, 0.5, mode, False)).mean()
-        assert abs(train_mean - test_mean) < 0.05 * abs(test_mean), \
-            f"{mode}: mean {train_mean:.3f} in training but {test_mean:.3f} at test time"
+check("exercise 6.1 (the paper's and inverted dropout)", checks.test_dropout)
 
-check("exercise 6.1 (paper's and inverted dropout)", test_dropout)
+# %% [markdown]
+# The library's layer: the mask drawn from the layer's own generator, and the
+# same multiplication in the backward pass.
+
+# %%
+show(Dropout.forward)
+show(Dropout.backward)
 
 # %% [markdown]
 # ### Exercise 6.2: window positions rounded up
 #
 # Write `positions_ceil(H, K, stride, pad)`: the number of window positions
 # along one axis in cuda-convnet's rule, $\lceil (H + 2p - K)/s \rceil + 1$,
-# with integer arithmetic only (no floats, no `math.ceil`).
+# with integer arithmetic only (no floats, no `math.ceil`): the check tries
+# sides too large for a float to hold the division exactly.
 
-# %%
+# %% tags=["exercise"]
 def positions_ceil(H, K, stride, pad):
     """ceil((H + 2 pad - K) / stride) + 1, in integers."""
     # your code here
@@ -267,14 +270,4 @@ def positions_ceil(H, K, stride, pad):
 positions_ceil = solution(positions_ceil)
 
 # %%
-def test_positions_ceil():
-    cases = {(224, 11, 4, 0): 55, (227, 11, 4, 0): 55, (55, 3, 2, 0): 27, (27, 3, 2, 0): 13, (13, 3, 2, 0): 6,
-             (32, 3, 2, 0): 16, (16, 3, 2, 0): 8, (8, 3, 2, 0): 4, (7, 3, 1, 1): 7, (10**12 + 1, 3, 2, 0): 5 * 10**11}
-    for (H, K, s, p), want in cases.items():
-        got = positions_ceil(H, K, s, p)
-        assert isinstance(got, (int, np.integer)), f"positions_ceil({H}, {K}, {s}, {p}) returned {type(got).__name__}, not an int"
-        assert got == want, f"positions_ceil({H}, {K}, {s}, {p}) = {got}, expected {want}"
-    floor_sizes = [conv_output_size(H, K, s, p) for (H, K, s, p) in cases]
-    assert any(f != w for f, w in zip(floor_sizes, cases.values())), "floor and ceil differ somewhere"
-
-check("exercise 6.2 (cuda-convnet's output size)", test_positions_ceil)
+check("exercise 6.2 (cuda-convnet's output size)", checks.test_positions_ceil)

@@ -1,5 +1,5 @@
-"""Checks of notebook 5's exercises: all pairwise distances at once (no Python
-loop, no (n, m, D) array, float64) and the grey share of a kernel."""
+"""Checks of notebook 5's exercises: the grey share of a kernel, and all pairwise
+distances at once (no Python loop, no (n, m, D) array, float64)."""
 from __future__ import annotations
 
 import numpy as np
