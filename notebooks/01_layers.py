@@ -96,7 +96,7 @@ def spread(shape, gap=1e-3):
 # %%
 x = rng.standard_normal((2, 4, 9, 6))                     # (N, C, H, W): H != W on purpose
 cols = im2col(x, kh=3, kw=3, stride=2, pad=1)
-print("im2col:", x.shape, "->", cols.shape, " = (N, C*KH*KW, Ho*Wo) = (2, 4*3*3, 5*3)")
+print("im2col:", x.shape, "->", cols.shape, " = (C*KH*KW, N*Ho*Wo) = (4*3*3, 2*5*3)")
 
 conv = Conv2D(in_channels=4, out_channels=6, kernel_size=3, stride=2, padding=1, groups=2,
               weight_std=0.5, bias=0.1, rng=rng, dtype=np.float64)
@@ -118,7 +118,7 @@ import matplotlib.pyplot as plt
 from matplotlib.patches import Rectangle
 
 img = np.arange(30.0).reshape(1, 1, 5, 6)                  # (N, C, H, W) = (1, 1, 5, 6)
-unrolled = im2col(img, kh=3, kw=3, stride=1, pad=0)[0]     # (C*KH*KW, Ho*Wo) = (9, 12)
+unrolled = im2col(img, kh=3, kw=3, stride=1, pad=0)        # (C*KH*KW, N*Ho*Wo) = (9, 12)
 oy, ox, Wo = 1, 2, 4                                       # one output position, and Wo
 fig, (a0, a1) = plt.subplots(1, 2, figsize=(12, 3.6), gridspec_kw={"width_ratios": [6, 12]})
 a0.imshow(img[0, 0], cmap="Blues", vmin=-10, vmax=40)
@@ -352,15 +352,15 @@ assert worst < TOL, results
 # ### Exercise 1.1: im2col's index arithmetic, with loops
 #
 # Write `im2col_loops(x, kh, kw, stride, pad)`: for `x` of shape (N, C, H, W)
-# return `cols` of shape (N, C*KH*KW, Ho*Wo) where
-# `cols[n, c*KH*KW + i*KW + j, oy*Wo + ox]` is the padded input's pixel
-# `(oy*stride + i, ox*stride + j)` of channel `c`, with
+# return `cols` of shape (C*KH*KW, N*Ho*Wo) where
+# `cols[c*KH*KW + i*KW + j, (n*Ho + oy)*Wo + ox]` is the padded input's pixel
+# `(oy*stride + i, ox*stride + j)` of channel `c` of example `n`, with
 # Ho = (H + 2 pad - KH) // stride + 1 and Wo likewise. Loops are fine here:
 # this is the definition the fast version must agree with.
 
 # %%
 def im2col_loops(x, kh, kw, stride, pad):
-    """x (N, C, H, W) -> cols (N, C*KH*KW, Ho*Wo), written with loops."""
+    """x (N, C, H, W) -> cols (C*KH*KW, N*Ho*Wo), written with loops."""
     # your code here
     raise NotImplementedError
 
