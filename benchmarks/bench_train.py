@@ -130,7 +130,7 @@ class OurRunner:
 
     def step(self):
         if self.backend == "numpy" and BLAS_THREADS:
-            # The Numba backend sets BLAS to one thread for the process (numba_ops.py);
+            # The Numba backend sets BLAS to one thread for the process (numba_threads.py);
             # the NumPy backend is timed with BLAS's own default, as in a process of its own.
             from threadpoolctl import threadpool_limits
             with threadpool_limits(BLAS_THREADS, user_api="blas"):
@@ -147,11 +147,11 @@ class OurRunner:
 class GemmFloorRunner:
     """'numba-gemms': only the matrix products of the Numba backend's convolutions.
 
-    For every convolution of the net, the products that ``numba_ops`` does in a
+    For every convolution of the net, the products that ``numba_conv`` does in a
     training step (forward W @ cols; dW^T = cols @ dout^T; dcols = W^T @ dout,
     except for the first layer, whose input gradient the step skips), on the
-    same chunks of the batch and the same threads (``numba_ops._chunk`` and
-    ``_over_chunks``, one-thread BLAS each) -- and nothing else: no unfolding,
+    same chunks of the batch and the same threads (``numba_conv._chunk`` and
+    ``numba_threads.over_chunks``, one-thread BLAS each) -- and nothing else: no unfolding,
     col2im, pooling, neurons, fully connected layer, loss or update; the
     input-gradient product at its exact size (the backend's 'wide' one, for
     stride-1 convolutions that are not 'same', is larger); random operands
@@ -163,7 +163,7 @@ class GemmFloorRunner:
 
     def __init__(self, net_name: str, batch: int):
         from numpy_alexnet import alexnet, cifar_fig1
-        from numpy_alexnet.fast import numba_ops
+        from numpy_alexnet.fast import numba_conv, numba_threads
         from numpy_alexnet.layers import Conv2D
         net = cifar_fig1(seed=0) if net_name == "fig1" else alexnet(seed=0)
         rng = np.random.default_rng(0)
@@ -175,7 +175,7 @@ class GemmFloorRunner:
                 (C, _, _), (F, Ho, Wo) = shape, out_shape
                 G, P = layer.groups, Ho * Wo
                 CgKK = C // G * layer.kh * layer.kw
-                nb = numba_ops._chunk(C, layer.kh, layer.kw, P, 4, batch)
+                nb = numba_conv._chunk(C, layer.kh, layer.kw, P, 4, batch)
                 self.convs.append(dict(
                     nb=nb, P=P, input_grad=not first,
                     W=rng.standard_normal((G, F // G, CgKK), dtype=np.float32),
@@ -184,7 +184,7 @@ class GemmFloorRunner:
                 self.flops += 2 * F * CgKK * P * batch * (2 if first else 3)
                 first = False
             shape = out_shape
-        self.over_chunks = numba_ops._over_chunks
+        self.over_chunks = numba_threads.over_chunks
 
     def sync(self):
         pass
@@ -201,7 +201,7 @@ class GemmFloorRunner:
                     mP = m * P                                           # a share's last chunk may be shorter
                     for g in range(W.shape[0]):
                         np.matmul(W[g], cols[g, :, :mP], out=out[g, :, :mP])
-                        np.matmul(cols[g, :, :mP], dout[g, :, :mP].T, out=dWt[g])    # dW^T, as numba_ops
+                        np.matmul(cols[g, :, :mP], dout[g, :, :mP].T, out=dWt[g])    # dW^T, as numba_conv
                         if c["input_grad"]:
                             np.matmul(W[g].T, dout[g, :, :mP], out=dcols[g, :, :mP])
 

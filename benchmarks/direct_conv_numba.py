@@ -3,14 +3,14 @@
     python benchmarks/direct_conv_numba.py
 
 The Figure-1 net's conv2 (32 -> 32 channels, 5x5, pad 2, 15x15) for one
-example, the unit the Numba backend works in (``numba_ops.CHUNK_BYTES``),
+example, the unit the Numba backend works in (``numba_conv.CHUNK_BYTES``),
 computed four ways on one core:
 
 * ``im2col + GEMM``: the backend's own unfolding and one OpenBLAS SGEMM;
 * ``GEMM alone``: the same SGEMM on columns already unfolded;
 * ``direct, axpy``: no columns: every kernel tap (c, i, j) of every output
   channel adds w * (a shifted run of the padded input plane) into the output
-  plane, on 'wide' rows (W + 4 columns, as ``numba_ops._col2im_wide``);
+  plane, on 'wide' rows (W + 4 columns, as ``numba_conv._col2im_wide``);
 * ``direct, pixel-major``: the output laid out (pixels, channels), the inner
   loop over the 32 output channels (vectorized by LLVM), four pixels a pass.
 
@@ -85,7 +85,7 @@ def best_of(fn, repeats: int = 200) -> float:
 
 def main() -> int:
     from threadpoolctl import threadpool_limits
-    from numpy_alexnet.fast import numba_ops
+    from numpy_alexnet.fast import numba_conv
 
     threadpool_limits(1, user_api="blas")
     numba.set_num_threads(1)
@@ -101,11 +101,11 @@ def main() -> int:
     out = np.empty((F, H * H), dtype=np.float32)
 
     def im2col_gemm():
-        cols = numba_ops._unfold_chunk(x, 0, 1, K, K, 1, PAD, H, H, buf)   # (C*K*K, 1, P)
+        cols = numba_conv._unfold_chunk(x, 0, 1, K, K, 1, PAD, H, H, buf)   # (C*K*K, 1, P)
         return np.matmul(Wm, cols.reshape(C * K * K, H * H), out=out)
 
     ref = im2col_gemm().copy()                                     # (F, P)
-    cols = numba_ops._unfold_chunk(x, 0, 1, K, K, 1, PAD, H, H, buf).reshape(C * K * K, H * H).copy()
+    cols = numba_conv._unfold_chunk(x, 0, 1, K, K, 1, PAD, H, H, buf).reshape(C * K * K, H * H).copy()
     wide = np.zeros((F, L), dtype=np.float32)
     pix = np.zeros((L + 4, F), dtype=np.float32)
 

@@ -56,12 +56,11 @@ def profile_in_step(net, x, y, repeats: int, sync, clock=time.perf_counter) -> t
 
     # The steps as Sequential runs them: the layers, or a backend's fused runs of them
     # (Numba: conv+relu+pool), made once and kept so that each keeps its clock.
-    steps = net._steps() if hasattr(net, "_steps") else net.layers    # (older Sequential: layers)
+    steps = net.steps
     for step in steps:                            # instance attributes shadow the methods
         step.forward = timed((step.name, "f"), step.forward)
         step.backward = timed((step.name, "b"), step.backward)
         step.param_backward = timed((step.name, "b"), step.param_backward)
-    net._steps = lambda: steps
     loss_f = timed(("loss", "f"), crit.forward)
     loss_b = timed(("loss", "b"), crit.backward)
     update = timed(("update", "f"), opt.step)

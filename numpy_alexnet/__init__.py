@@ -10,6 +10,7 @@ from .layers import LocallyConnected2D, SpatialResponseNorm
 from .models import alexnet, alexnet_torchvision, build, cifar_fig1, get_model
 from .net import KeyMismatchError, Sequential
 from .optim import MomentumSGD
+from . import fast  # noqa: E402,F401  (declares the fast backends; imports neither Numba nor CuPy)
 
 __version__ = "0.1.0"
 

@@ -1,54 +1,47 @@
-"""The swappable array backend.
-
-Two questions are answered here, and nowhere else:
+"""The swappable array backend: which array module, and which kernels.
 
 1. *Which array module?*  It follows the data: ``get_array_module(x)`` is
-   ``cupy`` for a CuPy array and ``numpy`` for everything else.  Elementwise
-   math in the layers (ReLU, dropout, the softmax) is written once against that
-   module, ``xp``.
-2. *Which kernels?*  The few operations that are not plain array math
-   (the convolution's im2col/col2im and how it batches its GEMMs, pooling,
-   local response normalization) come as a set of
-   functions, the *ops* of a backend:
+   ``cupy`` for a CuPy array and ``numpy`` for everything else, so the
+   elementwise math of a layer (dropout, the softmax) is written once,
+   against ``xp``.
+2. *Which kernels?*  The operations of the layers (the convolution, pooling,
+   local response normalization, the neurons, the fully connected products,
+   the momentum update) are looked up by name in a registry:
 
-   ======== =================================================== ==========
-   backend  kernels                                             arrays
-   ======== =================================================== ==========
-   numpy    the readable reference, in the layer modules        NumPy
-   numba    compiled CPU kernels (``numpy_alexnet.fast``)       NumPy
-   cupy     CUDA kernels through CuPy (``numpy_alexnet.fast``)  CuPy
-   ======== =================================================== ==========
+   ========= ============================================ ==========
+   backend   kernels                                      arrays
+   ========= ============================================ ==========
+   numpy     the readable reference, in the layer modules NumPy
+   numba     compiled CPU kernels (``numpy_alexnet.fast``) NumPy
+   cupy      CUDA kernels through CuPy (``.fast``)         CuPy
+   ========= ============================================ ==========
 
-A backend may add *optional* ops, which the NumPy reference does without (its
-callers then run the reference's own lines): ``fuse`` (runs of layers that
-``Sequential`` runs as one step), ``momentum_update`` (``MomentumSGD.step``'s
-lines in one pass) and ``linear_forward``/``linear_backward`` (``Linear``'s
-products shared by the threads).  The Numba backend has all three.
+   Each layer module registers its reference kernels under 'numpy'
+   (``register("numpy", conv2d_forward=..., ...)``); each fast module
+   registers only the kernels it makes faster.  ``get_ops(name)`` is the
+   reference with the backend's own kernels laid over it, so every op a
+   layer calls exists on every backend.  A learner can register a backend
+   of their own the same way (``register("mine", conv2d_forward=...)``,
+   then ``net.to("mine")``): it runs on NumPy arrays, with the reference
+   wherever it registers nothing.
 
-Importing this module (or the package) never imports CuPy or Numba: the fast
-backends are loaded the first time they are asked for, and a missing package
-is reported then, with the command that installs it.
+This module imports no layer and no kernel.  The fast backends are
+*declared* by ``numpy_alexnet.fast`` (``declare``: how to load them), and
+loaded the first time they are asked for, so importing the package never
+imports CuPy or Numba; a missing package is reported then, with the command
+that installs it.
 """
 from __future__ import annotations
 
 import contextlib
-import importlib
 from types import SimpleNamespace
 
 import numpy as np
 
 BACKENDS = ("numpy", "numba", "cupy")
 
-# The names every backend's ops must provide (same signatures as the reference).
-OP_NAMES = (
-    "im2col", "col2im", "conv2d_forward", "conv2d_backward",
-    "maxpool_forward", "maxpool_backward",
-    "avgpool_forward", "avgpool_backward",
-    "lrn_forward", "lrn_backward",
-    "relu_forward", "relu_backward", "tanh_forward", "tanh_backward",
-    "local_forward", "local_backward",      # LocallyConnected2D: see _with_local_ops
-)
-
+_KERNELS: dict[str, dict] = {}          # backend -> {op name: function}, as registered
+_LOADERS: dict[str, object] = {}        # backend -> the function that imports its kernels
 _OPS_CACHE: dict[str, SimpleNamespace] = {}
 
 
@@ -56,6 +49,59 @@ class BackendUnavailable(RuntimeError):
     """A fast backend was asked for but its package or device is missing."""
 
 
+# -- the registry ------------------------------------------------------------------------
+def register(backend: str, **ops) -> None:
+    """Add kernels to ``backend``: the reference under 'numpy', a fast path's own elsewhere."""
+    if not isinstance(backend, str) or not backend:
+        raise ValueError(f"register: backend: expected a name such as 'numba', got {backend!r}")
+    bad = sorted(name for name, fn in ops.items() if not callable(fn))
+    if bad:
+        raise TypeError(f"register({backend!r}): expected functions, got non-callables for {bad}")
+    if backend != "numpy":
+        unknown = sorted(set(ops) - set(_KERNELS.get("numpy", {})))
+        if unknown:
+            raise ValueError(f"register({backend!r}): {unknown} are not ops of the reference; "
+                             f"ops: {sorted(_KERNELS.get('numpy', {}))}")
+    _KERNELS.setdefault(backend, {}).update(ops)
+    _OPS_CACHE.clear()                  # every backend's namespace includes the reference
+
+
+def declare(backend: str, load) -> None:
+    """How to load ``backend``'s kernels: ``load()`` imports the modules that register
+    them, raising :class:`BackendUnavailable` where a package or device is missing."""
+    _LOADERS[backend] = load
+
+
+def backends() -> tuple:
+    """The backends a net can be moved to: the built-in three, then any registered since."""
+    return BACKENDS + tuple(b for b in _KERNELS if b not in BACKENDS)
+
+
+def overrides(name: str) -> dict:
+    """The kernels ``name`` registered itself (loading it first): what it does its own way."""
+    get_ops(name)
+    return dict(_KERNELS.get(name, {})) if name != "numpy" else {}
+
+
+def reference_op(op: str):
+    """The NumPy reference of ``op``: what a fast kernel falls back on for arrays it does not take."""
+    return _KERNELS["numpy"][op]
+
+
+def get_ops(name: str) -> SimpleNamespace:
+    """The kernels of backend ``name``: the reference, with ``name``'s own laid over it."""
+    if name in _OPS_CACHE:
+        return _OPS_CACHE[name]
+    if name not in backends():
+        raise ValueError(f"unknown backend {name!r}; expected one of {backends()}")
+    if name in _LOADERS:
+        _LOADERS[name]()                # imports the fast modules, which register their kernels
+    ops = SimpleNamespace(**{**_KERNELS.get("numpy", {}), **_KERNELS.get(name, {})})
+    _OPS_CACHE[name] = ops
+    return ops
+
+
+# -- arrays ---------------------------------------------------------------------------------
 def is_cupy_array(x) -> bool:
     """True for a CuPy array, decided without importing CuPy."""
     return type(x).__module__.split(".")[0] == "cupy"
@@ -111,66 +157,19 @@ def numba_available() -> bool:
     return True
 
 
-def get_ops(name: str) -> SimpleNamespace:
-    """The kernel functions of backend ``name`` ('numpy', 'numba' or 'cupy')."""
-    if name in _OPS_CACHE:
-        return _OPS_CACHE[name]
-    if name == "numpy":
-        from .layers import activation, conv, normalization, pooling
-        ops = SimpleNamespace(
-            im2col=conv.im2col, col2im=conv.col2im,
-            conv2d_forward=conv.conv2d_forward, conv2d_backward=conv.conv2d_backward,
-            maxpool_forward=pooling.maxpool_forward, maxpool_backward=pooling.maxpool_backward,
-            avgpool_forward=pooling.avgpool_forward, avgpool_backward=pooling.avgpool_backward,
-            lrn_forward=normalization.lrn_forward, lrn_backward=normalization.lrn_backward,
-            relu_forward=activation.relu_forward, relu_backward=activation.relu_backward,
-            tanh_forward=activation.tanh_forward, tanh_backward=activation.tanh_backward,
-        )
-    elif name == "numba":
-        if not numba_available():
-            raise BackendUnavailable(
-                "the 'numba' backend needs Numba: pip install 'numpy-alexnet[numba]'")
-        ops = importlib.import_module(".fast.numba_ops", __package__).OPS
-    elif name == "cupy":
-        import_cupy()
-        ops = importlib.import_module(".fast.cupy_ops", __package__).OPS
-    else:
-        raise ValueError(f"unknown backend {name!r}; expected one of {BACKENDS}")
-    ops = _with_local_ops(name, ops)
-    missing = [op for op in OP_NAMES if not hasattr(ops, op)]
-    if missing:  # pragma: no cover - a programming error in a backend
-        raise RuntimeError(f"backend {name!r} lacks ops {missing}")
-    _OPS_CACHE[name] = ops
-    return ops
-
-
-# -- the locally connected layer's kernels, one module per backend ----------------------
-# ``LocallyConnected2D`` (layers/local.py) keeps its kernels apart from the
-# others: the reference in its layer module, the fast paths in
-# fast/numba_local.py and fast/cupy_local.py.  They join each backend's ops here.
-_LOCAL_MODULES = {"numpy": ".layers.local", "numba": ".fast.numba_local",
-                  "cupy": ".fast.cupy_local"}
-
-
-def _with_local_ops(name: str, ops: SimpleNamespace) -> SimpleNamespace:
-    """``ops`` plus ``local_forward`` and ``local_backward`` of backend ``name``."""
-    local = importlib.import_module(_LOCAL_MODULES[name], __package__)
-    return SimpleNamespace(**vars(ops), local_forward=local.local_forward,
-                           local_backward=local.local_backward)
-
-
 def check_backend(name, device=None, who: str = "backend") -> None:
     """Raise unless this machine can run backend ``name`` (on GPU ``device``).
 
-    A ValueError, naming ``who``, for a name not in ``BACKENDS`` or a device
+    A ValueError, naming ``who``, for a name not in ``backends()`` or a device
     that is not a GPU number; :class:`BackendUnavailable` where the package or
     the device is missing.  ``.to()`` calls this before it moves anything, so
     a failed move leaves the layers where they were.
     """
-    if not isinstance(name, str) or name not in BACKENDS:
+    known = backends()
+    if not isinstance(name, str) or name not in known:
         hint = (f" (backend names are lower case: {name.lower()!r})"
-                if isinstance(name, str) and name.lower() in BACKENDS else "")
-        raise ValueError(f"{who}: backend: expected one of {BACKENDS}, got {name!r}{hint}")
+                if isinstance(name, str) and name.lower() in known else "")
+        raise ValueError(f"{who}: backend: expected one of {known}, got {name!r}{hint}")
     if device is not None and (isinstance(device, bool) or not isinstance(device, (int, np.integer))
                                or device < 0):
         raise ValueError(f"{who}: device: expected None or a GPU number >= 0, got {device!r}")
@@ -183,7 +182,7 @@ def check_backend(name, device=None, who: str = "backend") -> None:
 
 
 def move_array(x, backend: str, device: int | None = None):
-    """``x`` as an array of ``backend`` (on ``device`` for 'cupy')."""
+    """``x`` as an array of ``backend`` (on ``device`` for 'cupy'; a host array otherwise)."""
     if backend == "cupy":
         cupy = import_cupy()
         with cupy.cuda.Device(0 if device is None else device):
@@ -217,20 +216,3 @@ def resolve_backend(name: str) -> tuple[str, str]:
         return "numpy", (f"--backend auto: Numba does not import ({err}); NumPy, the readable "
                          "reference, is slower: pip install 'numpy-alexnet[numba]'")
     return "numba", "--backend auto: Numba imports, so its compiled CPU kernels"
-
-
-def numba_cache_note() -> str:
-    """Whether the Numba kernels are already compiled on disk, as a line for a run's start.
-
-    ``cache=True`` keeps them in ``__pycache__`` next to ``fast/numba_ops.py``,
-    or under ``$NUMBA_CACHE_DIR`` where that is set or the folder is read-only.
-    """
-    import os
-    from pathlib import Path
-    here = Path(__file__).parent / "fast" / "__pycache__"
-    places = [here] + ([Path(os.environ["NUMBA_CACHE_DIR"])] if os.environ.get("NUMBA_CACHE_DIR")
-                       else [Path.home() / ".cache" / "numba"])
-    if any(next(p.rglob("numba_ops.*.nbi"), None) for p in places if p.is_dir()):
-        return "Numba kernels: compiled before, read from the disk cache"
-    return ("Numba kernels: the first run compiles them, up to ~15 s (about 13 s on a 2-core "
-            "machine), before the first batch; they are cached on disk after that")

@@ -5,8 +5,16 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from .backend import check_backend, get_array_module, get_ops, to_numpy
+from .backend import check_backend, get_array_module, get_ops, register, to_numpy
 from .layers.base import Layer, check_net_input
+
+
+def no_fusion(layers: list) -> list:
+    """The reference's ``fuse``: every layer is a step of its own."""
+    return list(layers)
+
+
+register("numpy", fuse=no_fusion)
 
 
 class KeyMismatchError(KeyError):
@@ -21,7 +29,12 @@ class Sequential:
     """A list of uniquely named layers.
 
     ``forward(x, train=False)`` runs them in order; ``backward(dout)`` runs
-    their ``backward`` in reverse and returns dx.  Test mode is the default,
+    their ``backward`` in reverse and returns dx.  What runs are the *steps*:
+    the layers themselves, except that a fast backend may run a few layers as
+    one fused step with the same results (``fuse``: Numba runs each
+    Conv2D -> ReLU or Tanh -> pool in one pass over the data, see
+    numpy_alexnet/fast/fused.py).  The steps are made when the net is built
+    and each time it moves to a backend.  Test mode is the default,
     so ``net(x)`` for inference never drops units; training passes
     ``train=True`` (a backward after a test-mode forward through Dropout
     raises, naming the fix).  The loss is not part of the net:
@@ -43,12 +56,13 @@ class Sequential:
         self.layers = layers
         self.input_shape = tuple(input_shape) if input_shape is not None else None
         self.name = name
+        self.steps = self._make_steps()
 
     # -- the two passes ----------------------------------------------------------
     def forward(self, x, train: bool = False):
         if self.input_shape is not None:
             check_net_input(f"Sequential '{self.name}'", x, self.input_shape)
-        for step in self._steps():
+        for step in self.steps:
             x = step.forward(x, train)
         return x
 
@@ -58,21 +72,16 @@ class Sequential:
         Training needs no dx of the images: ``input_grad=False`` lets the
         first layer skip it (for conv1, a GEMM and a col2im).
         """
-        steps = self._steps()
-        for step in reversed(steps[1:]):
+        for step in reversed(self.steps[1:]):
             dout = step.backward(dout)
         if not input_grad:
-            steps[0].param_backward(dout)
+            self.steps[0].param_backward(dout)
             return None
-        return steps[0].backward(dout)
+        return self.steps[0].backward(dout)
 
-    def _steps(self) -> list:
-        """The layers as forward and backward run them: one by one, except that a
-        fast backend may run a few as one fused step with the same results
-        (``ops.fuse``; the Numba backend runs each Conv2D -> ReLU or Tanh -> pool
-        in one pass over the data, see numpy_alexnet/fast/fused.py)."""
-        fuse = getattr(get_ops(self.backend), "fuse", None) if self.layers else None
-        return self.layers if fuse is None else fuse(self.layers)
+    def _make_steps(self) -> list:
+        """The layers as forward and backward run them (see the class docstring)."""
+        return get_ops(self.backend).fuse(self.layers)
 
     __call__ = forward
 
@@ -117,6 +126,7 @@ class Sequential:
             layer.params[key] = to_numpy(state[name]).astype(layer.params[key].dtype)
         for layer in self.layers:                 # back onto each layer's backend and device
             layer.to(layer.backend, layer.device)
+        self.steps = self._make_steps()           # nothing cached to go back through
 
     # -- placement and dtype -------------------------------------------------------
     @property
@@ -131,6 +141,7 @@ class Sequential:
         check_backend(backend, device, who=f"Sequential '{self.name}'.to")
         for layer in self.layers:
             layer.to(backend, device)
+        self.steps = self._make_steps()
         return self
 
     def astype(self, dtype) -> "Sequential":
@@ -147,6 +158,15 @@ class Sequential:
             raise KeyMismatchError(f"Sequential '{self.name}' has no layer {key!r}; "
                                    f"layers: {[l.name for l in self.layers]}")
         return self.layers[key]
+
+    def __setitem__(self, name: str, layer: Layer) -> None:
+        """Put ``layer`` in place of the layer called ``name`` (fine-tuning's new classifier)."""
+        i = self.layers.index(self[name])
+        if not isinstance(layer, Layer) or layer.name != name:
+            raise ValueError(f"Sequential '{self.name}': expected a Layer named {name!r} in "
+                             f"its place, got {layer!r}")
+        self.layers[i] = layer
+        self.steps = self._make_steps()
 
     def __iter__(self):
         return iter(self.layers)

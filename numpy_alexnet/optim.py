@@ -3,8 +3,9 @@
     v <- momentum * v - weight_decay * lr * w - lr * dL/dw
     w <- w + v
 
-On the Numba backend the four lines run as one compiled pass over w, g and v
-(``numba_ops.momentum_update``), bit for bit the same.
+``momentum_update`` below is those two lines for one parameter, the
+reference kernel of the op of that name: a fast backend may run it its own
+way (Numba: one compiled pass over w, g and v, bit for bit the same).
 
 The velocity ``v`` of each parameter is allocated once, on the parameter's own
 device, and kept across steps (the optimizer owns it, keyed by the parameter's
@@ -28,9 +29,20 @@ these are settings of the optimizer, not part of ``state_dict``.
 """
 from __future__ import annotations
 
-from .backend import get_array_module, get_ops, on_device_of, to_numpy
+from .backend import get_array_module, get_ops, move_array, on_device_of, register, to_numpy
 from .layers.base import is_finite_number
 from .net import KeyMismatchError
+
+
+def momentum_update(w, g, v, momentum: float, decay_lr: float, lr: float) -> None:
+    """One parameter's update, in place: v <- momentum v - decay_lr w - lr g; w <- w + v."""
+    v *= momentum
+    v -= decay_lr * w                             # decay_lr = weight_decay * lr
+    v -= lr * g
+    w += v
+
+
+register("numpy", momentum_update=momentum_update)
 
 
 def _check_settings(lr, momentum, weight_decay) -> None:
@@ -76,13 +88,7 @@ class MomentumSGD:
                 self.velocity[name] = v
             lr = self.lr * mult
             decay_lr = self.weight_decay * _mult(self.decay_mults, name, layer) * lr
-            fast = getattr(get_ops(layer.backend), "momentum_update", None)
-            if fast is not None and fast(w, g, v, self.momentum, decay_lr, lr):
-                continue                                  # the same four lines, in one pass
-            v *= self.momentum
-            v -= decay_lr * w
-            v -= lr * g
-            w += v
+            get_ops(layer.backend).momentum_update(w, g, v, self.momentum, decay_lr, lr)
         self.steps += 1
 
     def state_dict(self) -> dict:
@@ -94,7 +100,6 @@ class MomentumSGD:
 
     def load_state_dict(self, state: dict) -> None:
         """Restore velocities onto each parameter's device, and the settings."""
-        from .backend import move_array
         params = {name: (layer, key) for name, layer, key in self.net.named_params()}
         velocity = {}
         for k, v in state.items():

@@ -707,14 +707,13 @@ def replace_classifier(net: Sequential, num_classes: int, seed: int = 0,
     model's own initialization of that layer) unless given.
     """
     name = classifier_name(net)
-    i = next(i for i, layer in enumerate(net.layers) if layer.name == name)
-    old = net.layers[i]
+    old = net[name]
     std0, bias0 = _init_args(net, name)
     new = Linear(old.in_features, int(num_classes),
                  weight_std=std0 if weight_std is None else weight_std,
                  bias=bias0 if bias is None else bias,
                  rng=np.random.default_rng(seed), dtype=old.params["W"].dtype, name=name)
-    net.layers[i] = new.to(old.backend, old.device)
+    net[name] = new.to(old.backend, old.device)
     return net
 
 

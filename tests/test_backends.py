@@ -1,6 +1,6 @@
 """The fast backends against the NumPy reference, and the two towers against one device.
 
-* every op of ``backend.OP_NAMES`` and every layer, forward and backward, in
+* every op each fast backend registers, and every layer, forward and backward, in
   float32 (and the ops in float64), on awkward shapes (H != W, stride > 1,
   padding, groups = 2, overlapping pools, LRN at the channel edges);
 * a drift check: 50 training steps of the Figure-1 net give the same losses
@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 
 from numpy_alexnet import MomentumSGD, SoftmaxCrossEntropy, cifar_fig1
-from numpy_alexnet.backend import OP_NAMES, cupy_available, get_ops, numba_available, to_numpy
+from numpy_alexnet.backend import (cupy_available, get_ops, numba_available, overrides,
+                                   reference_op, to_numpy)
 from numpy_alexnet.gradcheck import check_layer, rel_error
 from numpy_alexnet.layers import LayerInputError
 from numpy_alexnet.layers import (AvgPool2D, Conv2D, Dropout, Flatten, Linear, LocalResponseNorm,
@@ -60,10 +61,15 @@ LRN_CASES = [(7, 5), (3, 5), (6, 3), (2, 1), (1, 5)]
 
 
 def test_every_backend_provides_every_op():
-    names = ["numpy"] + (["numba"] if numba_available() else []) + (["cupy"] if HAS_CUPY else [])
+    """Every backend has every op of the reference: its own kernel or the reference's."""
+    reference = vars(get_ops("numpy"))
+    names = ["numba"] if numba_available() else []
+    names += ["cupy"] if HAS_CUPY else []
     for name in names:
-        ops = get_ops(name)
-        assert all(callable(getattr(ops, op)) for op in OP_NAMES), name
+        ops, own = vars(get_ops(name)), overrides(name)
+        assert set(ops) == set(reference), name
+        assert own and all(ops[op] is fn for op, fn in own.items()), name
+        assert all(ops[op] is reference[op] for op in set(reference) - set(own)), name
 
 
 @pytest.mark.parametrize("backend", FAST)
@@ -94,8 +100,8 @@ CONV2D_CASES = [(5, 4, 9, 10, 6, 5, 1, 2, 1), (7, 4, 8, 8, 6, 3, 1, 1, 2), (3, 3
 def test_conv2d_ops(rng, backend, dtype, monkeypatch):
     """The fused convolution against the reference, forward and backward (and without dx)."""
     if backend == "numba":                       # chunks of one or two examples: many chunks
-        from numpy_alexnet.fast import numba_ops
-        monkeypatch.setattr(numba_ops, "CHUNK_BYTES", 3000)
+        from numpy_alexnet.fast import numba_conv
+        monkeypatch.setattr(numba_conv, "CHUNK_BYTES", 3000)
     ref, fast = get_ops("numpy"), get_ops(backend)
     tol = 1e-13 if dtype == np.float64 else TOL32[backend]
     for (N, C, H, W, F, K, s, p, G) in CONV2D_CASES:
@@ -126,10 +132,10 @@ def test_numba_conv_gradients_do_not_depend_on_the_thread_count(rng, monkeypatch
     chunks' dW products in float64 (in float32, 16 chunks in one chain and two chains of
     8 round differently, and training drifted apart with the thread count)."""
     import numba
-    from numpy_alexnet.fast import numba_ops
+    from numpy_alexnet.fast import numba_conv
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("needs at least 2 Numba threads")
-    monkeypatch.setattr(numba_ops, "CHUNK_BYTES", 3000)      # chunks of one example: 16 chunks
+    monkeypatch.setattr(numba_conv, "CHUNK_BYTES", 3000)     # chunks of one example: 16 chunks
     ops = get_ops("numba")
     x = rng.standard_normal((16, 4, 9, 9)).astype(np.float32)
     Wt = rng.standard_normal((6, 4, 5, 5)).astype(np.float32)
@@ -148,9 +154,9 @@ def test_numba_conv_gradients_do_not_depend_on_the_thread_count(rng, monkeypatch
 
 def test_numba_chunks_share_the_batch_evenly():
     """Each thread a contiguous share, the shares within one example of each other."""
-    from numpy_alexnet.fast.numba_ops import _shares
+    from numpy_alexnet.fast.numba_threads import shares as thread_shares
     for N, nb, T in [(128, 3, 2), (128, 6, 2), (128, 1, 2), (10, 8, 2), (7, 1, 3), (5, 8, 1)]:
-        shares = _shares(N, nb, T)
+        shares = thread_shares(N, nb, T)
         sizes = [sum(m for _, m in share) for share in shares]
         assert len(shares) == T and max(sizes) - min(sizes) <= 1, (N, nb, T, sizes)
         chunks = [chunk for share in shares for chunk in share]
@@ -170,8 +176,8 @@ FUSED_CASES = [(5, 3, 12, 11, 6, 5, 1, 2, 1, 3, 2), (4, 4, 9, 9, 6, 3, 1, 1, 2, 
 @pytest.mark.parametrize("neuron", [ReLU, Tanh])
 def test_fused_conv_neuron_pool(rng, dtype, pool, neuron, monkeypatch):
     """Numba's fused Conv2D -> ReLU/Tanh -> pool step against the three reference layers."""
-    from numpy_alexnet.fast import fused, numba_ops
-    monkeypatch.setattr(numba_ops, "CHUNK_BYTES", 3000)      # chunks of one or two examples
+    from numpy_alexnet.fast import fused, numba_conv
+    monkeypatch.setattr(numba_conv, "CHUNK_BYTES", 3000)     # chunks of one or two examples
     tol = 1e-13 if dtype == np.float64 else TOL32["numba"]
     for (N, C, H, W, F, K, s, p, G, pk, ps) in FUSED_CASES:
         case = (N, C, H, W, F, K, s, p, G, pk, ps)
@@ -210,9 +216,10 @@ def test_fused_conv_neuron_pool(rng, dtype, pool, neuron, monkeypatch):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_fused_conv_relu(rng, dtype, monkeypatch):
     """Numba's fused Conv2D -> ReLU step (no pool after it) against the two reference
-    layers; it leaves the layers' own state, so their backwards one by one agree too."""
-    from numpy_alexnet.fast import fused, numba_ops
-    monkeypatch.setattr(numba_ops, "CHUNK_BYTES", 3000)      # chunks of one or two examples
+    layers; the step keeps its own cache, so the layers' own backwards have nothing to go
+    back through."""
+    from numpy_alexnet.fast import fused, numba_conv
+    monkeypatch.setattr(numba_conv, "CHUNK_BYTES", 3000)     # chunks of one or two examples
     tol = 1e-13 if dtype == np.float64 else TOL32["numba"]
     for (N, C, H, W, F, K, s, p, G, _, _) in FUSED_CASES:
         case = (N, C, H, W, F, K, s, p, G)
@@ -239,8 +246,8 @@ def test_fused_conv_relu(rng, dtype, monkeypatch):
                 assert gdx is None
             assert_close(conv.grads["W"], fast[0].grads["W"], tol, f"fused dW {case}")
             assert_close(conv.grads["b"], fast[0].grads["b"], tol, f"fused db {case}")
-        one_by_one = fast[0].backward(fast[1].backward(d))
-        assert_close(dx, one_by_one, tol, f"layers' own backwards after the fused forward {case}")
+        with pytest.raises(LayerInputError, match="ReLU.*backward before forward"):
+            fast[1].backward(d)                  # the step wrote nothing into the layers' caches
     with pytest.raises(LayerInputError, match="ReLU.*dout shape"):
         steps[0].backward(d[:, :1])
 
@@ -249,20 +256,23 @@ def test_fused_conv_relu(rng, dtype, monkeypatch):
 def test_numba_net_fuses_the_figure1_blocks_and_checks_dout():
     """Sequential on Numba runs each conv -> neuron -> pool as one step; the checks still hold."""
     net = cifar_fig1(seed=0).to("numba")
-    assert [type(s).__name__ for s in net._steps()] == ["ConvNeuronPool"] * 3 + ["Flatten", "Linear"]
+    assert [type(s).__name__ for s in net.steps] == ["ConvNeuronPool"] * 3 + ["Flatten", "Linear"]
+    steps = net.steps
+    net.forward(np.zeros((1, 3, 32, 32), np.float32))
+    assert net.steps is steps                    # made once, when the net moved: not at every pass
     tanh = cifar_fig1(seed=0, activation="tanh").to("numba")
-    assert [type(s).__name__ for s in tanh._steps()] == ["ConvNeuronPool"] * 3 + ["Flatten", "Linear"]
-    assert [type(s).__name__ for s in alexnet(num_classes=10).to("numba")._steps()] == [
+    assert [type(s).__name__ for s in tanh.steps] == ["ConvNeuronPool"] * 3 + ["Flatten", "Linear"]
+    assert [type(s).__name__ for s in alexnet(num_classes=10).to("numba").steps] == [
         "ConvReLU", "LocalResponseNorm", "MaxPool2D", "ConvReLU", "LocalResponseNorm", "MaxPool2D",
         "ConvReLU", "ConvReLU", "ConvNeuronPool", "Flatten", "Linear", "ReLU", "Dropout", "Linear",
         "ReLU", "Dropout", "Linear"]
-    assert [type(s).__name__ for s in cifar_fig1(seed=0)._steps()] == [
+    assert [type(s).__name__ for s in cifar_fig1(seed=0).steps] == [
         "Conv2D", "ReLU", "MaxPool2D", "Conv2D", "ReLU", "AvgPool2D", "Conv2D", "ReLU", "AvgPool2D",
         "Flatten", "Linear"]                     # the NumPy reference runs every layer on its own
     x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
     net.forward(x)
     with pytest.raises(LayerInputError, match="pool1.*dout shape"):
-        net._steps()[0].backward(np.zeros((2, 32, 14, 15), np.float32))
+        net.steps[0].backward(np.zeros((2, 32, 14, 15), np.float32))
     with pytest.raises(LayerInputError, match="act1.*backward before forward"):
         net["act1"].backward(np.zeros((2, 32, 32, 32), np.float32))
     for layer in net.layers:                     # one by one: no fused state to go back through
@@ -567,7 +577,8 @@ def test_numba_momentum_update_is_the_reference_bit_for_bit(dtype, shared, monke
         monkeypatch.setattr(numba_ops, "SPLIT_ELEMENTS", 0)
     ops, ran = get_ops("numba"), []
     kernel = ops.momentum_update
-    monkeypatch.setattr(ops, "momentum_update", lambda *a: ran.append(kernel(*a)) or ran[-1])
+    assert kernel is numba_ops.momentum_update
+    monkeypatch.setattr(ops, "momentum_update", lambda *a: ran.append(True) or kernel(*a))
     nets = {b: cifar_fig1(seed=3, dtype=dtype).to(b) for b in ("numpy", "numba")}
     opts = {b: MomentumSGD(n, lr=0.01, momentum=0.9, weight_decay=0.004,
                            lr_mults={"conv2": 0.5}, decay_mults={"conv1.b": 0.0})
@@ -588,16 +599,21 @@ def test_numba_momentum_update_is_the_reference_bit_for_bit(dtype, shared, monke
 
 
 @needs_numba
-def test_numba_momentum_update_leaves_other_arrays_to_the_reference():
-    """A non-contiguous gradient is not the kernel's: it says so, and changes nothing."""
-    ops = get_ops("numba")
-    w, v = np.ones((4, 6), np.float32), np.zeros((4, 6), np.float32)
-    g = np.ones((6, 4), np.float32).T                          # (4, 6), not C-contiguous
-    assert ops.momentum_update(w, g, v, 0.9, 0.0, 0.1) is False
-    assert (w == 1).all() and (v == 0).all()
-    g = np.ascontiguousarray(g)
-    assert ops.momentum_update(w, g, v, 0.9, 0.0, 0.1) is True
-    np.testing.assert_allclose(w, 1 - np.float32(0.1))
+def test_numba_momentum_update_leaves_other_arrays_to_the_reference(monkeypatch):
+    """A non-contiguous gradient is not the compiled pass's: the reference's lines run,
+    with the reference's result."""
+    from numpy_alexnet.fast import numba_ops
+    compiled = []
+    monkeypatch.setattr(numba_ops, "_momentum_update", lambda *a: compiled.append(a))
+    rng = np.random.default_rng(5)
+    w, v = rng.standard_normal((4, 6)).astype(np.float32), np.zeros((4, 6), np.float32)
+    g = rng.standard_normal((6, 4)).astype(np.float32).T       # (4, 6), not C-contiguous
+    w_ref, v_ref = w.copy(), v.copy()
+    reference_op("momentum_update")(w_ref, g, v_ref, 0.9, 0.001, 0.1)
+    get_ops("numba").momentum_update(w, g, v, 0.9, 0.001, 0.1)
+    assert not compiled
+    np.testing.assert_array_equal(w, w_ref)
+    np.testing.assert_array_equal(v, v_ref)
 
 
 # -- fully connected layers ------------------------------------------------------------------
@@ -606,11 +622,11 @@ def test_numba_momentum_update_leaves_other_arrays_to_the_reference():
 def test_numba_linear_shares_its_gemms_and_matches_the_reference(d_in, d_out, monkeypatch):
     """The Numba backend splits Linear's three products by columns between its threads
     (``numba_ops.linear_forward``/``linear_backward``); forced on small layers here."""
-    from numpy_alexnet.fast import numba_ops
+    from numpy_alexnet.fast import numba_ops, numba_threads
     monkeypatch.setattr(numba_ops, "SPLIT_ELEMENTS", 0)
     split = []
-    real_split = numba_ops._split
-    monkeypatch.setattr(numba_ops, "_split", lambda n, work: split.append(n) or real_split(n, work))
+    real_split = numba_threads.split
+    monkeypatch.setattr(numba_threads, "split", lambda n, work: split.append(n) or real_split(n, work))
     rng = np.random.default_rng(11)
     layer = Linear(d_in, d_out, weight_std=0.5, bias=0.2, rng=rng)
     fast = copy.deepcopy(layer).to("numba")
@@ -625,10 +641,11 @@ def test_numba_linear_shares_its_gemms_and_matches_the_reference(d_in, d_out, mo
     assert split == [d_out, d_out, d_in] * 2
 
 
-def test_linear_writes_dW_into_last_steps_array():
-    """On the host, dW goes into the array of the step before (no fresh 151 MB for fc6)."""
+@needs_numba
+def test_numba_linear_writes_dW_into_last_steps_array():
+    """On Numba, dW goes into the array of the step before (no fresh 151 MB for fc6)."""
     rng = np.random.default_rng(12)
-    layer = Linear(8, 6, rng=rng, dtype=np.float64)
+    layer = Linear(8, 6, rng=rng, dtype=np.float64).to("numba")
     x, d = rng.standard_normal((4, 8)), rng.standard_normal((4, 6))
     layer.forward(x, train=True)
     layer.backward(d)

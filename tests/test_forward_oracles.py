@@ -21,15 +21,16 @@ def test_im2col_col2im_adjoint(rng):
 
 def test_im2col_values(rng):
     x = rng.standard_normal((2, 3, 6, 5))
-    cols = im2col(x, 3, 2, 2, 1)              # (N, C*KH*KW, Ho*Wo)
+    cols = im2col(x, 3, 2, 2, 1)              # (C*KH*KW, N*Ho*Wo)
     xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
     Ho, Wo = (6 + 2 - 3) // 2 + 1, (5 + 2 - 2) // 2 + 1
-    assert cols.shape == (2, 3 * 3 * 2, Ho * Wo)
-    # column of output position (y, x) is the flattened (C, KH, KW) patch there
-    for y in range(Ho):
-        for xx in range(Wo):
-            patch = xp[:, :, 2 * y:2 * y + 3, 2 * xx:2 * xx + 2].reshape(2, -1)
-            np.testing.assert_array_equal(cols[:, :, y * Wo + xx], patch)
+    assert cols.shape == (3 * 3 * 2, 2 * Ho * Wo)
+    # column (n, y, x) is the flattened (C, KH, KW) patch of example n at output position (y, x)
+    for n in range(2):
+        for y in range(Ho):
+            for xx in range(Wo):
+                patch = xp[n, :, 2 * y:2 * y + 3, 2 * xx:2 * xx + 2].reshape(-1)
+                np.testing.assert_array_equal(cols[:, (n * Ho + y) * Wo + xx], patch)
 
 
 @pytest.mark.parametrize("groups,stride,pad", [(1, 1, 0), (2, 2, 1), (2, 3, 2)])

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import cupy as cp
 
+from ..backend import register
+
 _LOCAL_FWD = cp.ElementwiseKernel(
     "raw T x, raw T Wm, raw T b, int32 C, int32 H, int32 W, int32 F, int32 P, int32 Wo, "
     "int32 kh, int32 kw, int32 stride, int32 pad",
@@ -138,3 +140,6 @@ def local_backward(dout, state, W, stride: int, pad: int, input_grad: bool = Tru
         dx = cp.empty(x.shape, dtype=dout.dtype)
         _LOCAL_DX(dout, cp.ascontiguousarray(W), C, H, Wd, F, Ho, Wo, kh, kw, stride, pad, dx)
         return dx, dW, db
+
+
+register("cupy", local_forward=local_forward, local_backward=local_backward)

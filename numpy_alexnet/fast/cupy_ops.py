@@ -2,10 +2,13 @@
 
 Same signatures, shapes and return conventions as the NumPy reference; the
 arrays are CuPy arrays and stay on their device (nothing here copies to the
-host).  The convolution's matrix products are ``cupy.matmul`` /
-``cupy.tensordot`` in ``Conv2D`` itself (cuBLAS); CuPy's cuDNN bindings are
+host).  The convolution is the reference's ``conv2d_forward`` and
+``conv2d_backward`` with this module's ``im2col`` and ``col2im``: their
+matrix products run on CuPy arrays as cuBLAS GEMMs.  CuPy's cuDNN bindings are
 not used (CuPy 14 has none), and TF32 is left off (CuPy's default unless
-``CUPY_TF32=1``), so float32 means float32.
+``CUPY_TF32=1``), so float32 means float32.  The neurons, the fully connected
+layers and the momentum update are the reference's array math, which runs on
+CuPy arrays as it is.
 
 Every kernel is an ``ElementwiseKernel`` with one thread per *output*
 element, which gathers what it needs:
@@ -28,11 +31,11 @@ same ops.  Index arithmetic is in ``ptrdiff_t`` (64 bits).
 from __future__ import annotations
 
 import functools
-from types import SimpleNamespace
 
 import cupy as cp
 
-from ..layers import activation, conv
+from ..backend import register
+from ..layers import conv
 from ..layers.base import conv_output_size
 
 _IM2COL = cp.ElementwiseKernel(
@@ -204,27 +207,22 @@ _LRN_BWD = cp.ElementwiseKernel(
 
 # -- the ops ------------------------------------------------------------------------------
 def im2col(x, kh: int, kw: int, stride: int, pad: int):
-    """x: (N, C, H, W) -> cols: (N, C*KH*KW, Ho*Wo), rows ordered (C, KH, KW).
-
-    As in the reference, the memory is laid out (C*KH*KW, N, Ho*Wo) and cols
-    is a transposed view of it, so that ``Conv2D`` needs one GEMM per group.
-    """
+    """x: (N, C, H, W) -> cols: (C*KH*KW, N*Ho*Wo), as ``layers.conv.im2col``."""
     with x.device:
         x = cp.ascontiguousarray(x)
         N, C, H, W = x.shape
         Ho, Wo = conv_output_size(H, kh, stride, pad), conv_output_size(W, kw, stride, pad)
         cols = cp.empty((C * kh * kw, N, Ho * Wo), dtype=x.dtype)
         _IM2COL(x, N, C, H, W, Ho, Wo, kh, kw, stride, pad, cols)
-        return cols.transpose(1, 0, 2)                           # (N, C*KH*KW, P), a view
+        return cols.reshape(C * kh * kw, N * Ho * Wo)            # (C*KH*KW, N*P), a view
 
 
 def col2im(cols, x_shape: tuple, kh: int, kw: int, stride: int, pad: int):
-    """cols: (N, C*KH*KW, Ho*Wo) -> dx: (N, C, H, W), summing overlaps."""
+    """cols: (C*KH*KW, N*Ho*Wo) -> dx: (N, C, H, W), summing overlaps."""
     with cols.device:
         N, C, H, W = x_shape
         Ho, Wo = conv_output_size(H, kh, stride, pad), conv_output_size(W, kw, stride, pad)
-        cols = cols.reshape(N, C * kh * kw, Ho * Wo)             # (N, C*KH*KW, P)
-        cols = cp.ascontiguousarray(cols.transpose(1, 0, 2))     # (C*KH*KW, N, P): free for Conv2D's
+        cols = cp.ascontiguousarray(cols)                        # (C*KH*KW, N*P)
         dx = cp.empty((N, C, H, W), dtype=cols.dtype)
         _COL2IM(cols, N, C, H, W, Ho, Wo, kh, kw, stride, pad, dx)
         return dx
@@ -298,15 +296,10 @@ def lrn_backward(dout, x, out, scale, n: int, k: float, alpha: float, beta: floa
         return dx
 
 
-OPS = SimpleNamespace(
-    im2col=im2col, col2im=col2im,
-    # The reference's whole-batch GEMMs suit a GPU; only the unfolding is CuPy's own.
-    conv2d_forward=functools.partial(conv.conv2d_forward, im2col=im2col),
-    conv2d_backward=functools.partial(conv.conv2d_backward, col2im=col2im),
-    maxpool_forward=maxpool_forward, maxpool_backward=maxpool_backward,
-    avgpool_forward=avgpool_forward, avgpool_backward=avgpool_backward,
-    lrn_forward=lrn_forward, lrn_backward=lrn_backward,
-    # Elementwise: the reference's array math runs on CuPy arrays as it is.
-    relu_forward=activation.relu_forward, relu_backward=activation.relu_backward,
-    tanh_forward=activation.tanh_forward, tanh_backward=activation.tanh_backward,
-)
+register("cupy", im2col=im2col, col2im=col2im,
+         # The reference's whole-batch GEMMs suit a GPU; only the unfolding is CuPy's own.
+         conv2d_forward=functools.partial(conv.conv2d_forward, im2col=im2col),
+         conv2d_backward=functools.partial(conv.conv2d_backward, col2im=col2im),
+         maxpool_forward=maxpool_forward, maxpool_backward=maxpool_backward,
+         avgpool_forward=avgpool_forward, avgpool_backward=avgpool_backward,
+         lrn_forward=lrn_forward, lrn_backward=lrn_backward)

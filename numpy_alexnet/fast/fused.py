@@ -8,56 +8,59 @@ Figure-1 net these passes, over arrays far larger than the cache, cost about
 as much as the convolutions' unfolding (docs/performance.md).
 
 Here the convolution goes a chunk of the batch at a time anyway
-(``numba_ops.conv_forward_chunks``), so each chunk's product W @ cols,
+(``numba_conv.conv_forward_chunks``), so each chunk's product W @ cols,
 still in cache, is finished at once by one kernel: bias, ReLU and pooling,
 written straight to the pool's output.  The convolution's output and the
 ReLU's output are never stored.  Backward, one kernel turns each chunk of
 the pool's dout into the convolution's dout, in the layout its GEMMs read,
-and sums it for db (``numba_ops.conv_backward_chunks``).
+and sums it for db (``numba_conv.conv_backward_chunks``).
 
 Every kernel computes the same float32 values as the reference ops it
 replaces, in the same order, where that order is the reference's (see each
-docstring); tests/test_backends.py checks the fused step against the three
-reference layers.  What is kept for the backward:
+docstring); tests/test_backends.py checks the fused steps against the
+reference layers.  What a step keeps for its backward, in its own ``cache``:
 
+* the convolution's input;
 * max pooling: the window offset of each maximum (int32, as
-  ``numba_ops.maxpool_forward`` keeps it) and the pooled output.  ReLU's
+  ``numba_pool.maxpool_forward`` keeps it) and the pooled output.  ReLU's
   mask is not needed: the maximum of a window of ReLU outputs is > 0
-  exactly when the element it routes to was > 0.
+  exactly when the element it routes to was > 0;
 * average pooling: ReLU's mask (bool, the size of the convolution's output),
-  since every element of a window gets a share of its gradient.
-* Tanh (Figure 1's other neuron), either pool: Tanh's output, as the Tanh
-  layer keeps it.  The bias and NumPy's tanh are applied to the chunk in
-  place (NumPy's tanh is vectorized, and rounds as the reference does), then
-  the pool's kernel; backward, one kernel does the pool's and the neuron's.
+  since every element of a window gets a share of its gradient;
+* Tanh (Figure 1's other neuron), either pool: Tanh's output.  The bias and
+  NumPy's tanh are applied to the chunk in place (NumPy's tanh is vectorized,
+  and rounds as the reference does), then the pool's kernel; backward, one
+  kernel does the pool's and the neuron's.
 
 Where no pool follows a ReLU (AlexNet's conv1-conv4, each followed by LRN or
 another convolution), :class:`ConvReLU` fuses the convolution and the ReLU
-alone, the same way; it leaves both layers the state their own forwards keep.
+alone, the same way.
 
-``fuse(layers)`` is what ``Sequential`` calls (through ``get_ops('numba').fuse``)
-to find the runs.  A fused forward must be followed by a fused backward (as
-``Sequential`` does): the state lives in a :class:`FusedState` in the neuron
-layer's cache (ReLU or Tanh), whose own backward refuses, and a fused
-backward after layers ran one by one says so rather than read their caches.
+``fuse(layers)`` is this backend's ``fuse`` op: ``Sequential`` calls it once,
+when the net is built or moved to the backend, to make its steps.  A step
+writes only the gradients of the layers it stands for (their ``grads``), never
+their caches: the layers' own forwards and backwards stay theirs, and a
+step's backward after the layers ran one by one says so.
 """
 from __future__ import annotations
 
 import numba
 import numpy as np
 
+from ..backend import register
 from ..layers import AvgPool2D, Conv2D, MaxPool2D, ReLU, Tanh
-from ..layers.base import LayerInputError, conv_output_size
-from .numba_ops import (_maxpool3_plane, _maxpool3_scratch, conv_backward_chunks,
-                        conv_forward_chunks, sum64)
+from ..layers.base import LayerInputError, check_dout, conv_output_size, next_forward_number
+from .numba_conv import conv_backward_chunks, conv_forward_chunks, sum64
+from .numba_pool import _maxpool3_plane, _maxpool3_scratch
 
 _kernel = numba.njit(cache=True, nogil=True)
 
 
 # -- forward: bias + ReLU + pool on one chunk of W @ cols --------------------------------
 @_kernel
-def _bias_relu_maxpool(prod, b, kh, kw, stride, zero, out, arg):
-    """out = maxpool(relu(prod + b)), arg = offset i*KW + j of each window's maximum.
+def _maxpool_chunk(prod, b, relu, kh, kw, stride, zero, out, arg):
+    """out = maxpool(relu(prod + b)) (``relu`` True) or maxpool(prod + b) (False), and
+    arg = offset i*KW + j of each window's maximum.
 
     prod: (F, m, Ho, Wo), a chunk of W @ cols without the bias (the GEMM's
     layout); b: (F,); out, arg: (m, F, Hq, Wq).  Equals, value for value,
@@ -74,12 +77,12 @@ def _bias_relu_maxpool(prod, b, kh, kw, stride, zero, out, arg):
             for y in range(Hq):
                 for xq in range(Wq):
                     y0, x0 = y * stride, xq * stride
-                    best = zero
+                    best = zero if relu else plane[y0, x0] + bf   # relu(first) = 0 >= zero
                     where = 0
                     for i in range(kh):
                         for j in range(kw):
                             v = plane[y0 + i, x0 + j] + bf
-                            if v > best:                # relu(v) > best; relu(first) = 0 >= zero
+                            if v > best:                # strict: ties keep the first maximum
                                 best = v
                                 where = i * kw + j
                     out[n, f, y, xq] = best
@@ -89,13 +92,11 @@ def _bias_relu_maxpool(prod, b, kh, kw, stride, zero, out, arg):
 
 @_kernel
 def _maxpool3(prod, b, relu, stride, zero, out, arg):
-    """out, arg as :func:`_bias_relu_maxpool` (``relu`` True) or :func:`_maxpool_chunk`
-    of prod + b (False), for 3 x 3 windows, the pool of every net here.
+    """out, arg as :func:`_maxpool_chunk`, for 3 x 3 windows, the pool of every net here.
 
     The same values and offsets, plane by plane, in passes that the compiler
-    vectorizes (``numba_ops._maxpool3_plane``; 3x faster on the Figure-1
-    net's conv1: the one-pass kernels branch on every comparison, and the data
-    decide those branches).
+    vectorizes (``numba_pool._maxpool3_plane``): the one-pass kernels branch on
+    every comparison, and the data decide those branches.
     """
     F, m, Ho, Wo = prod.shape
     scratch = _maxpool3_scratch(Ho, Wo, out.dtype)
@@ -107,10 +108,11 @@ def _maxpool3(prod, b, relu, stride, zero, out, arg):
 
 
 @_kernel
-def _bias_relu_avgpool(prod, b, kh, kw, stride, size, zero, out, mask):
-    """out = avgpool(relu(prod + b)), mask = prod + b > 0 (ReLU's state).
+def _avgpool_chunk(prod, b, relu, kh, kw, stride, size, zero, out, mask):
+    """out = avgpool(relu(prod + b)) and mask = prod + b > 0, ReLU's state (``relu``
+    True), or out = avgpool(prod) (False; b and mask unused).
 
-    prod: (F, m, Ho, Wo) as in :func:`_bias_relu_maxpool`; out: (m, F, Hq, Wq);
+    prod: (F, m, Ho, Wo) as in :func:`_maxpool_chunk`; out: (m, F, Hq, Wq);
     mask: (m, F, Ho, Wo) bool.  Equals ``+ b``, ``relu_forward`` and
     ``avgpool_forward``: the window summed in the reference's order (the
     first element, then the others in row-major order), then divided by size.
@@ -121,11 +123,12 @@ def _bias_relu_avgpool(prod, b, kh, kw, stride, size, zero, out, mask):
         bf = b[f]
         for n in range(m):
             plane = prod[f, n]                          # (Ho, Wo), a view
-            for y in range(Ho):
-                for x in range(Wo):
-                    v = plane[y, x] + bf
-                    mask[n, f, y, x] = v > 0
-                    plane[y, x] = v if v > 0 else zero  # relu(prod + b), in place, in cache
+            if relu:
+                for y in range(Ho):
+                    for x in range(Wo):
+                        v = plane[y, x] + bf
+                        mask[n, f, y, x] = v > 0
+                        plane[y, x] = v if v > 0 else zero   # relu(prod + b), in place, in cache
             for y in range(Hq):
                 for xq in range(Wq):
                     y0, x0 = y * stride, xq * stride
@@ -140,9 +143,7 @@ def _bias_relu_avgpool(prod, b, kh, kw, stride, size, zero, out, mask):
 
 @_kernel
 def _avgpool3(prod, b, relu, stride, size, zero, out, mask):
-    """out = avgpool(relu(prod + b)), mask = prod + b > 0 (``relu`` True, as
-    :func:`_bias_relu_avgpool`), or out = avgpool(prod) (False, as
-    :func:`_avgpool_chunk`; b and mask unused), for 3 x 3 windows.
+    """out and mask as :func:`_avgpool_chunk`, for 3 x 3 windows.
 
     The same values: each window's nine elements are summed in the reference's
     row-major order, then divided by size.  Faster (2x on the Figure-1 net)
@@ -197,7 +198,7 @@ def _maxpool_relu_backward(dout, arg, pooled, kh, kw, stride, zero, dch, db):
     dout, arg, pooled: (m, F, Hq, Wq), the pool's; dch: (F, m, Ho, Wo), the
     convolution's dout for this chunk in its GEMM's layout (zeroed here);
     db: (F,) float64.  Each window adds its dout at its maximum, as
-    ``numba_ops.maxpool_backward`` does (overlapping windows add up), but
+    ``numba_pool.maxpool_backward`` does (overlapping windows add up), but
     only where the maximum is > 0: exactly where ReLU's mask lets it through.
     Elsewhere it adds 0 (x + 0 == x) rather than branch on the data.
     """
@@ -264,56 +265,12 @@ def _avgpool_relu_backward(dout, mask, kh, kw, stride, size, zero, dch, db):
 
 # -- tanh: the neuron applied in place, then the pool; backward the other way round -------
 @_kernel
-def _maxpool_chunk(a, kh, kw, stride, out, arg):
-    """out, arg = ``numba_ops.maxpool_forward`` of a (F, m, Ho, Wo) into (m, F, Hq, Wq)."""
-    F, m = a.shape[0], a.shape[1]
-    Hq, Wq = out.shape[2], out.shape[3]
-    for f in range(F):
-        for n in range(m):
-            plane = a[f, n]                             # (Ho, Wo), a view
-            for y in range(Hq):
-                for xq in range(Wq):
-                    y0, x0 = y * stride, xq * stride
-                    best = plane[y0, x0]
-                    where = 0
-                    for i in range(kh):
-                        for j in range(kw):
-                            v = plane[y0 + i, x0 + j]
-                            if v > best:                # strict: ties keep the first maximum
-                                best = v
-                                where = i * kw + j
-                    out[n, f, y, xq] = best
-                    arg[n, f, y, xq] = where
-    return out
-
-
-@_kernel
-def _avgpool_chunk(a, kh, kw, stride, size, out):
-    """out = ``numba_ops.avgpool_forward`` of a (F, m, Ho, Wo) into (m, F, Hq, Wq)."""
-    F, m = a.shape[0], a.shape[1]
-    Hq, Wq = out.shape[2], out.shape[3]
-    for f in range(F):
-        for n in range(m):
-            plane = a[f, n]                             # (Ho, Wo), a view
-            for y in range(Hq):
-                for xq in range(Wq):
-                    y0, x0 = y * stride, xq * stride
-                    acc = plane[y0, x0]
-                    for i in range(kh):
-                        for j in range(kw):
-                            if i or j:
-                                acc += plane[y0 + i, x0 + j]
-                    out[n, f, y, xq] = acc / size
-    return out
-
-
-@_kernel
 def _pool_tanh_backward(dout, arg, tout, is_max, kh, kw, stride, size, one, dch, db):
     """dch = tanh_backward(pool_backward(dout)), and db += its sums (float64).
 
     dout, arg: (m, F, Hq, Wq) (arg unused for average pooling); tout: (m, F,
     Ho, Wo), Tanh's output; dch: (F, m, Ho, Wo), written here.  The pool's
-    backward as ``numba_ops.maxpool_backward`` (window order) or
+    backward as ``numba_pool.maxpool_backward`` (window order) or
     :func:`_spread`, then dch * (1 - tout^2) as ``tanh_backward``.
     """
     m, F, Hq, Wq = dout.shape
@@ -343,55 +300,77 @@ def _pool_tanh_backward(dout, arg, tout, is_max, kh, kw, stride, size, one, dch,
     return dch
 
 
-# -- the fused step ----------------------------------------------------------------------
-def _conv_backward(conv: Conv2D, input_grad: bool, Ho: int, Wo: int, prologue):
-    """The convolution's dW and db into its ``grads``, and dx (or None), from the
-    chunks of its dout that ``prologue`` writes (``numba_ops.conv_backward_chunks``)."""
-    (x,) = conv.cache
-    dx, conv.grads["W"], conv.grads["b"] = conv_backward_chunks(
-        x, conv.params["W"], conv.stride, conv.padding, conv.groups, input_grad, Ho, Wo, prologue)
-    return dx
-
-
+# -- the fused steps -------------------------------------------------------------------------
 class _FusedStep:
-    """What every fused step shares: a backward without the input's gradient."""
+    """What the fused steps share: their layers, their own cache, the checks of their passes.
+
+    ``layers``: the layers the step stands for, the Conv2D first; ``checked_by``
+    the one whose output the step's output is (its name is in a wrong dout's
+    message).
+    """
+
+    def __init__(self, *layers):
+        self.layers = layers
+        self.conv, self.checked_by = layers[0], layers[-1]
+        self.name = "+".join(layer.name for layer in layers)
+        self.cache, self.out_shape, self.forward_number = None, None, 0
+
+    def _begin_forward(self, x):
+        """The Conv2D's check of the input; (N, F, Ho, Wo) of its output."""
+        conv = self.conv
+        self.cache, self.out_shape = None, None
+        conv.accepts.check(conv, x)
+        Ho = conv_output_size(x.shape[2], conv.kh, conv.stride, conv.padding)
+        Wo = conv_output_size(x.shape[3], conv.kw, conv.stride, conv.padding)
+        return x.shape[0], conv.out_channels, Ho, Wo
+
+    def _end_forward(self, out, cache):
+        self.cache, self.out_shape = cache, out.shape
+        self.forward_number = next_forward_number()
+        return out
+
+    def _begin_backward(self, dout):
+        """dout checked against the last forward's output, as contiguous array."""
+        last = self.checked_by
+        check_dout(f"{type(last).__name__} '{last.name}'", dout, self.out_shape)
+        if any(layer.forward_number > self.forward_number for layer in self.layers):
+            raise LayerInputError(
+                f"{self.name}: backward of the fused step after a forward that ran the layers one "
+                f"by one: go back through what went forward (Sequential.backward after "
+                f"Sequential.forward, or each layer's own backward)")
+        return np.ascontiguousarray(dout)
+
+    def _conv_backward(self, input_grad: bool, Ho: int, Wo: int, prologue):
+        """The convolution's dW and db into its ``grads``, and dx (or None), from the
+        chunks of its dout that ``prologue`` writes (``numba_conv.conv_backward_chunks``)."""
+        conv = self.conv
+        dx, conv.grads["W"], conv.grads["b"] = conv_backward_chunks(
+            self.cache["x"], conv.params["W"], conv.stride, conv.padding, conv.groups,
+            input_grad, Ho, Wo, prologue)
+        return dx
 
     def param_backward(self, dout) -> None:
         """Only dW and db, as ``Conv2D.param_backward``."""
         self.backward(dout, input_grad=False)
 
 
-class FusedState:
-    """What a fused forward keeps for its backward (see the module docstring)."""
-
-    def __init__(self, pool_state, neuron_state, conv_shape: tuple):
-        self.pool_state = pool_state      # max: window offsets (N, F, Hq, Wq) int32; avg: None
-        self.neuron_state = neuron_state  # ReLU: max, the pooled output; avg, its mask (N, F, Ho, Wo);
-                                          # Tanh: its output (N, F, Ho, Wo)
-        self.conv_shape = conv_shape      # (N, F, Ho, Wo), the convolution's output
-
-
 class ConvNeuronPool(_FusedStep):
     """Conv2D -> ReLU or Tanh -> MaxPool2D or AvgPool2D, as one step of a ``Sequential``.
 
-    It has a layer's ``forward``, ``backward`` and ``param_backward``, and
-    keeps its state in the three layers it stands for: the convolution's input
-    and gradients in the Conv2D, the pool's state in the pool and the
-    neuron's (ReLU: the mask, or the pooled output; Tanh: its output) in the
-    neuron layer, as a :class:`FusedState`.
+    Its cache: the convolution's input ``x``, the pool's ``state`` (max: the
+    window offsets (N, F, Hq, Wq) int32; average: None) and the neuron's
+    (ReLU and max: the pooled output; ReLU and average: its mask (N, F, Ho, Wo);
+    Tanh: its output (N, F, Ho, Wo)), and the convolution's output shape.
     """
 
     def __init__(self, conv: Conv2D, neuron, pool):
-        self.conv, self.neuron, self.pool = conv, neuron, pool
-        self.name = f"{conv.name}+{neuron.name}+{pool.name}"
+        super().__init__(conv, neuron, pool)
+        self.neuron, self.pool = neuron, pool
 
     def forward(self, x, train: bool = True):
         conv, neuron, pool = self.conv, self.neuron, self.pool
-        _check_conv_input(conv, x)
+        N, F, Ho, Wo = self._begin_forward(x)
         W, b = conv.params["W"], conv.params["b"]
-        N, F = x.shape[0], conv.out_channels
-        Ho = conv_output_size(x.shape[2], conv.kh, conv.stride, conv.padding)
-        Wo = conv_output_size(x.shape[3], conv.kw, conv.stride, conv.padding)
         _, Hq, Wq = pool.output_shape((F, Ho, Wo))          # raises, naming the pool, if too small
         zero = W.dtype.type(0)
         out = np.empty((N, F, Hq, Wq), dtype=W.dtype)
@@ -413,13 +392,14 @@ class ConvNeuronPool(_FusedStep):
                     _maxpool3(prod, no_bias, False, pool.stride, zero, out[n0:n0 + m],
                               state[n0:n0 + m])
                 elif is_max:
-                    _maxpool_chunk(prod, pool.kh, pool.kw, pool.stride, out[n0:n0 + m],
-                                   state[n0:n0 + m])
+                    _maxpool_chunk(prod, no_bias, False, pool.kh, pool.kw, pool.stride, zero,
+                                   out[n0:n0 + m], state[n0:n0 + m])
                 elif three:
                     _avgpool3(prod, no_bias, False, pool.stride, size, zero, out[n0:n0 + m],
                               no_mask)
                 else:
-                    _avgpool_chunk(prod, pool.kh, pool.kw, pool.stride, size, out[n0:n0 + m])
+                    _avgpool_chunk(prod, no_bias, False, pool.kh, pool.kw, pool.stride, size, zero,
+                                   out[n0:n0 + m], no_mask)
         elif is_max:
             state = np.empty((N, F, Hq, Wq), dtype=np.int32)             # window offsets
 
@@ -427,8 +407,8 @@ class ConvNeuronPool(_FusedStep):
                 if three:
                     _maxpool3(prod, b, True, pool.stride, zero, out[n0:n0 + m], state[n0:n0 + m])
                 else:
-                    _bias_relu_maxpool(prod, b, pool.kh, pool.kw, pool.stride, zero,
-                                       out[n0:n0 + m], state[n0:n0 + m])
+                    _maxpool_chunk(prod, b, True, pool.kh, pool.kw, pool.stride, zero,
+                                   out[n0:n0 + m], state[n0:n0 + m])
             neuron_state = out                                             # > 0: ReLU let it through
         else:
             state = None                                                 # as numba avgpool_forward
@@ -440,26 +420,18 @@ class ConvNeuronPool(_FusedStep):
                     _avgpool3(prod, b, True, pool.stride, size, zero, out[n0:n0 + m],
                               neuron_state[n0:n0 + m])
                 else:
-                    _bias_relu_avgpool(prod, b, pool.kh, pool.kw, pool.stride, size, zero,
-                                       out[n0:n0 + m], neuron_state[n0:n0 + m])
+                    _avgpool_chunk(prod, b, True, pool.kh, pool.kw, pool.stride, size, zero,
+                                   out[n0:n0 + m], neuron_state[n0:n0 + m])
+        x = np.ascontiguousarray(x)
         conv_forward_chunks(x, W, conv.stride, conv.padding, conv.groups, finish)
-        conv.cache = (np.ascontiguousarray(x),)                          # numba conv2d_forward's state
-        pool.cache, pool.last_x_shape = (state, (N, F, Ho, Wo)), (N, F, Ho, Wo)   # for check_dout
-        neuron.cache = FusedState(state, neuron_state, (N, F, Ho, Wo))
-        neuron.last_x_shape = None                                         # its own backward refuses
-        return out
+        return self._end_forward(out, {"x": x, "state": state, "neuron": neuron_state,
+                                       "conv_shape": (N, F, Ho, Wo)})
 
     def backward(self, dout, input_grad: bool = True):
-        conv, neuron, pool = self.conv, self.neuron, self.pool
-        pool.check_dout(dout)                                            # (N, F, Hq, Wq)
-        if not isinstance(neuron.cache, FusedState):
-            raise LayerInputError(
-                f"{self.name}: backward of the fused step after a forward that ran the layers one "
-                f"by one: go back through what went forward (Sequential.backward after "
-                f"Sequential.forward, or each layer's own backward)")
-        dout = np.ascontiguousarray(dout)
-        fused = neuron.cache
-        state, neuron_state, (N, F, Ho, Wo) = fused.pool_state, fused.neuron_state, fused.conv_shape
+        neuron, pool = self.neuron, self.pool
+        dout = self._begin_backward(dout)                                # (N, F, Hq, Wq)
+        state, neuron_state = self.cache["state"], self.cache["neuron"]
+        N, F, Ho, Wo = self.cache["conv_shape"]
         if isinstance(neuron, Tanh):
             is_max = isinstance(pool, MaxPool2D)
             arg = state if is_max else np.zeros((N, 1, 1, 1), dtype=np.int32)   # unused for avg
@@ -480,7 +452,7 @@ class ConvNeuronPool(_FusedStep):
             def start(n0, m, dch, db):
                 _avgpool_relu_backward(dout[n0:n0 + m], neuron_state[n0:n0 + m], pool.kh, pool.kw,
                                        pool.stride, size, zero, dch, db)
-        return _conv_backward(conv, input_grad, Ho, Wo, start)
+        return self._conv_backward(input_grad, Ho, Wo, start)
 
 
 # -- Conv2D -> ReLU without a pool (AlexNet's conv1-conv4) ---------------------------------
@@ -529,55 +501,35 @@ class ConvReLU(_FusedStep):
 
     Forward, each chunk's W @ cols gets the bias and the ReLU while in cache, and
     only the ReLU's output is written; backward, one pass turns ReLU's dout into
-    the convolution's, in its GEMM's layout, with db.  The two layers are left
-    with the very state their own forwards keep (the Conv2D its input, the ReLU
-    its output, as ``numba_ops.relu_forward`` keeps it), so either backward, this
-    step's or the layers' one by one, may follow.
+    the convolution's, in its GEMM's layout, with db.  Its cache: the
+    convolution's input and the ReLU's output.
     """
 
-    def __init__(self, conv: Conv2D, relu: ReLU):
-        self.conv, self.relu = conv, relu
-        self.name = f"{conv.name}+{relu.name}"
-
     def forward(self, x, train: bool = True):
-        conv, relu = self.conv, self.relu
-        _check_conv_input(conv, x)
-        W, b = conv.params["W"], conv.params["b"]
-        N, F = x.shape[0], conv.out_channels
-        Ho = conv_output_size(x.shape[2], conv.kh, conv.stride, conv.padding)
-        Wo = conv_output_size(x.shape[3], conv.kw, conv.stride, conv.padding)
+        N, F, Ho, Wo = self._begin_forward(x)
+        W, b = self.conv.params["W"], self.conv.params["b"]
         out = np.empty((N, F, Ho * Wo), dtype=W.dtype)                    # (N, F, P)
         zero = W.dtype.type(0)
 
         def finish(n0, m, prod):                                         # prod: (F, m, Ho, Wo)
             _bias_relu(prod.reshape(F, m, Ho * Wo), b, zero, out[n0:n0 + m])
 
-        conv_forward_chunks(x, W, conv.stride, conv.padding, conv.groups, finish)
+        x = np.ascontiguousarray(x)
+        conv_forward_chunks(x, W, self.conv.stride, self.conv.padding, self.conv.groups, finish)
         out = out.reshape(N, F, Ho, Wo)                                  # (N, F, Ho, Wo)
-        conv.cache = (np.ascontiguousarray(x),)                          # numba conv2d_forward's state
-        relu.last_x_shape = out.shape                                    # for check_dout
-        relu.cache = out                                                 # numba relu_forward's state
-        return out
+        return self._end_forward(out, {"x": x, "out": out})
 
     def backward(self, dout, input_grad: bool = True):
-        conv, relu = self.conv, self.relu
-        relu.check_dout(dout)                                            # (N, F, Ho, Wo)
-        dout = np.ascontiguousarray(dout)
+        dout = self._begin_backward(dout)                                # (N, F, Ho, Wo)
         N, F, Ho, Wo = dout.shape
-        d3, out3 = dout.reshape(N, F, Ho * Wo), relu.cache.reshape(N, F, Ho * Wo)   # (N, F, P)
+        d3 = dout.reshape(N, F, Ho * Wo)                                 # (N, F, P)
+        out3 = self.cache["out"].reshape(N, F, Ho * Wo)                  # (N, F, P)
         zero = dout.dtype.type(0)
 
         def start(n0, m, dch, db):                                       # dch: (F, m, Ho, Wo)
             _relu_dout_chunk(d3[n0:n0 + m], out3[n0:n0 + m], zero, dch.reshape(F, m, Ho * Wo), db)
 
-        return _conv_backward(conv, input_grad, Ho, Wo, start)
-
-
-def _check_conv_input(conv: Conv2D, x) -> None:
-    """``Conv2D.forward``'s check of its input, for the fused steps that stand for it."""
-    conv.check_input(x, ndim=4, channels=conv.in_channels,
-                     min_hw=(conv.kh - 2 * conv.padding, conv.kw - 2 * conv.padding),
-                     expected=f"(N, {conv.in_channels}, H, W)")
+        return self._conv_backward(input_grad, Ho, Wo, start)
 
 
 def fuse(layers: list) -> list:
@@ -600,3 +552,6 @@ def fuse(layers: list) -> list:
             steps.append(layers[i])
             i += 1
     return steps
+
+
+register("numba", fuse=fuse)

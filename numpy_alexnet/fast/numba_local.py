@@ -16,6 +16,8 @@ import numba
 import numpy as np
 from numba import prange
 
+from ..backend import register
+
 _jit = numba.njit(cache=True, parallel=True, fastmath=False)
 _inline = numba.njit(cache=True, inline="always")
 
@@ -142,3 +144,6 @@ def local_backward(dout, state, W, stride: int, pad: int, input_grad: bool = Tru
     dx = np.empty((N, C, H, Wd), dtype=x.dtype)
     _input_grad(dout_m, Wm, kh, kw, stride, pad, Wo, dx)
     return dx, dW, db
+
+
+register("numba", local_forward=local_forward, local_backward=local_backward)

@@ -1,4 +1,4 @@
-"""What every layer shares: the ``Layer`` base class and input checks.
+"""What every layer shares: the ``Layer`` base class, and what a layer accepts.
 
 A layer is a class with
 
@@ -6,17 +6,21 @@ A layer is a class with
 * ``params`` and ``grads``: dicts with the same keys ('W', 'b'), the arrays
   being the learnable parameters and the gradients of the loss with respect to
   them (filled by ``backward``);
-* ``forward(x, train)`` which keeps in ``self.cache`` exactly what
-  ``backward`` needs, and ``backward(dout)`` which returns ``dx`` and fills
-  ``grads``.
+* ``forward(x, train)``, which keeps in ``self.cache`` exactly what
+  ``backward`` needs, and ``backward(dout)``, which returns ``dx`` and fills
+  ``grads``.  Both are the layer's math and nothing else: each calls its
+  kernel through ``self.ops``, the kernels of the layer's backend
+  (``numpy_alexnet.backend``).
 
-Bad input gets a :class:`LayerInputError` naming the layer, what was expected
-and what came: ``forward`` starts with ``self.check_input(x, ...)`` and
-``backward`` with ``self.check_dout(dout)``.  ``dout`` is dL/d(output), so it
-must have the shape of the last forward's output; ``check_input`` remembers
-the input's shape for that (``last_x_shape``) and ``output_shape`` turns it
-into the output's.  Bad hyperparameters get a ``ValueError`` from the
-constructor (``check_arg``), not a strange result at the first forward.
+What a layer accepts is declared once, as data, on its class
+(``accepts = Accepts(ndim=4, channels="in_channels", ...)``), and checked in
+one place, outside the math: ``Layer`` wraps every subclass's ``forward`` and
+``backward`` (``__init_subclass__``).  Before a forward runs, the input is
+checked against ``accepts``; after it, the output's shape is kept; before a
+backward runs, ``dout`` (dL/d(output)) must have that shape.  Bad input gets a
+:class:`LayerInputError` naming the layer, what was expected and what came.
+Bad hyperparameters get a ``ValueError`` from the constructor (``check_arg``),
+not a strange result at the first forward.
 
 Hyperparameters are keyword-only (``LocalResponseNorm(n=5, k=2.0, alpha=1e-4,
 beta=0.75)``): libraries order them differently (torch's LRN takes size,
@@ -24,8 +28,7 @@ alpha, beta, k), so a positional call could be silently misread.  Only the
 sizes that define the weights' shapes (a Conv2D's in/out channels and kernel
 size, a Linear's in/out features) are positional, and the name of a layer
 without hyperparameters (``ReLU("relu1")``).  ``@keyword_only`` turns a
-positional hyperparameter into a TypeError that shows the keyword call; a
-subclass calls ``super().__init__(name=name)``.
+positional hyperparameter into a TypeError that shows the keyword call.
 
 ``forward(x, train=False)``: inference is the default, so a forgotten
 ``train=`` never drops units; training passes ``train=True``.
@@ -38,12 +41,14 @@ from __future__ import annotations
 
 import functools
 import inspect
+import itertools
 import math
 import numbers
+from dataclasses import dataclass
 
 import numpy as np
 
-from ..backend import check_backend, get_ops, move_array
+from ..backend import check_backend, get_ops, move_array, to_numpy
 
 
 class LayerInputError(ValueError):
@@ -53,6 +58,92 @@ class LayerInputError(ValueError):
 def is_finite_number(v) -> bool:
     """True for an int or float (NumPy's too) that is neither inf nor NaN; False for a bool."""
     return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def conv_output_size(size: int, kernel: int, stride: int, pad: int) -> int:
+    """Output length of a convolution or pool along one axis (floor mode)."""
+    return (size + 2 * pad - kernel) // stride + 1
+
+
+# -- what a layer accepts ------------------------------------------------------------------
+@dataclass(frozen=True)
+class Accepts:
+    """What a layer's ``forward`` accepts, declared on its class and checked before it runs.
+
+    Always: an array of a floating dtype (the parameters' dtype, for a layer
+    that has parameters) holding at least one example.  Then, where given:
+
+    * ``ndim``: its number of axes;
+    * ``channels``: the attribute that axis 1 must equal ('in_channels');
+    * ``window``: the attributes (KH, KW, pad) of a sliding window: the input
+      is at least (KH - 2 pad) x (KW - 2 pad);
+    * ``size``: the attributes (H, W) that the height and width must equal;
+    * ``groups``: the attribute that must divide axis 1;
+    * ``labels``: forward's second argument is one integer label per row,
+      each in [0, number of columns).
+
+    ``shape`` is the input as a person reads it, ``{attribute}`` filled in
+    from the layer: "(N, {in_channels}, H, W)".
+    """
+    ndim: int | None = None
+    shape: str = ""
+    channels: str | None = None
+    window: tuple | None = None
+    size: tuple | None = None
+    groups: str | None = None
+    labels: bool = False
+
+    def check(self, layer: "Layer", x, *rest) -> None:
+        """Raise a :class:`LayerInputError` naming ``layer`` unless ``x`` (and its labels) fit."""
+        fail = functools.partial(_fail, layer)
+        shape = self.shape.format(**vars(layer))
+        if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+            fail("input type", "an array", type(x).__name__)
+        got = tuple(x.shape)
+        if self.ndim is not None and x.ndim != self.ndim:
+            fail("input shape", f"{self.ndim}-d {shape}".strip(), got)
+        if self.channels is not None and x.shape[1] != getattr(layer, self.channels):
+            fail("input channels", f"{getattr(layer, self.channels)} channels in {shape or 'axis 1'}",
+                 f"{x.shape[1]} (shape {got})")
+        if self.window is not None:
+            kh, kw, pad = (getattr(layer, a) if a else 0 for a in self.window)
+            if x.shape[-2] < kh - 2 * pad or x.shape[-1] < kw - 2 * pad:
+                fail("input height/width", f"at least {kh - 2 * pad}x{kw - 2 * pad}",
+                     f"{x.shape[-2]}x{x.shape[-1]} (shape {got})")
+        if not np.issubdtype(np.dtype(x.dtype), np.floating):
+            fail("input dtype", f"a floating dtype ({layer.dtype or 'float32'})", x.dtype)
+        if layer.dtype is not None and x.dtype != layer.dtype:
+            fail("input dtype", f"{layer.dtype} (the parameters' dtype)", x.dtype)
+        if x.shape[0] < 1:
+            fail("batch size", "at least 1 example", got)
+        if self.groups is not None and x.shape[1] % getattr(layer, self.groups):
+            fail("input channels", f"a multiple of groups={getattr(layer, self.groups)}", x.shape[1])
+        if self.size is not None:
+            H, W = (getattr(layer, a) for a in self.size)
+            if got[2:] != (H, W):
+                fail("input height/width", f"{H}x{W} (the weights are made for it; shape {shape})",
+                     f"{x.shape[2]}x{x.shape[3]}")
+        if self.labels:
+            _check_labels(layer, x, *rest)
+
+
+def _check_labels(layer: "Layer", logits, labels) -> None:
+    """One integer label per row of ``logits`` (N, K), each in [0, K)."""
+    N, K = logits.shape
+    if not hasattr(labels, "shape"):
+        labels = np.asarray(labels)
+    if tuple(labels.shape) != (N,):
+        _fail(layer, "labels shape", f"({N},) to match the logits", tuple(labels.shape))
+    if not np.issubdtype(np.dtype(labels.dtype), np.integer):
+        _fail(layer, "labels dtype", "integers", labels.dtype)
+    lo, hi = int(to_numpy(labels.min())), int(to_numpy(labels.max()))
+    if lo < 0 or hi >= K:
+        _fail(layer, "label out of range", f"0 <= label < {K}", lo if lo < 0 else hi)
+
+
+def _fail(layer: "Layer", what: str, expected, got):
+    raise LayerInputError(
+        f"{type(layer).__name__} '{layer.name}': {what}: expected {expected}, got {got}")
 
 
 def check_net_input(who: str, x, input_shape: tuple) -> None:
@@ -66,8 +157,8 @@ def check_net_input(who: str, x, input_shape: tuple) -> None:
 
 
 def check_dout(who: str, dout, expected: tuple | None) -> None:
-    """The check at the top of a backward pass: ``dout`` must have the shape
-    ``expected`` of the last forward's output (None: there was no forward).
+    """The check before a backward pass: ``dout`` must have the shape ``expected`` of
+    the last forward's output (None: there was no forward).
 
     ``who`` names the layer or net in the message.  Only the shape is
     compared: no copy, nothing on the device.
@@ -86,6 +177,44 @@ def check_dout(who: str, dout, expected: tuple | None) -> None:
     if got != tuple(expected):
         raise LayerInputError(f"{who}: dout shape: expected {tuple(expected)} (the shape of the "
                               f"last forward's output), got {got}")
+
+
+# -- the checked passes ----------------------------------------------------------------------
+_FORWARDS = itertools.count(1)
+
+
+def next_forward_number() -> int:
+    """Numbers every forward pass of every layer (and fused step), in the order they ran."""
+    return next(_FORWARDS)
+
+
+def _checked_forward(forward):
+    """``forward`` preceded by the class's ``accepts`` check, and followed by keeping the
+    output's shape (``backward`` checks dout against it) and the forward's number."""
+    @functools.wraps(forward)
+    def checked(self, x, *args, **kwargs):
+        self.last_out_shape = None                # a forward that fails leaves nothing to go back through
+        type(self).accepts.check(self, x, *args)
+        out = forward(self, x, *args, **kwargs)
+        self.last_out_shape = tuple(getattr(out, "shape", ()))
+        self.forward_number = next_forward_number()
+        return out
+    checked.checked = True
+    return checked
+
+
+def _checked_backward(backward):
+    """``backward`` preceded by the check that ``dout`` has the last forward's output shape."""
+    default = inspect.signature(backward).parameters["dout"].default
+
+    @functools.wraps(backward)
+    def checked(self, *args, **kwargs):
+        dout = args[0] if args else kwargs.get("dout", default)
+        if dout is not inspect.Parameter.empty:
+            check_dout(f"{type(self).__name__} '{self.name}'", dout, self.last_out_shape)
+        return backward(self, *args, **kwargs)
+    checked.checked = True
+    return checked
 
 
 def keyword_only(init):
@@ -115,12 +244,22 @@ def keyword_only(init):
 class Layer:
     """Base class: no parameters, NumPy reference kernels, an empty cache."""
 
+    accepts = Accepts()             # any floating array with a batch axis
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name, check in (("forward", _checked_forward), ("backward", _checked_backward)):
+            method = cls.__dict__.get(name)
+            if method is not None and not getattr(method, "checked", False):
+                setattr(cls, name, check(method))
+
     def __init__(self, name: str | None = None):
         self.name = name or type(self).__name__.lower()
         self.params: dict = {}
         self.grads: dict = {}
         self.cache = None
-        self.last_x_shape: tuple | None = None   # the last good forward's input shape (check_input)
+        self.last_out_shape: tuple | None = None  # the last good forward's output: dout's shape
+        self.forward_number = 0                   # when it ran (a fused step compares)
         self.backend = "numpy"
         self.device: int | None = None
 
@@ -170,7 +309,7 @@ class Layer:
         self.params, self.grads = params, grads
         self.backend = backend
         self.device = device if backend == "cupy" else None
-        self.cache, self.last_x_shape = None, None       # nothing to go back through
+        self.cache, self.last_out_shape = None, None     # nothing to go back through
         return self
 
     def astype(self, dtype) -> "Layer":
@@ -186,7 +325,7 @@ class Layer:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}{', ' + self.describe() if self.describe() else ''})"
 
-    # -- checks ------------------------------------------------------------------
+    # -- the constructors' and output_shape's checks ---------------------------------
     def check_arg(self, arg: str, value, ok: bool, allowed: str) -> None:
         """A constructor's check: raise a ValueError naming this layer, ``arg``,
         what is ``allowed`` and the ``value`` given, unless ``ok``."""
@@ -204,48 +343,4 @@ class Layer:
         return int(value)
 
     def _fail(self, what: str, expected, got):
-        self.last_x_shape = None            # a forward that fails leaves nothing for backward
-        raise LayerInputError(
-            f"{type(self).__name__} '{self.name}': {what}: expected {expected}, got {got}")
-
-    def check_input(self, x, ndim: int | None = None, channels: int | None = None,
-                    min_hw: tuple | None = None, expected: str | None = None):
-        """Raise a :class:`LayerInputError` naming this layer if ``x`` does not fit.
-
-        ``expected`` is the shape as a person reads it, e.g. '(N, 3, H, W)'.
-        """
-        if not hasattr(x, "shape") or not hasattr(x, "dtype"):
-            self._fail("input type", "an array", type(x).__name__)
-        if ndim is not None and x.ndim != ndim:
-            self._fail("input shape", f"{ndim}-d {expected or ''}".strip(), tuple(x.shape))
-        if channels is not None and x.shape[1] != channels:
-            self._fail("input channels", f"{channels} channels in {expected or 'axis 1'}",
-                       f"{x.shape[1]} (shape {tuple(x.shape)})")
-        if min_hw is not None and (x.shape[-2] < min_hw[0] or x.shape[-1] < min_hw[1]):
-            self._fail("input height/width", f"at least {min_hw[0]}x{min_hw[1]}",
-                       f"{x.shape[-2]}x{x.shape[-1]} (shape {tuple(x.shape)})")
-        if not np.issubdtype(np.dtype(x.dtype), np.floating):
-            self._fail("input dtype", f"a floating dtype ({self.dtype or 'float32'})", x.dtype)
-        if self.dtype is not None and x.dtype != self.dtype:
-            self._fail("input dtype", f"{self.dtype} (the parameters' dtype)", x.dtype)
-        if x.shape[0] < 1:
-            self._fail("batch size", "at least 1 example", tuple(x.shape))
-        self.last_x_shape = tuple(x.shape)        # for check_dout
-
-    def check_dout(self, dout, expected: tuple | None = None) -> None:
-        """Raise a :class:`LayerInputError` naming this layer unless ``dout`` has
-        the shape of the last forward's output, or if there was no forward.
-
-        ``expected`` defaults to (N,) + ``output_shape`` of the last input.
-        """
-        if self.last_x_shape is None:
-            expected = None                               # no forward: check_dout says so
-        elif expected is None:
-            N, *example = self.last_x_shape
-            expected = (N, *self.output_shape(tuple(example)))
-        check_dout(f"{type(self).__name__} '{self.name}'", dout, expected)
-
-
-def conv_output_size(size: int, kernel: int, stride: int, pad: int) -> int:
-    """Output length of a convolution or pool along one axis (floor mode)."""
-    return (size + 2 * pad - kernel) // stride + 1
+        _fail(self, what, expected, got)

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend import get_array_module
-from .base import Layer, conv_output_size, keyword_only
+from ..backend import get_array_module, register
+from .base import Accepts, Layer, conv_output_size, keyword_only
 
 
 # -- the reference kernels ---------------------------------------------------------
@@ -26,17 +26,14 @@ def _pair(v) -> tuple:
 
 
 def im2col(x, kh: int, kw: int, stride: int, pad: int):
-    """Unfold receptive fields into columns.
+    """Unfold every receptive field into a column of one matrix.
 
-    x: (N, C, H, W)  ->  cols: (N, C*KH*KW, Ho*Wo), rows ordered (C, KH, KW).
+    x: (N, C, H, W)  ->  cols: (C*KH*KW, N*Ho*Wo), rows ordered (C, KH, KW) and
+    columns (N, Ho, Wo): row (c, i, j), column (n, y, x) holds
+    ``x_padded[n, c, y*stride + i, x*stride + j]``.
 
     No loops: a strided *view* of the padded input has shape
-    (N, C, KH, KW, Ho, Wo) where element [n, c, i, j, y, x] is
-    ``x_padded[n, c, y*stride + i, x*stride + j]``; one copy lays it out.
-
-    The memory is laid out (C*KH*KW, N, Ho*Wo) and cols is a transposed view
-    of it: then ``Conv2D`` multiplies the kernels with the columns of the
-    whole batch in one GEMM, (F, C*KH*KW) @ (C*KH*KW, N*P), without a copy.
+    (C, KH, KW, N, Ho, Wo), each element the pixel above; one copy lays it out.
     """
     xp = get_array_module(x)
     N, C, H, W = x.shape
@@ -46,18 +43,15 @@ def im2col(x, kh: int, kw: int, stride: int, pad: int):
         x = xp.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))  # (N, C, H+2p, W+2p)
     sN, sC, sH, sW = x.strides
     windows = xp.lib.stride_tricks.as_strided(
-        x, shape=(N, C, kh, kw, Ho, Wo),
-        strides=(sN, sC, sH, sW, sH * stride, sW * stride))    # (N, C, KH, KW, Ho, Wo), a view
-    cols = xp.empty((C, kh, kw, N, Ho, Wo), dtype=x.dtype)
-    cols[...] = windows.transpose(1, 2, 3, 0, 4, 5)             # (C, KH, KW, N, Ho, Wo), the copy
-    cols = cols.reshape(C * kh * kw, N, Ho * Wo)                # (C*KH*KW, N, P), a view
-    return cols.transpose(1, 0, 2)                              # (N, C*KH*KW, P), a view
+        x, shape=(C, kh, kw, N, Ho, Wo),
+        strides=(sC, sH, sW, sN, sH * stride, sW * stride))    # (C, KH, KW, N, Ho, Wo), a view
+    return xp.ascontiguousarray(windows).reshape(C * kh * kw, N * Ho * Wo)   # the copy
 
 
 def col2im(cols, x_shape: tuple, kh: int, kw: int, stride: int, pad: int):
     """The adjoint of :func:`im2col`: fold columns back, summing overlaps.
 
-    cols: (N, C*KH*KW, Ho*Wo)  ->  dx: (N, C, H, W).
+    cols: (C*KH*KW, N*Ho*Wo)  ->  dx: (N, C, H, W).
 
     The loop runs over the KH*KW kernel offsets, never over pixels: for each
     offset (i, j) every output position adds into one strided slice at once.
@@ -66,7 +60,7 @@ def col2im(cols, x_shape: tuple, kh: int, kw: int, stride: int, pad: int):
     N, C, H, W = x_shape
     Ho = conv_output_size(H, kh, stride, pad)
     Wo = conv_output_size(W, kw, stride, pad)
-    cols = cols.reshape(N, C, kh, kw, Ho, Wo)                   # (N, C, KH, KW, Ho, Wo)
+    cols = cols.reshape(C, kh, kw, N, Ho, Wo).transpose(3, 0, 1, 2, 4, 5)  # (N, C, KH, KW, Ho, Wo)
     dx = xp.zeros((N, C, H + 2 * pad, W + 2 * pad), dtype=cols.dtype)
     for i in range(kh):
         for j in range(kw):
@@ -75,48 +69,51 @@ def col2im(cols, x_shape: tuple, kh: int, kw: int, stride: int, pad: int):
 
 
 def conv2d_forward(x, W, b, stride: int, pad: int, groups: int, im2col=im2col):
-    """x (N, C, H, W), W (F, C/G, KH, KW), b (F,) -> (out (N, F, Ho, Wo), state for the backward).
+    """x (N, C, H, W), W (F, C/G, KH, KW), b (F,) -> (out (N, F, Ho, Wo), cache).
 
-    The whole batch in one GEMM per group: (Fg, Cg*K*K) @ (Cg*K*K, N*P).
+    out[n, f] = b[f] + sum over c, i, j of W[f, c, i, j] * x_padded[n, c, y*s + i, x*s + j]:
+    with the receptive fields as the columns of ``cols``, each group's kernels
+    (as rows) times its rows of ``cols``, one GEMM per group for the whole batch.
     ``im2col`` is the backend's (the CuPy backend passes its own kernel).
     """
     xp = get_array_module(x)
     N, C, H, Wd = x.shape
-    F, _, kh, kw = W.shape
+    F, Cg, kh, kw = W.shape
     G = groups
     Ho, Wo = conv_output_size(H, kh, stride, pad), conv_output_size(Wd, kw, stride, pad)
-    cols = im2col(x, kh, kw, stride, pad)                                   # (N, C*K*K, P)
-    # Every backend lays cols out in memory as (C*K*K, N, P): this is a view, not a copy.
-    cols = cols.transpose(1, 0, 2).reshape(G, C // G * kh * kw, N * Ho * Wo)  # (G, Cg*K*K, N*P)
-    Wm = W.reshape(G, F // G, -1)                                           # (G, Fg, Cg*K*K)
-    out = Wm @ cols                                                         # (G, Fg, N*P): a GEMM per group
+    cols = im2col(x, kh, kw, stride, pad)                                   # (C*K*K, N*P)
+    cols = cols.reshape(G, Cg * kh * kw, N * Ho * Wo)                       # (G, Cg*K*K, N*P)
+    out = W.reshape(G, F // G, Cg * kh * kw) @ cols                         # (G, Fg, N*P)
     out = out.reshape(F, N, Ho, Wo).transpose(1, 0, 2, 3)                   # (N, F, Ho, Wo), a view
     out = xp.ascontiguousarray(out)                                         # (N, F, Ho, Wo), a copy
     out += b.reshape(1, F, 1, 1)
     return out, (cols, x.shape)
 
 
-def conv2d_backward(dout, state, W, stride: int, pad: int, groups: int,
+def conv2d_backward(dout, cache, W, stride: int, pad: int, groups: int,
                     input_grad: bool = True, col2im=col2im):
     """dout (N, F, Ho, Wo) -> (dx (N, C, H, W) or None, dW like W, db (F,)).
 
-    ``input_grad=False`` skips dx (the first layer of a net needs none).
+    The forward was out = W @ cols + b per group, so dW = dout @ cols^T,
+    dcols = W^T @ dout (folded back into dx by ``col2im``) and db the sum of
+    dout over everything but the filter axis.  ``input_grad=False`` skips dx
+    (the first layer of a net needs none).
     """
-    cols, x_shape = state                                                   # (G, Cg*K*K, N*P)
+    cols, x_shape = cache                                                   # (G, Cg*K*K, N*P)
     G, CgKK, NP = cols.shape
-    N, F, Ho, Wo = dout.shape
-    P = Ho * Wo
+    F, kh, kw = W.shape[0], W.shape[2], W.shape[3]
     db = dout.sum(axis=(0, 2, 3))                                           # (F,)
-    dout_g = dout.reshape(N, G, F // G, P).transpose(1, 2, 0, 3)            # (G, Fg, N, P), a view
-    dout_g = dout_g.reshape(G, F // G, N * P)                               # (G, Fg, N*P), a copy
-    # dW[g] = sum over n and p of dout[n, g, f, p] * cols[g, k, (n, p)]: one GEMM per group.
-    dW = (dout_g @ cols.transpose(0, 2, 1)).reshape(W.shape)                # (F, Cg, KH, KW)
+    dout = dout.transpose(1, 0, 2, 3).reshape(G, F // G, NP)                # (G, Fg, N*P), a copy
+    dW = (dout @ cols.transpose(0, 2, 1)).reshape(W.shape)                  # (F, Cg, KH, KW)
     if not input_grad:
         return None, dW, db
-    Wm = W.reshape(G, F // G, CgKK)                                         # (G, Fg, Cg*K*K)
-    dcols = Wm.transpose(0, 2, 1) @ dout_g                                  # (G, Cg*K*K, N*P)
-    dcols = dcols.reshape(G * CgKK, N, P).transpose(1, 0, 2)                # (N, C*K*K, P), a view
-    return col2im(dcols, x_shape, kh=W.shape[2], kw=W.shape[3], stride=stride, pad=pad), dW, db
+    dcols = W.reshape(G, F // G, CgKK).transpose(0, 2, 1) @ dout            # (G, Cg*K*K, N*P)
+    dx = col2im(dcols.reshape(G * CgKK, NP), x_shape, kh, kw, stride, pad)  # (N, C, H, W)
+    return dx, dW, db
+
+
+register("numpy", im2col=im2col, col2im=col2im, conv2d_forward=conv2d_forward,
+         conv2d_backward=conv2d_backward)
 
 
 # -- the layer ----------------------------------------------------------------------
@@ -128,6 +125,8 @@ class Conv2D(Layer):
     Weights are drawn on the host in float64 from ``rng`` and then cast, so a
     seed gives the same start in any dtype and on any backend.
     """
+    accepts = Accepts(ndim=4, shape="(N, {in_channels}, H, W)", channels="in_channels",
+                      window=("kh", "kw", "padding"))
 
     @keyword_only
     def __init__(self, in_channels: int, out_channels: int, kernel_size, *, stride: int = 1,
@@ -167,20 +166,16 @@ class Conv2D(Layer):
                 conv_output_size(W, self.kw, self.stride, self.padding))
 
     def forward(self, x, train: bool = False):
-        self.check_input(x, ndim=4, channels=self.in_channels,
-                         min_hw=(self.kh - 2 * self.padding, self.kw - 2 * self.padding),
-                         expected=f"(N, {self.in_channels}, H, W)")
         out, self.cache = self.ops.conv2d_forward(x, self.params["W"], self.params["b"],
                                                   self.stride, self.padding, self.groups)
         return out
 
     def backward(self, dout, input_grad: bool = True):
-        self.check_dout(dout)                                   # (N, F, Ho, Wo), as forward's output
         dx, self.grads["W"], self.grads["b"] = self.ops.conv2d_backward(
             dout, self.cache, self.params["W"], self.stride, self.padding, self.groups,
             input_grad)
         return dx
 
     def param_backward(self, dout) -> None:
-        """Only dW and db: the im2col-transpose GEMM and col2im for dx are skipped."""
+        """Only dW and db: the GEMM and col2im for dx are skipped."""
         self.backward(dout, input_grad=False)

@@ -36,7 +36,6 @@ class Dropout(Layer):
         return f"rate={self.rate:g}, {self.mode}"
 
     def forward(self, x, train: bool = False):
-        self.check_input(x)
         keep = 1.0 - self.rate
         if not train:
             self.cache = None
@@ -50,7 +49,6 @@ class Dropout(Layer):
         return x * mask
 
     def backward(self, dout):
-        self.check_dout(dout)
         if self.cache is None:
             raise RuntimeError(f"Dropout '{self.name}': backward after a test-time forward; "
                                "forward runs in test mode unless told otherwise: to train, "

@@ -9,20 +9,34 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Layer, keyword_only
+from ..backend import register
+from .base import Accepts, Layer, keyword_only
 
 
+# -- the reference kernels ----------------------------------------------------------
+def linear_forward(x, W, b):
+    """x (N, D_in), W (D_in, D_out), b (D_out,) -> out (N, D_out) = x @ W + b."""
+    return x @ W + b
+
+
+def linear_backward(dout, x, W):
+    """dout (N, D_out) -> (dx (N, D_in), dW (D_in, D_out), db (D_out,))."""
+    return dout @ W.T, x.T @ dout, dout.sum(axis=0)
+
+
+register("numpy", linear_forward=linear_forward, linear_backward=linear_backward)
+
+
+# -- the layers ---------------------------------------------------------------------
 class Flatten(Layer):
     def output_shape(self, input_shape):
         return (int(np.prod(input_shape)),)
 
     def forward(self, x, train: bool = False):
-        self.check_input(x)
         self.cache = x.shape
         return x.reshape(x.shape[0], -1)                        # (N, C*H*W)
 
     def backward(self, dout):
-        self.check_dout(dout)                                   # (N, C*H*W)
         return dout.reshape(self.cache)                         # (N, C, H, W)
 
 
@@ -31,6 +45,7 @@ class Linear(Layer):
 
     Weights are drawn on the host in float64 from ``rng``, then cast.
     """
+    accepts = Accepts(ndim=2, shape="(N, {in_features})", channels="in_features")
 
     @keyword_only
     def __init__(self, in_features: int, out_features: int, *, weight_std: float = 0.01,
@@ -55,40 +70,10 @@ class Linear(Layer):
         return (self.out_features,)
 
     def forward(self, x, train: bool = False):
-        self.check_input(x, ndim=2, channels=self.in_features,
-                         expected=f"(N, {self.in_features})")
         self.cache = x
-        fast = getattr(self.ops, "linear_forward", None)        # Numba: the GEMM shared by the cores
-        if fast is not None:
-            return fast(x, self.params["W"], self.params["b"])
-        return x @ self.params["W"] + self.params["b"]          # (N, D_out)
+        return self.ops.linear_forward(x, self.params["W"], self.params["b"])   # (N, D_out)
 
     def backward(self, dout):
-        self.check_dout(dout)                                   # (N, D_out)
-        x, W = self.cache, self.params["W"]
-        dW = self._host_dW_buffer(dout)                         # (D_in, D_out), or None
-        fast = getattr(self.ops, "linear_backward", None)
-        if fast is not None:
-            dx = fast(dout, x, W, dW)                           # fills dW
-        else:
-            if dW is None:
-                dW = x.T @ dout
-            else:
-                np.matmul(x.T, dout, out=dW)                    # dW = x.T @ dout, in place
-            dx = dout @ W.T                                     # (N, D_in)
-        self.grads["W"] = dW
-        self.grads["b"] = dout.sum(axis=0)                      # (D_out,)
-        return dx
-
-    def _host_dW_buffer(self, dout):
-        """An array for dW on the host: last step's, to be overwritten, when it fits.
-        fc6's dW is 151 MB, and a fresh host array that size is fresh memory from the
-        OS, zeroed page by page, every step.  None on a GPU, whose memory pool
-        already hands back the same block."""
-        if not isinstance(dout, np.ndarray):
-            return None
-        gW = self.grads.get("W")
-        if (isinstance(gW, np.ndarray) and gW.shape == self.params["W"].shape
-                and gW.dtype == dout.dtype and gW.flags.c_contiguous):
-            return gW
-        return np.empty(self.params["W"].shape, dtype=dout.dtype)
+        dx, self.grads["W"], self.grads["b"] = self.ops.linear_backward(dout, self.cache,
+                                                                        self.params["W"])
+        return dx                                                # (N, D_in)

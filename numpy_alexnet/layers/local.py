@@ -34,14 +34,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend import get_array_module
-from .base import Layer, conv_output_size, keyword_only
+from ..backend import get_array_module, register
+from .base import Accepts, Layer, conv_output_size, keyword_only
 from .conv import _pair, col2im, im2col
 
 
 # -- the reference kernels ---------------------------------------------------------
 def local_forward(x, W, b, stride: int, pad: int, im2col=im2col):
-    """x (N, C, H, W), W (Ho, Wo, F, C, KH, KW), b (F, Ho, Wo) -> (out (N, F, Ho, Wo), state).
+    """x (N, C, H, W), W (Ho, Wo, F, C, KH, KW), b (F, Ho, Wo) -> (out (N, F, Ho, Wo), cache).
 
     Axes: P = Ho*Wo output positions, K kernel size.
     """
@@ -49,8 +49,8 @@ def local_forward(x, W, b, stride: int, pad: int, im2col=im2col):
     N = x.shape[0]
     Ho, Wo, F, C, kh, kw = W.shape
     P = Ho * Wo
-    cols = im2col(x, kh, kw, stride, pad)                        # (N, C*K*K, P)
-    cols = xp.ascontiguousarray(cols.transpose(2, 1, 0))         # (P, C*K*K, N), a copy
+    cols = im2col(x, kh, kw, stride, pad).reshape(C * kh * kw, N, P)   # (C*K*K, N, P)
+    cols = xp.ascontiguousarray(cols.transpose(2, 0, 1))         # (P, C*K*K, N), a copy
     Wm = W.reshape(P, F, C * kh * kw)                            # (P, F, C*K*K), a view
     out = Wm @ cols                                              # (P, F, N): one GEMM per position
     out = out.transpose(2, 1, 0).reshape(N, F, Ho, Wo)           # (N, F, Ho, Wo), a view
@@ -59,11 +59,11 @@ def local_forward(x, W, b, stride: int, pad: int, im2col=im2col):
     return out, (cols, x.shape)
 
 
-def local_backward(dout, state, W, stride: int, pad: int, input_grad: bool = True,
+def local_backward(dout, cache, W, stride: int, pad: int, input_grad: bool = True,
                    col2im=col2im):
     """dout (N, F, Ho, Wo) -> (dx (N, C, H, W) or None, dW like W, db (F, Ho, Wo))."""
     xp = get_array_module(dout)
-    cols, x_shape = state                                        # (P, C*K*K, N)
+    cols, x_shape = cache                                        # (P, C*K*K, N)
     Ho, Wo, F, C, kh, kw = W.shape
     N, P = dout.shape[0], Ho * Wo
     db = dout.sum(axis=0)                                        # (F, Ho, Wo)
@@ -77,8 +77,11 @@ def local_backward(dout, state, W, stride: int, pad: int, input_grad: bool = Tru
         return None, dW, db
     Wm = W.reshape(P, F, C * kh * kw)                            # (P, F, C*K*K), a view
     dcols = dout_p @ Wm                                          # (P, N, C*K*K): (W[p].T @ dout[p]).T
-    dcols = dcols.transpose(1, 2, 0)                             # (N, C*K*K, P), a view
+    dcols = dcols.transpose(2, 1, 0).reshape(C * kh * kw, N * P)  # (C*K*K, N*P), a copy
     return col2im(dcols, x_shape, kh, kw, stride, pad), dW, db
+
+
+register("numpy", local_forward=local_forward, local_backward=local_backward)
 
 
 # -- the layer ----------------------------------------------------------------------
@@ -92,6 +95,8 @@ class LocallyConnected2D(Layer):
     ``rng`` and cast, so a seed gives the same start in any dtype and on any
     backend.  No groups: cuda-convnet's CIFAR-10 nets use none.
     """
+    accepts = Accepts(ndim=4, shape="(N, {in_channels}, {H}, {W})", channels="in_channels",
+                      size=("H", "W"))
 
     @keyword_only
     def __init__(self, *, in_channels: int, out_channels: int, kernel_size, input_size,
@@ -131,17 +136,11 @@ class LocallyConnected2D(Layer):
         return (self.out_channels, self.Ho, self.Wo)
 
     def forward(self, x, train: bool = False):
-        expected = f"(N, {self.in_channels}, {self.H}, {self.W})"
-        self.check_input(x, ndim=4, channels=self.in_channels, expected=expected)
-        if tuple(x.shape[2:]) != (self.H, self.W):
-            self._fail("input height/width", f"{self.H}x{self.W} (the weights are made for it; "
-                       f"shape {expected})", f"{x.shape[2]}x{x.shape[3]}")
         out, self.cache = self.ops.local_forward(x, self.params["W"], self.params["b"],
                                                  self.stride, self.padding)
         return out
 
     def backward(self, dout, input_grad: bool = True):
-        self.check_dout(dout)                                   # (N, F, Ho, Wo)
         dx, self.grads["W"], self.grads["b"] = self.ops.local_backward(
             dout, self.cache, self.params["W"], self.stride, self.padding, input_grad)
         return dx

@@ -8,10 +8,8 @@ Gradient: dL/dz = (p - onehot(y)) / N.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from ..backend import get_array_module
-from .base import Layer
+from .base import Accepts, Layer
 
 
 def log_softmax(z):
@@ -28,29 +26,20 @@ def softmax(z):
 
 class SoftmaxCrossEntropy(Layer):
     """``forward(logits, labels)`` returns the scalar loss; ``backward()`` dlogits."""
+    accepts = Accepts(ndim=2, shape="(N, num_classes)", labels=True)
 
     def forward(self, logits, labels):
-        self.check_input(logits, ndim=2, expected="(N, num_classes)")
         xp = get_array_module(logits)
-        N, K = logits.shape
+        N = logits.shape[0]
         labels = xp.asarray(labels)
-        if labels.shape != (N,):
-            self._fail("labels shape", f"({N},) to match the logits", tuple(labels.shape))
-        if not np.issubdtype(np.dtype(labels.dtype), np.integer):
-            self._fail("labels dtype", "integers", labels.dtype)
-        lo, hi = int(labels.min()), int(labels.max())
-        if lo < 0 or hi >= K:
-            self._fail("label out of range", f"0 <= label < {K}", lo if lo < 0 else hi)
         logp = log_softmax(logits)                               # (N, K)
-        rows = xp.arange(N)
         self.cache = (logp, labels)
-        return -logp[rows, labels].mean()
+        return -logp[xp.arange(N), labels].mean()
 
     def backward(self, dout=1.0):
-        self.check_dout(dout, expected=())                       # dL/dL: a scalar, 1 by default
-        xp = get_array_module(self.cache[0])
         logp, labels = self.cache
+        xp = get_array_module(logp)
         N = logp.shape[0]
         dz = xp.exp(logp)                                        # softmax, (N, K)
-        dz[xp.arange(N), labels] -= 1
+        dz[xp.arange(N), labels] -= 1                            # p - onehot(y)
         return dz * (dout / N)

@@ -21,8 +21,8 @@ i.e. the same windowed channel sum, applied to dout * b / s.
 """
 from __future__ import annotations
 
-from ..backend import get_array_module
-from .base import Layer, is_finite_number, keyword_only
+from ..backend import get_array_module, register
+from .base import Accepts, Layer, is_finite_number, keyword_only
 
 
 # -- the reference kernels ----------------------------------------------------------
@@ -54,9 +54,13 @@ def lrn_backward(dout, x, out, scale, n: int, k: float, alpha: float, beta: floa
     return dout * scale ** -beta - 2.0 * alpha * beta * x * inner
 
 
+register("numpy", lrn_forward=lrn_forward, lrn_backward=lrn_backward)
+
+
 # -- the layer ----------------------------------------------------------------------
 class LocalResponseNorm(Layer):
     """The paper's LRN: ``n`` adjacent channels, alpha multiplying the sum."""
+    accepts = Accepts(ndim=4, shape="(N, C, H, W)", groups="groups")
 
     @keyword_only
     def __init__(self, *, n: int = 5, k: float = 2.0, alpha: float = 1e-4, beta: float = 0.75,
@@ -85,17 +89,12 @@ class LocalResponseNorm(Layer):
         return a.reshape(N * self.groups, C // self.groups, H, W)     # (N*G, C/G, H, W)
 
     def forward(self, x, train: bool = False):
-        self.check_input(x, ndim=4, expected="(N, C, H, W)")
-        if x.shape[1] % self.groups:
-            self._fail("input channels", f"a multiple of groups={self.groups}", x.shape[1])
-        shape = x.shape
         xg = self._grouped(x)                                           # (N*G, C/G, H, W)
         out, scale = self.ops.lrn_forward(xg, self.n, self.k, self.alpha, self.beta)
         self.cache = (xg, out, scale)
-        return out.reshape(shape)                                       # (N, C, H, W)
+        return out.reshape(x.shape)                                     # (N, C, H, W)
 
     def backward(self, dout):
-        self.check_dout(dout)                                           # (N, C, H, W)
         xg, out, scale = self.cache
         dx = self.ops.lrn_backward(self._grouped(dout), xg, out, scale,
                                    self.n, self.k, self.alpha, self.beta)  # (N*G, C/G, H, W)

@@ -12,8 +12,8 @@ do (cuda-convnet rounds up; see docs/faithfulness.md).
 """
 from __future__ import annotations
 
-from ..backend import get_array_module
-from .base import Layer, conv_output_size, keyword_only
+from ..backend import get_array_module, register
+from .base import Accepts, Layer, conv_output_size, keyword_only
 from .conv import _pair
 
 
@@ -88,9 +88,14 @@ def avgpool_backward(dout, state, x_shape: tuple, kh: int, kw: int, stride: int)
     return dx
 
 
+register("numpy", maxpool_forward=maxpool_forward, maxpool_backward=maxpool_backward,
+         avgpool_forward=avgpool_forward, avgpool_backward=avgpool_backward)
+
+
 # -- the layers ---------------------------------------------------------------------
 class _Pool2D(Layer):
-    kind = ""
+    """What max and average pooling share: the window, the stride, the output size."""
+    accepts = Accepts(ndim=4, shape="(N, C, H, W)", window=("kh", "kw", None))
 
     @keyword_only
     def __init__(self, *, kernel_size=3, stride: int = 2, name: str | None = None):
@@ -111,25 +116,28 @@ class _Pool2D(Layer):
         return (C, conv_output_size(H, self.kh, self.stride, 0),
                 conv_output_size(W, self.kw, self.stride, 0))
 
+
+class MaxPool2D(_Pool2D):
+    """Max pooling; ``MaxPool2D(kernel_size=3, stride=2)`` is the paper's overlapping pool."""
+
     def forward(self, x, train: bool = False):
-        self.check_input(x, ndim=4, min_hw=(self.kh, self.kw), expected="(N, C, H, W)")
-        fwd = getattr(self.ops, f"{self.kind}pool_forward")
-        out, state = fwd(x, self.kh, self.kw, self.stride)
+        out, state = self.ops.maxpool_forward(x, self.kh, self.kw, self.stride)
         self.cache = (state, x.shape)
         return out
 
     def backward(self, dout):
-        self.check_dout(dout)                                    # (N, C, Ho, Wo), as forward's output
         state, x_shape = self.cache
-        bwd = getattr(self.ops, f"{self.kind}pool_backward")
-        return bwd(dout, state, x_shape, self.kh, self.kw, self.stride)
-
-
-class MaxPool2D(_Pool2D):
-    """Max pooling; ``MaxPool2D(kernel_size=3, stride=2)`` is the paper's overlapping pool."""
-    kind = "max"
+        return self.ops.maxpool_backward(dout, state, x_shape, self.kh, self.kw, self.stride)
 
 
 class AvgPool2D(_Pool2D):
     """Average pooling (used by the cuda-convnet CIFAR-10 net of Figure 1)."""
-    kind = "avg"
+
+    def forward(self, x, train: bool = False):
+        out, state = self.ops.avgpool_forward(x, self.kh, self.kw, self.stride)
+        self.cache = (state, x.shape)
+        return out
+
+    def backward(self, dout):
+        state, x_shape = self.cache
+        return self.ops.avgpool_backward(dout, state, x_shape, self.kh, self.kw, self.stride)

@@ -25,7 +25,7 @@ implementation serves every backend (on 'numba' it runs as NumPy).
 from __future__ import annotations
 
 from ..backend import get_array_module
-from .base import Layer, is_finite_number, keyword_only
+from .base import Accepts, Layer, is_finite_number, keyword_only
 
 
 def spatial_window_sum(v, size: int):
@@ -55,6 +55,7 @@ class SpatialResponseNorm(Layer):
     (cuda-convnet's ``scale`` is alpha * size^2).  Not in the paper: the 2012
     code has it after conv2's cross-map LRN (``models.alexnet_2012_code_spec``).
     """
+    accepts = Accepts(ndim=4, shape="(N, C, H, W)")
 
     @keyword_only
     def __init__(self, *, size: int = 5, k: float = 1.0, alpha: float = 0.001 / 25,
@@ -73,14 +74,12 @@ class SpatialResponseNorm(Layer):
         return f"{self.size}x{self.size} in each channel, k={self.k:g}, alpha={self.alpha:g}, beta={self.beta:g}"
 
     def forward(self, x, train: bool = False):
-        self.check_input(x, ndim=4, expected="(N, C, H, W)")
         scale = self.k + self.alpha * spatial_window_sum(x * x, self.size)   # (N, C, H, W)
         out = x * scale ** -self.beta
         self.cache = (x, out, scale)
         return out
 
     def backward(self, dout):
-        self.check_dout(dout)                                                # (N, C, H, W)
         x, out, scale = self.cache
         inner = spatial_window_sum(dout * out / scale, self.size)            # (N, C, H, W)
         return dout * scale ** -self.beta - 2.0 * self.alpha * self.beta * x * inner

@@ -56,7 +56,7 @@ def print_start(cmd: str, config: dict, key_lines=(), out=None) -> None:
     whether the Numba kernels must be compiled first, then ``key_lines`` (the key
     settings, a line each).
     """
-    from ..backend import numba_cache_note
+    from ..fast import numba_cache_note
     out = out or sys.stderr
     print(f"numpy-alexnet {cmd}", file=out)
     backend = config.get("backend")
