@@ -416,12 +416,12 @@ linear_forward, linear_backward = solution(linear_forward), solution(linear_back
 check("exercise 1.7 (fully connected forward and backward)", checks.test_linear)
 
 # %% [markdown]
-# The library's layer (its products, and a buffer it reuses for fc6's 151 MB
-# dW), and the gradient checks of `Linear` and of `Flatten`, a reshape whose
-# backward is the reverse reshape:
+# The library's kernels, and the gradient checks of `Linear` and of `Flatten`,
+# a reshape whose backward is the reverse reshape:
 
 # %%
-show(Linear.forward); show(Linear.backward)
+from numpy_alexnet.layers import linear as library_linear
+show(library_linear.linear_forward); show(library_linear.linear_backward)
 report("Linear", check_layer(Linear(7, 5, weight_std=0.5, bias=0.2, rng=rng, dtype=np.float64),
                              rng.standard_normal((3, 7))))
 report("Flatten", check_layer(Flatten(), rng.standard_normal((2, 3, 4, 5))))

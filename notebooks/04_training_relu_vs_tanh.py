@@ -125,10 +125,12 @@ momentum_update = solution(momentum_update)
 check("exercise 4.1 (the paper's momentum update)", checks.test_momentum_update)
 
 # %% [markdown]
-# The library's optimizer step:
+# The library's reference kernel, and the optimizer step that calls the
+# backend's for every parameter, with its velocity, kept from step to step:
 
 # %%
-from numpy_alexnet import cifar_fig1, MomentumSGD
+from numpy_alexnet import cifar_fig1, MomentumSGD, optim
+show(optim.momentum_update)
 show(MomentumSGD.step)
 
 # %% [markdown]

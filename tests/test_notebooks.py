@@ -187,7 +187,7 @@ def test_each_check_names_the_mistake(entry):
     if expected == "pass":
         assert verdict == "pass", verdict
     else:
-        assert verdict.startswith(("wrong", "error")) and expected in verdict, verdict
+        assert verdict.startswith(("wrong", "error", "not run")) and expected in verdict, verdict
 
 
 def test_the_mistakes_cover_every_exercise():

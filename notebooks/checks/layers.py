@@ -60,22 +60,6 @@ def _sizes(x_shape, kh, kw, stride, pad):
     return conv_output_size(H, kh, stride, pad), conv_output_size(W, kw, stride, pad)
 
 
-def _library_im2col(x, kh, kw, stride, pad):
-    """The library's im2col as (C*KH*KW, N*Ho*Wo)."""
-    cols = REFERENCE.im2col(x, kh, kw, stride, pad)
-    if cols.ndim == 3:                                  # TEMPORARY until the seam lands
-        cols = cols.transpose(1, 0, 2).reshape(cols.shape[1], -1)
-    return cols
-
-
-def _library_col2im(cols, x_shape, kh, kw, stride, pad):
-    """The library's col2im of (C*KH*KW, N*Ho*Wo) columns."""
-    if REFERENCE.im2col(np.zeros((1, 1, kh, kw)), kh, kw, 1, 0).ndim == 3:   # TEMPORARY
-        N = x_shape[0]
-        cols = cols.reshape(cols.shape[0], N, -1).transpose(1, 0, 2)
-    return REFERENCE.col2im(cols, x_shape, kh, kw, stride, pad)
-
-
 def _conv_layer(x_shape, W_shape, stride, pad, groups, seed=0):
     F, Cg, kh, kw = W_shape
     return Conv2D(x_shape[1], F, (kh, kw), stride=stride, padding=pad, groups=groups,
@@ -108,7 +92,7 @@ def test_im2col(im2col):
         _, x_shape, W_shape, stride, pad, _ = case
         x = rng.standard_normal(x_shape)
         kh, kw = W_shape[2:]
-        want = _library_im2col(x, kh, kw, stride, pad)
+        want = REFERENCE.im2col(x, kh, kw, stride, pad)
         got = array(im2col(x, kh, kw, stride, pad), "cols")
         N, C = x_shape[:2]
         Ho, Wo = _sizes(x_shape, kh, kw, stride, pad)
@@ -171,9 +155,9 @@ def test_col2im(col2im):
         _, x_shape, W_shape, stride, pad, _ = case
         kh, kw = W_shape[2:]
         x = rng.standard_normal(x_shape)
-        cols = rng.standard_normal(_library_im2col(x, kh, kw, stride, pad).shape)
+        cols = rng.standard_normal(REFERENCE.im2col(x, kh, kw, stride, pad).shape)
         got = array(col2im(cols, x_shape, kh, kw, stride, pad), "dx")
-        want = _library_col2im(cols, x_shape, kh, kw, stride, pad)
+        want = REFERENCE.col2im(cols, x_shape, kh, kw, stride, pad)
         N, C, H, W = x_shape
         if got.shape == (N, C, H + 2 * pad, W + 2 * pad) and pad:
             fail(f"dx has shape {got.shape}, the padded image's: crop the padding, "
@@ -185,7 +169,7 @@ def test_col2im(col2im):
             "where receptive fields overlap, add (+=) each column's share; assigning (=) keeps "
             "only the last": _assigned(cols, x_shape, kh, kw, stride, pad)}) or "")
         # The adjoint identity, what makes col2im the backward of im2col: <im2col(x), c> = <x, col2im(c)>
-        lhs, rhs = np.sum(_library_im2col(x, kh, kw, stride, pad) * cols), np.sum(x * got)
+        lhs, rhs = np.sum(REFERENCE.im2col(x, kh, kw, stride, pad) * cols), np.sum(x * got)
         if abs(lhs - rhs) > 1e-10 * abs(lhs):
             fail(f"<im2col(x), c> = {lhs:.6f} but <x, col2im(c)> = {rhs:.6f}")
 

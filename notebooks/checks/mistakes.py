@@ -5,7 +5,8 @@ must say to them.  tests/test_notebooks.py runs every one against its check;
 Each entry: (exercise, check, what the answer does, {name: function} replacing
 the solution's functions of that name, what the verdict must contain).  A
 verdict of "pass" is expected for answers that are right but written
-differently from the solutions.
+differently from the solutions; a name given as None is not defined at all,
+as after a kernel restart.
 """
 from __future__ import annotations
 
@@ -951,6 +952,10 @@ MISTAKES += [
      "the cross term is -2 a.b"),
     ("5.2", "what_it_learned.test_sq_distances", "right: einsum, clip", {"sq_distances": sq_distances_einsum},
      "pass"),
+    ("5.2", "what_it_learned.test_sq_distances", "right, in a cell that also defines d and W",
+     {"sq_distances": S5["sq_distances"], "d": np.zeros((2, 2)), "W": "not kernels"}, "pass"),
+    ("5.2", "what_it_learned.test_sq_distances", "not defined (a restarted kernel, the check cell run first)",
+     {"sq_distances": None}, "not defined yet; run the exercise cell above first"),
     ("5.1", "what_it_learned.test_grey_share", "no factor 3", {"grey_share": grey_share_no_three},
      "its energy is 3 x sum(grey^2)"),
     ("5.1", "what_it_learned.test_grey_share", "the colour part's share", {"grey_share": grey_share_colour},
@@ -961,6 +966,8 @@ MISTAKES += [
      "energy is the sum of squares"),
     ("5.1", "what_it_learned.test_grey_share", "right: the projection on (1, 1, 1)",
      {"grey_share": grey_share_projection}, "pass"),
+    ("5.1", "what_it_learned.test_grey_share", "right, in a cell that also defines W and shares",
+     {"grey_share": S5["grey_share"], "W": np.ones((2, 3, 5, 5)), "shares": np.arange(3)}, "pass"),
     ("6.1", "paper_vs_code.test_dropout", "rate taken as the keep probability",
      {"dropout": dropout_rate_as_keep}, "the probability of keeping it is 1 - rate"),
     ("6.1", "paper_vs_code.test_dropout", "the paper's test time unscaled", {"dropout": dropout_paper_unscaled},
@@ -1078,6 +1085,7 @@ def run(entry) -> str:
     module_name, test_name = where.split(".")
     module = sys.modules[f"checks.{module_name}"]
     namespace = {**SOLUTIONS[module_name], **functions}
+    namespace = {k: v for k, v in namespace.items() if not (v is None and k in functions)}
     with np.errstate(all="ignore"):                # the wrong answers overflow, as they should
         return nbtools.verdict(getattr(module, test_name), namespace)
 
