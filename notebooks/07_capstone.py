@@ -12,8 +12,8 @@
 #     language: python
 #     name: python3
 #   numpy_alexnet:
-#     needs_data: true
 #     limit_s: 420
+#     needs_data: true
 # ---
 
 # %% [markdown]
@@ -146,19 +146,19 @@ print("loss:", "yours" if loss_status == "pass" else f"the library's ({loss_stat
 from numpy_alexnet.gradcheck import check_net
 from numpy_alexnet.models import build
 
-tiny_spec = [
-    ("conv1", "conv", dict(in_channels=3, out_channels=4, kernel_size=5, stride=2, padding=1, weight_std=0.3)),
-    ("relu1", "relu", {}),
-    ("norm1", "lrn", dict(n=3, k=1.0, alpha=0.3, beta=0.75)),
-    ("pool1", "maxpool", dict(kernel_size=3, stride=2)),
-    ("conv2", "conv", dict(in_channels=4, out_channels=6, kernel_size=3, padding=1, groups=2, weight_std=0.3, bias=0.1)),
-    ("tanh2", "tanh", {}),
-    ("pool2", "avgpool", dict(kernel_size=3, stride=2)),
-    ("flatten", "flatten", {}),
-    ("fc3", "linear", dict(in_features=6 * 2 * 1, out_features=3, weight_std=0.3)),
+tiny_spec = [                                            # (name, kind, arguments), as models.py writes nets
+    ("c1", "conv", dict(in_channels=2, out_channels=6, kernel_size=3, stride=2, padding=1, weight_std=0.4)),
+    ("n1", "lrn", dict(n=5, k=1.0, alpha=0.4, beta=0.75)),
+    ("r1", "relu", {}),
+    ("p1", "maxpool", dict(kernel_size=3, stride=2)),
+    ("c2", "conv", dict(in_channels=6, out_channels=4, kernel_size=3, padding=1, groups=2, weight_std=0.4, bias=0.2)),
+    ("t2", "tanh", {}),
+    ("p2", "avgpool", dict(kernel_size=2, stride=1)),
+    ("flat", "flatten", {}),
+    ("fc", "linear", dict(in_features=4 * 4 * 2, out_features=3, weight_std=0.4)),
 ]
-tiny = build(tiny_spec, input_shape=(3, 23, 17), seed=3, dtype=np.float64).to("mine")
-errors = check_net(tiny, np.random.default_rng(7).standard_normal((2, 3, 23, 17)), np.array([0, 2]))
+tiny = build(tiny_spec, input_shape=(2, 21, 13), seed=3, dtype=np.float64).to("mine")
+errors = check_net(tiny, np.random.default_rng(7).standard_normal((2, 2, 21, 13)), np.array([0, 2]))
 print(f"backend {tiny.backend!r}: worst relative error over dx and {len(errors) - 1} parameters: "
       f"{max(errors.values()):.1e}   (expect < 1e-7)")
 assert max(errors.values()) < 1e-7

@@ -133,6 +133,7 @@ def _verdict(test, functions) -> str:
 
 def show(obj) -> None:
     """Print the source of a function or class, as it is in the repository."""
+    obj = inspect.unwrap(obj)                # a layer's forward is wrapped by its checks
     src = inspect.getsource(obj)
     where = Path(inspect.getsourcefile(obj)).resolve().relative_to(ROOT)
     print(f"# {where}\n{src}", end="")

@@ -83,6 +83,27 @@ def test_notebooks_match_their_sources():
             f"{path.name}: not paired (metadata jupytext.formats)"
 
 
+def test_syncing_leaves_the_sources_as_they_are():
+    """jupytext writes each .py back byte for byte (no version stamp, metadata in its order),
+    so a sync or a save in Jupyter rewrites nothing that did not change."""
+    jupytext = pytest.importorskip("jupytext")
+    for path in notebook_paths():
+        for source in (path.with_suffix(".py"), path):
+            text = jupytext.writes(jupytext.read(source), fmt="py:percent")
+            assert text == path.with_suffix(".py").read_text(), \
+                f"jupytext would rewrite {path.stem}.py from {source.name}"
+
+
+@pytest.mark.slow
+def test_refreshing_leaves_an_up_to_date_notebook_alone():
+    """run_notebooks.py runs the notebook, finds its outputs as committed, and writes nothing."""
+    from run_notebooks import update
+    path = NOTEBOOKS / "06_paper_vs_2012_code.ipynb"
+    before = path.read_bytes()
+    assert update("06_paper_vs_2012_code").startswith("notebooks/06_paper_vs_2012_code.ipynb: up to date")
+    assert path.read_bytes() == before
+
+
 def test_committed_with_outputs():
     """Outputs read on GitHub: every notebook committed executed, with figures and exercises."""
     for path in notebook_paths():

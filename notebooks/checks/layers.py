@@ -66,6 +66,13 @@ def _conv_layer(x_shape, W_shape, stride, pad, groups, seed=0):
                   weight_std=0.5, bias=0.1, rng=np.random.default_rng(seed), dtype=np.float64)
 
 
+def _conv_case(case, rng):
+    """The library's Conv2D for one of CONV_CASES, an input for it, and its W and b."""
+    _, x_shape, W_shape, stride, pad, groups = case
+    layer = _conv_layer(x_shape, W_shape, stride, pad, groups)
+    return layer, rng.standard_normal(x_shape), layer.params["W"], layer.params["b"]
+
+
 def _same_lines(fn, small_args, large_args, what: str, loops: str) -> None:
     """Fail if ``fn`` runs more of its own lines on the larger data: a Python loop over
     ``loops``, which the exercise forbids."""
@@ -122,9 +129,7 @@ def test_conv2d_forward(conv2d_forward):
 
     def run(case):
         _, x_shape, W_shape, stride, pad, groups = case
-        layer = _conv_layer(x_shape, W_shape, stride, pad, groups)
-        x = rng.standard_normal(x_shape)
-        W, b = layer.params["W"], layer.params["b"]
+        layer, x, W, b = _conv_case(case, rng)
         want = layer.forward(x)
         got, _ = values(conv2d_forward(x, W, b, stride, pad, groups), ("out", "state"),
                         "conv2d_forward")
@@ -199,9 +204,7 @@ def test_conv2d_backward(conv2d_forward, conv2d_backward):
 
     def run(case):
         _, x_shape, W_shape, stride, pad, groups = case
-        layer = _conv_layer(x_shape, W_shape, stride, pad, groups)
-        x = rng.standard_normal(x_shape)
-        W, b = layer.params["W"], layer.params["b"]
+        layer, x, W, b = _conv_case(case, rng)
         out = layer.forward(x)
         dout = rng.standard_normal(out.shape)
         want_dx = layer.backward(dout)

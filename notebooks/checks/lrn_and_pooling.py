@@ -210,7 +210,15 @@ LRN_CASES = [(7, 5, 2.0, 0.5, 0.75, 1.0), (8, 3, 1.0, 0.3, 0.75, 1.0), (9, 5, 2.
              (3, 5, 2.0, 0.5, 0.75, 1.0)]
 
 
-def _window_sum(v, lo: int, hi: int, wrap: bool = False):
+def _lrn_cases(rng):
+    """(what, a, the library's layer, n, k, alpha, beta) for each of LRN_CASES."""
+    for C, n, k, alpha, beta, size in LRN_CASES:
+        a = rng.standard_normal((2, C, 3, 4)) * size
+        yield (f"C={C}, n={n}, k={k:g}, alpha={alpha:g}, beta={beta:g}", a,
+               LocalResponseNorm(n=n, k=k, alpha=alpha, beta=beta), n, k, alpha, beta)
+
+
+def window_sum(v, lo: int, hi: int, wrap: bool = False):
     """sum over j from i - lo to i + hi of v[:, j], cut at the channel ends or wrapped around."""
     C = v.shape[1]
     out = np.zeros_like(v)
@@ -226,33 +234,30 @@ def _lrn_wrong(a, n, k, alpha, beta):
     made = {
         "the paper's alpha multiplies the sum; dividing it by n first is Caffe's and PyTorch's "
         "convention (and the 2012 code's, notebook 6): the same number in another convention is "
-        "another layer": k + alpha / n * _window_sum(a * a, h, h),
+        "another layer": k + alpha / n * window_sum(a * a, h, h),
         "the window is cut at channels 0 and C-1, not wrapped around: channel 0 has no neighbour "
-        "below it": k + alpha * _window_sum(a * a, h, h, wrap=True),
+        "below it": k + alpha * window_sum(a * a, h, h, wrap=True),
         "the window holds n channels, from i - n//2 to i + n//2 (n//2 = 2 for n = 5)":
-            k + alpha * _window_sum(a * a, h - 1, h - 1),
+            k + alpha * window_sum(a * a, h - 1, h - 1),
         "the window is centred on channel i: from i - n//2 to i + n//2, not from i to i + n - 1":
-            k + alpha * _window_sum(a * a, 0, n - 1),
+            k + alpha * window_sum(a * a, 0, n - 1),
         "the sum runs over the neighbouring channels of the window, not channel i alone":
             k + alpha * a * a,
-        "the sum is of squares, a_j^2": k + alpha * _window_sum(a, h, h),
+        "the sum is of squares, a_j^2": k + alpha * window_sum(a, h, h),
     }
     wrong = {hint: (a * s ** -beta, s) for hint, s in made.items()}
-    s = k + alpha * _window_sum(a * a, h, h)
+    s = k + alpha * window_sum(a * a, h, h)
     wrong["divide by scale^beta: b = a * scale^(-beta)"] = (a * s ** beta, s)
     return wrong
 
 
 def test_lrn_forward(lrn_forward):
     rng = np.random.default_rng(24)
-    for C, n, k, alpha, beta, size in LRN_CASES:
-        a = rng.standard_normal((2, C, 3, 4)) * size
-        layer = LocalResponseNorm(n=n, k=k, alpha=alpha, beta=beta)
+    for where, a, layer, n, k, alpha, beta in _lrn_cases(rng):
         want = layer.forward(a)
-        want_scale = k + alpha * _window_sum(a * a, n // 2, n // 2)
+        want_scale = k + alpha * window_sum(a * a, n // 2, n // 2)
         out, scale = values(lrn_forward(a, n, k, alpha, beta), ("out", "scale"), "lrn_forward")
         out, scale = array(out, "out"), array(scale, "scale")
-        where = f"C={C}, n={n}, k={k:g}, alpha={alpha:g}, beta={beta:g}"
         if np.isnan(out).any():
             fail(f"{where}: out holds NaN: a negative scale raised to -beta; the sum is of "
                  "squares, a_j^2, never negative")
@@ -268,41 +273,38 @@ def test_lrn_forward(lrn_forward):
 
 def test_lrn_backward(lrn_backward):
     rng = np.random.default_rng(25)
-    for C, n, k, alpha, beta, size in LRN_CASES:
-        a = rng.standard_normal((2, C, 3, 4)) * size
-        layer = LocalResponseNorm(n=n, k=k, alpha=alpha, beta=beta)
+    for where, a, layer, n, k, alpha, beta in _lrn_cases(rng):
         b = layer.forward(a)
         dout = rng.standard_normal(a.shape)
         want = layer.backward(dout)
         h = n // 2
-        s = k + alpha * _window_sum(a * a, h, h)                     # the scale the forward keeps
+        s = k + alpha * window_sum(a * a, h, h)                     # the scale the forward keeps
         got = array(lrn_backward(dout, a, b, s, n, k, alpha, beta), "dx")
-        where = f"C={C}, n={n}, k={k:g}, alpha={alpha:g}, beta={beta:g}"
         if got.shape != a.shape:
             fail(f"{where}: dx has shape {got.shape}, expected {a.shape}")
         direct, g = dout * s ** -beta, dout * b / s
         cross = lambda coef, summed: direct - coef * a * summed
         hint = which(got, {
             "the sign: raising a_j raises s_i, which lowers every b_i of its window, so the "
-            "cross-channel term is subtracted": direct + 2 * alpha * beta * a * _window_sum(g, h, h),
+            "cross-channel term is subtracted": direct + 2 * alpha * beta * a * window_sum(g, h, h),
             "alpha multiplies the sum in the forward, so d s_i / d a_j = 2 alpha a_j; dividing "
             "alpha by n is another convention (Caffe, PyTorch, the 2012 code)":
-                cross(2 * alpha / n * beta, _window_sum(g, h, h)),
+                cross(2 * alpha / n * beta, window_sum(g, h, h)),
             "the window is cut at channels 0 and C-1, not wrapped: the sum over i in w(j) uses the "
-            "same cut window as the forward": cross(2 * alpha * beta, _window_sum(g, h, h, wrap=True)),
+            "same cut window as the forward": cross(2 * alpha * beta, window_sum(g, h, h, wrap=True)),
             "a_j appears in the scale of every channel i whose window holds j, not only in its "
             "own: sum dout_i b_i / s_i over i in w(j)": cross(2 * alpha * beta, g),
-            "the window holds n channels, from j - n//2 to j + n//2": cross(2 * alpha * beta, _window_sum(g, h - 1, h - 1)),
-            "d(a_j^2)/d a_j = 2 a_j: a factor 2 is missing": cross(alpha * beta, _window_sum(g, h, h)),
+            "the window holds n channels, from j - n//2 to j + n//2": cross(2 * alpha * beta, window_sum(g, h - 1, h - 1)),
+            "d(a_j^2)/d a_j = 2 a_j: a factor 2 is missing": cross(alpha * beta, window_sum(g, h, h)),
             "the direct term: b_j = a_j s_j^-beta also changes with a_j itself, dout_j s_j^-beta":
-                direct - dout * s ** -beta - 2 * alpha * beta * a * _window_sum(g, h, h),
+                direct - dout * s ** -beta - 2 * alpha * beta * a * window_sum(g, h, h),
             "the inner sum is of dout_i b_i / s_i (the outputs), not dout_i a_i / s_i":
-                cross(2 * alpha * beta, _window_sum(dout * a / s, h, h)),
+                cross(2 * alpha * beta, window_sum(dout * a / s, h, h)),
             "the cross-channel term carries a factor a_j (from d(a_j^2) = 2 a_j da_j)":
-                direct - 2 * alpha * beta * _window_sum(g, h, h)})
+                direct - 2 * alpha * beta * window_sum(g, h, h)})
         agree(got, want, f"{where}: dx against the library's LocalResponseNorm.backward", hint=hint or "")
         f = lambda: float(np.sum(layer.forward(a) * dout))
         agree(got, numerical_gradient(f, a), f"{where}: dx against central differences", tol=TOL_GRAD)
     a32 = rng.standard_normal((2, 7, 3, 4)).astype(np.float32)
-    s32 = np.float32(2.0) + np.float32(1e-4) * _window_sum(a32 * a32, 2, 2)
+    s32 = np.float32(2.0) + np.float32(1e-4) * window_sum(a32 * a32, 2, 2)
     _keeps_float32(lrn_backward(a32, a32, a32 * s32 ** -0.75, s32, 5, 2.0, 1e-4, 0.75), "dx")

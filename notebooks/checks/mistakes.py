@@ -422,6 +422,8 @@ MISTAKES = [
 ]
 
 # -- notebook 2 ---------------------------------------------------------------------------------
+from checks.lrn_and_pooling import window_sum  # noqa: E402  (the checks' plain window sum)
+
 S2 = solutions("02_lrn_and_pooling")
 
 
@@ -578,21 +580,12 @@ def lrn_forward_moving_sum(x, n, k, alpha, beta):
     return x * scale ** -beta, scale
 
 
-def _window(v, lo, hi, wrap=False):
-    C = v.shape[1]
-    out = np.zeros_like(v)
-    for j in range(C):
-        idx = [i % C for i in range(j - lo, j + hi + 1)] if wrap else range(max(0, j - lo), min(C - 1, j + hi) + 1)
-        out[:, j] = sum(v[:, i] for i in idx)
-    return out
-
-
 def _lrn_backward(sign=-1, alpha_over_n=False, wrap=False, own_only=False, short=False, two=2.0,
                   direct=True, inner_a=False, times_a=True):
     def lrn_backward(dout, x, out, scale, n, k, alpha, beta):
         h = n // 2 - (1 if short else 0)
         g = dout * (x if inner_a else out) / scale
-        summed = g if own_only else _window(g, h, h, wrap)
+        summed = g if own_only else window_sum(g, h, h, wrap)
         a = (alpha / n) if alpha_over_n else alpha
         cross = two * a * beta * (x if times_a else 1.0) * summed
         return (dout * scale ** -beta if direct else 0.0) + sign * cross
