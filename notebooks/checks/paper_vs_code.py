@@ -8,7 +8,7 @@ import numpy as np
 from numpy_alexnet.layers import Dropout
 from numpy_alexnet.layers.base import conv_output_size
 
-from . import agree, array, fail, which
+from . import TOL_GRAD, agree, array, fail, numerical_gradient, which
 
 RATES = (0.5, 0.2, 0.7)             # 0.5 alone cannot tell the rate from the keep probability
 
@@ -40,6 +40,13 @@ def test_dropout(dropout, dropout_backward):
         test_mean = np.asarray(dropout(x, _mask(rate, "paper", x.shape), rate, "paper", False)).mean()
         if abs(train_mean - test_mean) > 0.05 * abs(test_mean):
             fail(f"paper, rate {rate}: mean {train_mean:.3f} in training but {test_mean:.3f} at test time")
+    # The backward against central differences of the forward, on one mask
+    xs, d = np.random.default_rng(63).standard_normal((4, 9)), np.random.default_rng(64).standard_normal((4, 9))
+    for mode in ("paper", "inverted"):
+        keep = _mask(0.3, mode, xs.shape)
+        f = lambda: float(np.sum(np.asarray(dropout(xs, keep, 0.3, mode, True)) * d))
+        agree(dropout_backward(d, keep, 0.3, mode), numerical_gradient(f, xs),
+              f"{mode}, rate 0.3: dx against central differences", tol=TOL_GRAD)
     x32 = x.astype(np.float32)
     if np.asarray(dropout(x32, _mask(0.5, "inverted", x.shape), 0.5, "inverted", True)).dtype != np.float32:
         fail("float32 x gives a float64 output: keep x's dtype")
