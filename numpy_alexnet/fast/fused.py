@@ -95,9 +95,8 @@ def _maxpool3(prod, b, relu, stride, zero, out, arg):
     """out, arg as :func:`_maxpool_chunk`, for 3 x 3 windows, the pool of every net here.
 
     The same values and offsets, plane by plane, in passes that the compiler
-    vectorizes (``numba_pool._maxpool3_plane``; 3x faster on the Figure-1
-    net's conv1: the one-pass kernels branch on every comparison, and the data
-    decide those branches).
+    vectorizes (``numba_pool._maxpool3_plane``): the one-pass kernels branch on
+    every comparison, and the data decide those branches.
     """
     F, m, Ho, Wo = prod.shape
     scratch = _maxpool3_scratch(Ho, Wo, out.dtype)

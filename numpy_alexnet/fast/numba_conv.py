@@ -238,8 +238,8 @@ def _serial(kernel, name: str):
     line and bytecode, not by its options, so a second compilation of the same
     Python function would share the parallel one's cache entries, and either
     could load the other's machine code: prange loops run inside the worker
-    threads (measured: the unfolding took 2.5 or 4.6 ms a batch depending on
-    which of the two had been compiled last).
+    threads, and the unfolding's speed depended on which of the two had been
+    compiled last.
     """
     f = kernel.py_func
     g = types.FunctionType(f.__code__, f.__globals__, name, f.__defaults__, f.__closure__)
@@ -272,8 +272,8 @@ def sum64(a):
     """The sum of a contiguous array, accumulated in float64.
 
     Only here may LLVM reorder the additions (``fastmath`` 'reassoc'), so
-    that it vectorizes them: 5x faster than one chain of dependent float64
-    adds.  In float64 the order moves the sum of float32 values far below
+    that it vectorizes them, where one chain of dependent float64 adds would
+    not.  In float64 the order moves the sum of float32 values far below
     float32's rounding, so db, this sum cast to float32, comes out the same
     but where the sum lies within about 1e-16 of a float32 rounding boundary.
     """
@@ -286,8 +286,8 @@ def sum64(a):
 
 @numba.njit(cache=True, nogil=True)
 def _add_into(acc, part):
-    """acc += part, elementwise, acc float64 and part float32 or float64, one shape:
-    NumPy's mixed-dtype add goes through a casting buffer, 2.6x slower."""
+    """acc += part, elementwise, acc float64 and part float32 or float64, one shape
+    (NumPy's mixed-dtype add goes through a casting buffer)."""
     a, p = acc.reshape(acc.size), part.reshape(part.size)   # flat views
     for i in range(a.size):
         a[i] += p[i]
@@ -384,9 +384,8 @@ def conv_backward_chunks(x, W, stride: int, pad: int, groups: int, input_grad: b
     # AlexNet) takes dx through exact columns and _col2im_same, one masked run per
     # kernel offset.  Other stride-1 convolutions go through 'wide' columns (one long
     # run per kernel offset, a GEMM Wp/Wo times larger) where that costs at most 30%
-    # more multiply-adds, else through exact columns and a run per output row.
-    # Measured on one core, Figure-1's conv2 dx (GEMM + col2im): same 22 ms a batch,
-    # wide 25, narrow 25; conv3: 9, 13, 10.
+    # more multiply-adds, else through exact columns and a run per output row (the
+    # timings behind these choices: docs/performance.md).
     Wp = Wd + 2 * pad                                                    # stride 1: Wo = Wp - KW + 1
     same = input_grad and stride == 1 and (Ho, Wo) == (H, Wd)
     inside = _same_masks(Wd, H * Wd, kw, pad) if same else None
@@ -394,13 +393,10 @@ def conv_backward_chunks(x, W, stride: int, pad: int, groups: int, input_grad: b
     narrow = input_grad and stride == 1 and not same and not wide
 
     # dW is computed transposed, dW^T = cols @ dout^T, (Cg*K*K, Fg) per group: OpenBLAS
-    # runs that product 20-35% faster than dout @ cols^T on the Figure-1 chunk shapes
-    # (one core: conv2 16 against 25 ms a batch, conv1 9 against 13), the same sums.
-    # The chunks' products are added up in float64, as db is.  Summed in float32, the
-    # result depended on the number of threads: one chain of 128 chunks on one thread
-    # took the Figure-1 net 8.7e-5 from the reference's loss in the 50-step drift test
-    # (its bound is 1e-5; a max-pool choice flips), two chains of 64 1.4e-7.  In
-    # float64 both give 1.4e-7, the same dW.
+    # runs that product faster than dout @ cols^T on these chunk shapes, the same sums.
+    # The chunks' products are added up in float64, as db is: summed in float32 the
+    # result would depend on how the chunks are shared between threads (one chain of
+    # additions or two round differently), and so would training.
     def work(chunks):
         dWt = np.zeros((G, CgKK, Fg), dtype=np.float64)                  # this thread's share
         db = np.zeros(F, dtype=np.float64)

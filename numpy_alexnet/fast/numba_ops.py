@@ -24,10 +24,9 @@ _jit = numba.njit(cache=True, parallel=True, fastmath=False)
 
 # -- local response normalization -----------------------------------------------------
 # scale^-beta is the costly part: a float32 pow is a scalar libm call per element
-# (Numba has no vector math library here), four times the cost of the rest of the
-# layer.  For the paper's beta = 0.75, a * s^-0.75 = a / sqrt(s * sqrt(s)): two
-# square roots and a division, which vectorize (AlexNet's norm1 forward 25 -> 6 ms
-# on 2 cores).  Each of those rounds once, so the result may differ from the
+# (Numba has no vector math library here), several times the cost of the rest of
+# the layer.  For the paper's beta = 0.75, a * s^-0.75 = a / sqrt(s * sqrt(s)): two
+# square roots and a division, which vectorize.  Each of those rounds once, so the result may differ from the
 # reference's pow in the last bit or two (about 1e-7 relative in float32); any other
 # beta takes pow.
 @_jit
