@@ -4,11 +4,11 @@
     python benchmarks/bench_train.py --device gpu --out docs/results/bench_gpu.json
     python benchmarks/bench_train.py --nets fig1 --floor     # and the GEMMs alone
 
-Nets and batches (the issue's): the Figure-1 net (``cifar_fig1``, 32x32x3,
-batch 128) and the paper's AlexNet (227x227x3, 1000 classes; batch 32 on the
-CPU, 128 on a GPU).  A *training step* is forward, softmax cross-entropy,
-backward and one momentum-SGD update (momentum 0.9, weight decay 0.0005) on a
-fixed random batch.
+Nets and batches: the Figure-1 net (``cifar_fig1``, 32x32x3, batch 128) and
+the paper's AlexNet (227x227x3, 1000 classes; batch 32 on the CPU, 128 on a
+GPU).  A *training step* is forward, softmax cross-entropy, backward and one
+momentum-SGD update (momentum 0.9, weight decay 0.0005) on a fixed random
+batch.
 
 Fairness:
 * The PyTorch peer is the same network (AlexNet with groups=2, LRN with
@@ -21,16 +21,10 @@ Fairness:
   after one untimed warm-up step each, so that load from other processes
   on a shared machine hits them alike; the median step is reported, and the
   load average before and after is recorded.  Each backend's turn starts
-  with a 0.3 s pause (``SETTLE_S``, not timed), so that the previous
-  backend's spinning BLAS threads do not slow it (they took the Numba
-  Figure-1 step from about 140 ms to 186 ms when it followed NumPy's), and
-  one untimed step; then its steps are timed back to back, as training runs
-  them.  The untimed step is there because the first step after a pause runs
-  cold: on this project's 2-core VM the memory-bound work right after 0.3 s
-  of idling runs about half as fast (the Numba Figure-1 conv2 forward, 15 ms
-  back to back, took 27 ms after a pause), which a pause before *every*
-  timed step (this script until the seventh session of issue 14) charged to
-  every step, far more to a memory-bound step than to the GEMM floor.
+  with a pause (``SETTLE_S``, not timed), so that the previous backend's
+  spinning BLAS threads do not take its cores, and one untimed step, since
+  the first step after a pause runs cold; then its steps are timed back to
+  back, as training runs them.
 * BLAS threads: the Numba backend sets OpenBLAS to one thread for the
   process (its convolutions run on their own pool of threads); the NumPy
   backend's steps are timed with OpenBLAS's default count restored
@@ -79,8 +73,8 @@ NETS = {"fig1": dict(shape=(3, 32, 32), classes=10),
 BATCH = {("fig1", "cpu"): 128, ("fig1", "gpu"): 128, ("alexnet", "cpu"): 32,
          ("alexnet", "gpu"): 128}
 LR = 0.001
-# A pause, outside the timing, before every timed step: OpenBLAS's worker threads
-# spin for about 0.1 s after a GEMM, and without it one backend's spinning
+# A pause, outside the timing, at the start of each backend's turn: OpenBLAS's worker
+# threads spin for a while after a GEMM, and without it one backend's spinning
 # threads would take cores from the next backend's step.
 SETTLE_S = 0.3
 

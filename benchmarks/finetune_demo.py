@@ -24,8 +24,8 @@ by the pixels' standard deviation (unit variance), weights N(0, std 1/sqrt(fan-i
 (cuda-convnet's raw-pixel initialization learns too slowly for a short
 demonstration), random horizontal reflections, the same data order.  The new
 classifier is N(0, 0.01) (``replace_classifier``).  On a shared machine run it
-with ``OPENBLAS_NUM_THREADS=1``: two BLAS threads fighting other jobs for two
-cores made each step ten times slower.  A plain loop with :class:`MomentumSGD` (the trainer
+with ``OPENBLAS_NUM_THREADS=1``: BLAS threads competing with other jobs for
+the same cores slow every step.  A plain loop with :class:`MomentumSGD` (the trainer
 CLI does the same with ``--init-from``/``--reinit``/``--freeze``).
 """
 from __future__ import annotations

@@ -17,11 +17,14 @@ the device is synchronized around every timed call.  ``--cpu-time`` clocks
 the CPU time the process spent (all its threads, spinning included) instead
 of wall time: on a machine shared with other jobs that is the work each op
 costs, where the wall time mostly measures the other jobs.  A diagnosis tool, not
-the benchmark: ratios against PyTorch come from ``bench_train.py``.
+the benchmark: ratios against PyTorch come from ``bench_train.py``.  ``--out FILE``
+also writes the rows, the command and the machine as JSON (docs/results/profile_*.json).
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
 import sys
 import time
@@ -123,7 +126,9 @@ def main(argv=None) -> int:
     p.add_argument("--alone", action="store_true", help="time each layer by itself, not in a step")
     p.add_argument("--cpu-time", action="store_true",
                    help="in steps: CPU time of the process (all its threads) instead of wall time")
+    p.add_argument("--out", default=None, help="also write the profile as JSON to this file")
     args = p.parse_args(argv)
+    load_before = os.getloadavg()
     batch = args.batch or (128 if args.net == "fig1" else 32)
     net = (cifar_fig1(seed=0, activation=args.activation) if args.net == "fig1" else alexnet(seed=0))
     net.to(args.backend, 0 if args.backend == "cupy" else None)
@@ -154,7 +159,26 @@ def main(argv=None) -> int:
           f"   (forward + backward {total:.1f})")
     if step is not None:
         print(f"{'median step':41s} {step:8.2f}")
+    if args.out:
+        write_json(args, what, batch, how, rows, step, load_before)
     return 0
+
+
+def write_json(args, what: str, batch: int, how: str, rows: list, step, load_before) -> None:
+    from bench_train import cpu_model                     # benchmarks/ is on sys.path
+    result = {
+        "command": "python benchmarks/profile_step.py " + " ".join(sys.argv[1:]),
+        "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpu": cpu_model(), "cpus": os.cpu_count(),
+                    "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
+        "net": what, "batch": batch, "backend": args.backend, "clock": how,
+        "repeats": args.repeats, "unit": "ms, median over the repeats",
+        "rows": [{"op": name, "output": list(shape), "forward_ms": f, "backward_ms": b}
+                 for name, shape, f, b in rows],
+        "median_step_ms": step,
+    }
+    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    print("wrote", args.out)
 
 
 if __name__ == "__main__":

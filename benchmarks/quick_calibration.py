@@ -8,7 +8,7 @@ took and the tanh/ReLU ratios, measured as the study measures them: per epoch
 of the subset, and on all 50,000 images also over windows of 5,000 images
 (``study.window_errors``).  Only the summary is committed, not the steps.
 
-    python benchmarks/quick_calibration.py /work/artifacts/calib --out docs/results/relu_vs_tanh_quick_calibration.json
+    python benchmarks/quick_calibration.py runs/calib --out docs/results/relu_vs_tanh_quick_calibration.json
 """
 from __future__ import annotations
 

@@ -26,7 +26,9 @@ INTRO = """\
 with the package. Every command prints what it is doing to stderr and
 returns 0 when it succeeds; `numpy-alexnet COMMAND --help` prints the same
 information as this page, which is generated from the parser itself by
-`docs/make_cli_md.py` (run it again after changing a flag).
+`docs/make_cli_md.py` (run it again after changing a flag; a test fails
+while this page differs from what it renders). What the flags of `train`
+and `eval` are for, checkpoints and resuming: [training.md](training.md).
 
 Exit codes of `train`, `eval` and `relu-vs-tanh`: 0 done; 1 a problem with
 the data, a checkpoint, the backend or the disk (the message names it); 2 bad
@@ -45,6 +47,7 @@ numpy-alexnet summary cifar_fig1_tanh --num-classes 10
 EXAMPLES = {
     "data": """\
 numpy-alexnet data info ../shared/data/cifar10-jpeg.tar.gz           # counts, mean pixel, RGB PCA
+numpy-alexnet data download     # the official CIFAR-10 into the cache; then --data cifar10
 """,
     "train": """\
 numpy-alexnet train --model cifar_fig1_relu --data ../shared/data/cifar10-jpeg.tar.gz \\

@@ -20,7 +20,8 @@ Checked in README.md and every docs/*.md:
    (``numpy_alexnet/...``, ``docs/...``, ``notebooks/...``, ``benchmarks/...``,
    ``tests/...``; short forms like ``layers/conv.py`` too) exists;
 5. docs/index.md links every document in docs/, and docs/cli.md documents
-   every command and every flag of the real parser.
+   every command and every flag of the real parser: it is exactly what
+   ``docs/make_cli_md.py`` renders from the parser now.
 
 ``test_the_checker_catches_bad_names`` feeds the checker a document full of
 wrong names, so that it is known to be able to fail.
@@ -448,6 +449,37 @@ def test_cli_reference_is_complete():
                 if opt.startswith("--") and opt not in ("--help",) and opt not in text:
                     missing.append(f"`{' '.join(('numpy-alexnet',) + path)} {opt}`")
     assert not missing, "docs/cli.md lacks: " + ", ".join(missing)
+
+
+def _cli_md_generator():
+    """docs/make_cli_md.py as a module (it is a script, not part of the package)."""
+    spec = importlib.util.spec_from_file_location("make_cli_md", DOCS / "make_cli_md.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cli_reference_is_what_the_generator_renders_now():
+    """A flag, a default or a help text changed since docs/cli.md was written fails here."""
+    rendered = _cli_md_generator().render()
+    written = (DOCS / "cli.md").read_text()
+    assert written == rendered, ("docs/cli.md is stale: run `python docs/make_cli_md.py` "
+                                 "and commit the result")
+
+
+def test_the_cli_reference_check_sees_a_changed_flag(monkeypatch):
+    """The comparison above can fail: a parser with one more flag renders another page."""
+    generator = _cli_md_generator()
+    build = generator.build_parser
+
+    def with_extra_flag():
+        parser = build()
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        sub.choices["summary"].add_argument("--an-extra-flag", help="not in docs/cli.md")
+        return parser
+    monkeypatch.setattr(generator, "build_parser", with_extra_flag)
+    rendered = generator.render()
+    assert "--an-extra-flag" in rendered and rendered != (DOCS / "cli.md").read_text()
 
 
 BAD_DOC = """

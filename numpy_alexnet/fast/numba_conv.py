@@ -384,8 +384,7 @@ def conv_backward_chunks(x, W, stride: int, pad: int, groups: int, input_grad: b
     # AlexNet) takes dx through exact columns and _col2im_same, one masked run per
     # kernel offset.  Other stride-1 convolutions go through 'wide' columns (one long
     # run per kernel offset, a GEMM Wp/Wo times larger) where that costs at most 30%
-    # more multiply-adds, else through exact columns and a run per output row (the
-    # timings behind these choices: docs/performance.md).
+    # more multiply-adds, else through exact columns and a run per output row.
     Wp = Wd + 2 * pad                                                    # stride 1: Wo = Wp - KW + 1
     same = input_grad and stride == 1 and (Ho, Wo) == (H, Wd)
     inside = _same_masks(Wd, H * Wd, kw, pad) if same else None
