@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from numpy_alexnet import MomentumSGD, SoftmaxCrossEntropy
+from numpy_alexnet import LayerInputError, MomentumSGD, SoftmaxCrossEntropy
 from numpy_alexnet.data import BatchIterator, topk_error
 from numpy_alexnet.models import build
 from numpy_alexnet.training import FixedSchedule, Trainer
@@ -50,7 +50,11 @@ def test_train_epoch(train_epoch):
     unweighted = {k: float(np.mean([s[k] for s in trainer.step_log])) for k in ("loss", "error")}
     mine, my_opt, my_batches = _problem()
     before = {name: layer.params[key].copy() for name, layer, key in mine.named_params()}
-    result = train_epoch(mine, my_opt, my_batches, _library_loss)
+    try:
+        result = train_epoch(mine, my_opt, my_batches, _library_loss)
+    except LayerInputError as e:
+        fail(f"{e}; hint: net.backward takes dz, the gradient of the loss with respect to the "
+             "scores (N, classes), the second value loss_fn returns")
     if not isinstance(result, (tuple, list)) or len(result) != 2:
         fail(f"return 2 values (the mean loss, the running error), got {result!r}")
     loss, error = float(result[0]), float(result[1])
@@ -82,7 +86,11 @@ def test_test_error(test_error):
     to_input = lambda x, rng=None: (x.astype(np.float64) - 128) / 64
     want = topk_error(net.forward(to_input(images), train=False), labels)
     batches = BatchIterator(images, labels, BATCH, shuffle=False, transform=to_input, prefetch=False)
-    got = test_error(net, batches)
+    try:
+        got = test_error(net, batches)
+    except ValueError as e:                 # the predictions do not line up with the labels
+        fail(f"test_error raised ValueError ({e}); hint: the class of highest score in each row, "
+             "scores.argmax(axis=1), one per image")
     if isinstance(got, (tuple, list)) or np.ndim(got) != 0:
         fail(f"return one number, the fraction of images classified wrong; got {got!r}")
     got = float(got)

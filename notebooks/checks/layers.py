@@ -165,7 +165,7 @@ def test_col2im(col2im):
         want = REFERENCE.col2im(cols, x_shape, kh, kw, stride, pad)
         N, C, H, W = x_shape
         if got.shape == (N, C, H + 2 * pad, W + 2 * pad) and pad:
-            fail(f"dx has shape {got.shape}, the padded image's: crop the padding, "
+            fail(f"dx has shape {got.shape}, the padded image's; hint: crop the padding, "
                  "dx[:, :, pad:pad + H, pad:pad + W]")
         if got.shape == (N, C, 0, 0) or got.shape == (N, C, 0, W) or got.shape == (N, C, H, 0):
             fail(f"dx has shape {got.shape}: with pad = 0, a[p:-p] is empty; crop with "
@@ -311,8 +311,12 @@ def test_linear(linear_forward, linear_backward):
     out = array(linear_forward(x, W, b), "out")
     want = layer.forward(x)
     agree(out, want, "linear_forward's out", hint=which(out, {"add the bias b": x @ W}) or "")
-    got = dict(zip(("dx", "dW", "db"), values(linear_backward(dout, x, W), ("dx", "dW", "db"),
-                                                 "linear_backward")))
+    try:
+        result = linear_backward(dout, x, W)
+    except ValueError as e:                 # a product of arrays whose shapes do not chain
+        fail(f"linear_backward raised ValueError ({e}); hint: each gradient has the shape of what "
+             f"it differentiates, dx {x.shape} from dout {dout.shape} and W {W.shape}")
+    got = dict(zip(("dx", "dW", "db"), values(result, ("dx", "dW", "db"), "linear_backward")))
     layer.backward(dout)
     mean = {"dW": layer.grads["W"] / N, "db": layer.grads["b"] / N}     # what dividing by N gives
     f = lambda: float(np.sum(layer.forward(x) * dout))          # d f / d(out) = dout

@@ -76,7 +76,7 @@ def test_maxpool_forward(maxpool_forward):
         got = array(got, "out")
         ceil = tuple(-(-(d - k) // stride) + 1 for d, k in zip(shape[2:], (kh, kw)))
         if got.shape != want.shape and got.shape[2:] == ceil:
-            fail(f"out has shape {got.shape}, expected {want.shape}: Ho = (H - KH) // stride + 1, "
+            fail(f"out has shape {got.shape}, expected {want.shape}; hint: Ho = (H - KH) // stride + 1, "
                  "rounded down (windows that would hang over the edge are not made)")
         if got.shape != want.shape:
             fail(f"out has shape {got.shape}, expected {want.shape}")
