@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from numpy_alexnet.cli import main
-from numpy_alexnet.models import MODELS, get_model
+from numpy_alexnet.models import MODELS, build_model
 from numpy_alexnet.training.ablate import (ABLATIONS, CONFIGS, FORMS, configs_needed,
                                            decay_mults_for, mean_sd, paired_difference,
                                            t_quantile_975)
@@ -105,19 +105,19 @@ def test_every_ablation_compares_two_known_arms_and_its_models_exist():
 
 
 def test_the_ablation_nets_differ_from_the_base_only_where_named():
-    base = get_model("cifar_conv_local_11pct", num_classes=10)
-    pool2 = get_model("cifar_conv_local_11pct_pool2", num_classes=10)
+    base = build_model("cifar_conv_local_11pct", num_classes=10)
+    pool2 = build_model("cifar_conv_local_11pct_pool2", num_classes=10)
     assert [l.name for l in base] == [l.name for l in pool2]
     assert (base.layers[3].kh, base.layers[3].stride) == (3, 2)
     assert (pool2.layers[3].kh, pool2.layers[3].stride) == (2, 2)
     assert pool2.shapes()[-1] == (10,) and pool2.layers[8].params["W"].shape[:2] == (6, 6)
-    fc, drop = get_model("cifar_conv_fc", num_classes=10), get_model("cifar_conv_fc_dropout", num_classes=10)
+    fc, drop = build_model("cifar_conv_fc", num_classes=10), build_model("cifar_conv_fc_dropout", num_classes=10)
     names = [l.name for l in drop]
     assert names[-3:] == ["relu3", "drop3", "fc4"] and names[:-2] + ["fc4"] == [l.name for l in fc]
     # The recipe's decay multipliers name parameters that exist in each net.
     from numpy_alexnet.optim import MomentumSGD
     for c in CONFIGS.values():
-        net = get_model(c["model"], num_classes=10)
+        net = build_model(c["model"], num_classes=10)
         MomentumSGD(net, weight_decay=0.004, decay_mults=decay_mults_for(c["model"]))
 
 

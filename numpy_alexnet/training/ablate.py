@@ -254,7 +254,7 @@ def add_arguments(p) -> None:
 
 
 def settings_from_args(args) -> dict:
-    from ..models import CONV_LOCAL_RECIPE
+    from ..recipes import CONV_LOCAL_RECIPE
     f = {k: v for k, v in FORMS[args.form].items() if k != "note"}
     for k in ("seeds", "epochs", "subset", "test_subset"):
         v = getattr(args, k, None)
@@ -306,7 +306,7 @@ def configs_needed(ablations) -> list[str]:
 
 def decay_mults_for(model: str) -> dict:
     """The recipe's weight-decay multipliers of ``model`` (no decay on convs and biases)."""
-    from ..models import CONV_FC_RECIPE, CONV_LOCAL_RECIPE
+    from ..recipes import CONV_FC_RECIPE, CONV_LOCAL_RECIPE
     recipe = CONV_FC_RECIPE if model.startswith("cifar_conv_fc") else CONV_LOCAL_RECIPE
     return dict(recipe["decay_mults"])
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import sys
 
 from ..argtypes import device_list, integer, lr_mult_list, number
+from ..models import model_names
 from .errors import EXIT_OK, EXIT_USAGE, RunError
 from .recipe import choose_backend, devices_problem
 
@@ -103,8 +104,7 @@ def register(subparsers) -> None:
                     "One run at a time in OUT (OUT/.lock); SIGTERM, SIGHUP and SIGINT stop "
                     "after the current step with a checkpoint and exit 128 + the signal.")
     p.add_argument("--model", default="alexnet",
-                   help="alexnet (default), alexnet_torchvision, cifar_fig1 (= cifar_fig1_relu), "
-                        "cifar_fig1_relu, cifar_fig1_tanh")
+                   help=f"one of {model_names()} (default alexnet)")
     p.add_argument("--data", required=True,
                    help="image-folder tree split/class/image (dir, .tar, .tar.gz) or a CIFAR-10 "
                         "python release, e.g. ../shared/data/cifar10-jpeg.tar.gz")
