@@ -68,7 +68,7 @@ def _ablate(args) -> int:
 
 
 def _ablation(args) -> int:
-    from .ablate import run_ablation
+    from ..experiments import run_ablation
     from .commands import fixable
     with fixable():
         run_ablation(args)
@@ -77,7 +77,7 @@ def _ablation(args) -> int:
 
 def _study(args) -> int:
     from .commands import fixable
-    from .study import run_study
+    from ..experiments import run_relu_vs_tanh as run_study
     with fixable():
         run_study(args)
     return EXIT_OK
@@ -206,7 +206,7 @@ def _add_eval_parser(subparsers) -> None:
 
 
 def _add_study_parser(subparsers) -> None:
-    from .study import add_arguments
+    from ..experiments import relu_vs_tanh_arguments as add_arguments
     s = subparsers.add_parser(
         "relu-vs-tanh", help="the paper's Figure 1: epochs to 25%% training error, ReLU vs tanh",
         description="Train the Figure-1 four-layer CIFAR-10 net with ReLU and with tanh "
@@ -223,7 +223,7 @@ def _add_study_parser(subparsers) -> None:
 
 
 def _add_ablate_parser(subparsers) -> None:
-    from .ablate import add_arguments
+    from ..experiments import ablation_arguments as add_arguments
     s = subparsers.add_parser(
         "ablate", help="the paper's CIFAR-10 ablations: LRN, overlapping pooling, dropout, "
                        "augmentation, 10-view test",
