@@ -50,7 +50,7 @@ import numpy as np
 
 from .backend import to_numpy
 from .layers import Conv2D, Dropout, Flatten, Linear, LocalResponseNorm
-from .models import alexnet, alexnet_torchvision, build_model
+from .models import alexnet, alexnet_torchvision, build_model, model_names
 from .net import Sequential
 from .weightfiles import LAYOUTS_HELP, LabelledWeights, WeightsError, read_weights
 
@@ -399,7 +399,7 @@ def load_weights(source, net: Sequential | None = None, model: str | None = None
         return load_torchvision(LabelledWeights(weights, label), net, skip, num_classes)
     if net is None:
         raise WeightsError(f"{label}: a numpy-alexnet state dict does not say which network it "
-                           f"belongs to; pass net=... or model=... (one of the model names)")
+                           f"belongs to; pass net=... or model=... (one of {model_names()})")
     return load_state(LabelledWeights(weights, label), net, skip)
 
 
