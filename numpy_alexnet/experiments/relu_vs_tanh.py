@@ -47,7 +47,7 @@ from __future__ import annotations
 import csv
 
 from ..argtypes import comma_list, integer, number, one_of
-from ..models import build_model
+from ..models import CIFAR_INPUT, build_model
 from ..training.recipe import assemble, prepare_data
 from ..viz import _first_below, relu_vs_tanh_plot
 from .running_error import (WindowTrainer, epochs_at_target, epochs_to_target, window_epochs,
@@ -426,24 +426,26 @@ class ReluVsTanh(Study):
                         for _ in self.sweep_specs(regime, act)]
             for act in ACTIVATIONS:
                 guess = QUICK_EXPECTED_EPOCHS.get((regime, act)) if quick else None
-                out += [(min(guess, s["cap"]), False) if guess else (s["cap"], True)] * s["seeds"]
+                expected = (min(guess, s["cap"]), False) if guess else (s["cap"], True)
+                out += [expected] * s["seeds"]
         return out
 
     def key(self, spec: dict) -> str:
-        """The run's name under ``--work``: its settings, the subset, the window and the data's
-        hash, so other data never meet it."""
-        data = spec["data"]
-        tag = (data.get("sha256") or data["tree_sha256"])[:8]
-        window = f"-w{spec['window']}" if spec.get("window") else ""
+        """The run's name under ``--work``: its settings, then ``key_tail``."""
         return (f"{spec['kind']}-{spec['regime']}-{spec['activation']}-lr{spec['lr']:g}"
-                f"-seed{spec['seed']}-ep{spec['epochs']}-n{spec['subset'] or 'all'}{window}"
-                f"-data{tag}")
+                f"-seed{spec['seed']}-ep{spec['epochs']}{self.key_tail()}")
+
+    def key_tail(self) -> str:
+        """The end of every run's key: the subset, the window and the data's hash, so other
+        data never meet it."""
+        tag = (self.s["data"].get("sha256") or self.s["data"]["tree_sha256"])[:8]
+        window = f"-w{self.s['window']}" if self.s.get("window") else ""
+        return f"-n{self.s['subset'] or 'all'}{window}-data{tag}"
 
     def has_runs(self) -> bool:
         """Whether ``--work`` holds a run on this data, subset and window, finished or not."""
-        tail = self.key(self.spec("x", "x", 0.0, 0, 0, "x", False)).split("-n", 1)[1]
-        return (any(self.work.glob(f"*-n{tail}.json"))
-                or any(self.work.glob(f"*-n{tail}/metrics.json")))
+        tail = self.key_tail()
+        return any(self.work.glob(f"*{tail}.json")) or any(self.work.glob(f"*{tail}/metrics.json"))
 
     def describe(self, spec: dict) -> str:
         return (f"{spec['regime']} {spec['activation']} lr {spec['lr']:g} seed {spec['seed']}"
@@ -454,7 +456,7 @@ class ReluVsTanh(Study):
         regime = spec["regime"]
         if regime not in self.data:
             self.data[regime] = self.cifar10(prepare_data(
-                self.args.data, 32, subset=self.s["subset"], augment="none",
+                self.args.data, CIFAR_INPUT, subset=self.s["subset"], augment="none",
                 input_scale=REGIMES[regime]["input_scale"], progress=not self.quiet))
         return self.data[regime]
 
