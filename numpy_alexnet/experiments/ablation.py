@@ -319,24 +319,14 @@ class Ablation(Study):
                 "input_scale": s["input_scale"], "data": s["data"]}
 
     def specs(self) -> list[dict]:
+        """Every run: each configuration the ablations need, each seed."""
         return [self.spec(config, seed) for config in configs_needed(self.s["ablations"])
                 for seed in range(self.s["seeds"])]
-
-    def phases(self):
-        yield None, self.specs()
-
-    def plan(self) -> list[tuple[float, bool]]:
-        return [(self.s["epochs"], False)] * len(self.specs())
 
     def key(self, spec: dict) -> str:
         """The run's name under ``--work``: readable, then a hash of its whole spec."""
         h = hashlib.sha256(json.dumps(spec, sort_keys=True).encode())
         return f"{spec['config']}-seed{spec['seed']}-{h.hexdigest()[:12]}"
-
-    def has_runs(self) -> bool:
-        """Whether ``--work`` holds any run of this study, finished or in progress."""
-        return any((self.work / f"{self.key(sp)}.json").exists()
-                   or (self.work / self.key(sp) / "metrics.json").exists() for sp in self.specs())
 
     def describe(self, spec: dict) -> str:
         return f"{spec['config']} seed {spec['seed']}"

@@ -182,11 +182,11 @@ class Study:
     ``form_flags`` (the flags that change a form's setting), ``table_file``
     (also write STEM.md), ``same_study`` (the settings that make two reports
     the same study: not the backend or --jobs, which give the same runs);
-    ``add_arguments`` and ``own_settings``;
-    ``plan`` and ``phases`` (the runs), ``key``, ``describe``, ``prepared``,
-    ``trainer``, ``finished``, ``measured``, ``partial``, ``outcome``, ``has_runs``
-    (one run); ``analyse``, ``start_lines``, ``form_label``, ``format_table``,
-    ``figure``, ``shown`` (the report).
+    ``add_arguments`` and ``own_settings``; ``specs`` (every run), ``key``,
+    ``describe``, ``prepared`` (its data), ``trainer``, ``outcome`` (one run);
+    ``analyse``, ``format_table`` and ``figure`` (the report).  Where the study
+    needs more, it replaces ``phases``, ``plan``, ``has_runs``, ``finished``,
+    ``measured``, ``partial``, ``start_lines``, ``form_label`` or ``shown``.
     """
     name = stem = title = out_help = quick_help = reduced_help = ""
     table_file = False
@@ -332,6 +332,29 @@ class Study:
     def mover(self):
         """What puts a batch on the study's device (None: batches stay host arrays)."""
         return mover(self.s["backend"], (self.devices() or (None,))[0])
+
+    # -- what a study may keep as it is here -----------------------------------------------
+    def phases(self):
+        """(label or None, the specs of the runs that can train at once), in order."""
+        yield None, self.specs()
+
+    def plan(self) -> list[tuple[float, bool]]:
+        """(epochs expected, whether that is only a bound) of every run, in the order
+        ``analyse`` meets them."""
+        return [(spec["epochs"], False) for spec in self.specs()]
+
+    def has_runs(self) -> bool:
+        """Whether ``--work`` holds any run of this study, finished or in progress."""
+        return any((self.work / f"{self.key(sp)}.json").exists()
+                   or (self.work / self.key(sp) / "metrics.json").exists() for sp in self.specs())
+
+    def start_lines(self) -> list[str]:
+        """What the study's start says about its settings."""
+        return [f"{self.form_label()}: {len(self.plan())} runs"]
+
+    def partial(self, spec: dict, res: dict, run_dir: Path, metrics: dict) -> dict:
+        """An unfinished run's result (``--report-only``), with the study's own fields."""
+        return res
 
     def finished(self, spec: dict, tr, d: dict) -> bool:
         """Whether a resumed run has nothing left to train though its epochs are not all done."""
