@@ -24,6 +24,7 @@ is here, once:
 """
 from __future__ import annotations
 
+import argparse
 import concurrent.futures as cf
 import json
 import multiprocessing
@@ -426,6 +427,7 @@ class Study:
             self.stop.event = None
 
     def run_all(self, ctx, todo: list[dict], label: str | None) -> None:
+        """The runs of ``todo`` in ``--jobs`` spawned workers; a stop signal stops them all."""
         jobs = self.s["jobs"]
         with self.stop.at_once():
             for spec in todo:
@@ -534,7 +536,6 @@ def _worker_start(event) -> None:
 
 def _worker_run(study_class, args, settings: dict, spec: dict) -> None:
     """One run of ``--jobs`` in a worker process (no progress bars: they would mix)."""
-    import argparse
     study = study_class(argparse.Namespace(**dict(vars(args), quiet=True)), settings)
     study.stop, study.started = _worker_stop, None
     if _worker_stop.reason:
