@@ -121,7 +121,7 @@ print(cifar_fig1("relu").summary())
 #
 # Both networks with the same initialization scheme and the same data order
 # (seed 0), each at the learning rate the full study's sweep chose for it in
-# this regime (`numpy_alexnet.training.study.CHOSEN`: 0.003 for ReLU, 0.01 for
+# this regime (`numpy_alexnet.experiments.relu_vs_tanh.CHOSEN`: 0.003 for ReLU, 0.01 for
 # tanh), as the paper chose each network's rate on its own; trained by the
 # library's `Trainer` with `MomentumSGD`, batches of 50, a fixed rate and no
 # regularization. The *training error* is the running error over each epoch's
@@ -129,7 +129,7 @@ print(cifar_fig1("relu").summary())
 
 # %%
 from numpy_alexnet.training import Trainer, FixedSchedule
-from numpy_alexnet.training.study import CHOSEN
+from numpy_alexnet.experiments.relu_vs_tanh import CHOSEN
 
 EPOCHS, BATCH = 4, 50
 runs = {}
@@ -189,7 +189,7 @@ for act, r in runs.items():
 # ## The full study's results
 #
 # `numpy-alexnet relu-vs-tanh` runs the real measurement
-# (`numpy_alexnet/training/study.py`): for each input *regime* (the paper's raw
+# (`numpy_alexnet/experiments/relu_vs_tanh.py`): for each input *regime* (the paper's raw
 # pixels with cuda-convnet's initialization, and unit-variance inputs with
 # 1/sqrt(fan-in) initialization) and each neuron type, a learning-rate sweep,
 # then several seeds at the chosen rate, each trained on all 50,000 images until
@@ -203,7 +203,7 @@ for act, r in runs.items():
 # %%
 import json
 from IPython.display import Image, display
-from numpy_alexnet.training.study import figure, format_table
+from numpy_alexnet.experiments.relu_vs_tanh import figure, format_table
 
 reports = []
 for path in sorted((ROOT / "docs" / "results").glob("relu_vs_tanh*.json")):

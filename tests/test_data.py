@@ -389,9 +389,9 @@ def test_info_counts_and_stats_cached(tmp_path, rng, cache):
 # CLI and imports
 # --------------------------------------------------------------------------- #
 def run_cli(argv):
-    from numpy_alexnet.data.cli import register
+    from numpy_alexnet.data.cli import add_commands
     parser = argparse.ArgumentParser(prog="numpy-alexnet")
-    register(parser.add_subparsers(dest="command"))
+    add_commands(parser.add_subparsers(dest="command"))
     args = parser.parse_args(argv)
     return args.func(args)
 

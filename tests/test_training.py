@@ -20,7 +20,7 @@ from numpy_alexnet.data import BatchIterator
 from numpy_alexnet.models import build
 from numpy_alexnet.training import (FixedSchedule, NonFiniteLossError, PaperSchedule, Trainer,
                                     read_checkpoint)
-from numpy_alexnet.training.study import epochs_to_target, summarize
+from numpy_alexnet.experiments.relu_vs_tanh import epochs_to_target, summarize
 
 # A tiny net with a dropout layer, so the generator states are part of resuming.
 TINY = [

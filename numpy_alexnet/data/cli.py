@@ -3,7 +3,7 @@
     numpy-alexnet data info PATH [--resize 256] [--limit-per-class N] [--json]
     numpy-alexnet data download [DEST]
 
-``register(subparsers)`` adds the ``data`` command to the package's CLI; each
+``add_commands(subparsers)`` adds the ``data`` command to the package's CLI; each
 handler returns an exit code.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import time
 from ..argtypes import integer
 
 
-def register(subparsers) -> None:
+def add_commands(subparsers) -> None:
     data = subparsers.add_parser("data", help="datasets: counts, statistics, download",
                                  description="Datasets: counts, statistics, download.")
     sub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND")

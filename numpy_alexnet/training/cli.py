@@ -10,7 +10,7 @@
 
 The run itself is put together in ``recipe.py`` (data, model by name, optimizer
 and trainer) and guarded by ``runfiles.py`` (the lock on OUT, the write check,
-leftovers, signals).  ``register(subparsers)`` adds the three commands; each
+leftovers, signals).  ``add_commands(subparsers)`` adds the three commands; each
 handler returns an exit code: 0 done, 1 a data/checkpoint/backend/disk problem,
 2 bad arguments (or OUT in use), 3 the non-finite guard stopped the run,
 128 + N stopped by signal N (SIGHUP 129, SIGINT 130, SIGTERM 143) with a checkpoint.
@@ -20,6 +20,7 @@ from __future__ import annotations
 import sys
 
 from ..argtypes import device_list, integer, lr_mult_list, number
+from ..models import model_names
 from .errors import EXIT_OK, EXIT_USAGE, RunError
 from .recipe import choose_backend, devices_problem
 
@@ -67,7 +68,7 @@ def _ablate(args) -> int:
 
 
 def _ablation(args) -> int:
-    from .ablate import run_ablation
+    from ..experiments import run_ablation
     from .commands import fixable
     with fixable():
         run_ablation(args)
@@ -76,7 +77,7 @@ def _ablation(args) -> int:
 
 def _study(args) -> int:
     from .commands import fixable
-    from .study import run_study
+    from ..experiments import run_relu_vs_tanh as run_study
     with fixable():
         run_study(args)
     return EXIT_OK
@@ -94,7 +95,7 @@ def _add_backend_args(p):
                         "on two devices where the network supports it")
 
 
-def register(subparsers) -> None:
+def add_commands(subparsers) -> None:
     p = subparsers.add_parser(
         "train", help="train a model on an image folder or CIFAR-10, with checkpoints",
         description="Train with momentum SGD (section 5): per-epoch training and validation "
@@ -103,8 +104,7 @@ def register(subparsers) -> None:
                     "One run at a time in OUT (OUT/.lock); SIGTERM, SIGHUP and SIGINT stop "
                     "after the current step with a checkpoint and exit 128 + the signal.")
     p.add_argument("--model", default="alexnet",
-                   help="alexnet (default), alexnet_torchvision, cifar_fig1 (= cifar_fig1_relu), "
-                        "cifar_fig1_relu, cifar_fig1_tanh")
+                   help=f"one of {model_names()} (default alexnet)")
     p.add_argument("--data", required=True,
                    help="image-folder tree split/class/image (dir, .tar, .tar.gz) or a CIFAR-10 "
                         "python release, e.g. ../shared/data/cifar10-jpeg.tar.gz")
@@ -206,7 +206,7 @@ def _add_eval_parser(subparsers) -> None:
 
 
 def _add_study_parser(subparsers) -> None:
-    from .study import add_arguments
+    from ..experiments import relu_vs_tanh_arguments as add_arguments
     s = subparsers.add_parser(
         "relu-vs-tanh", help="the paper's Figure 1: epochs to 25%% training error, ReLU vs tanh",
         description="Train the Figure-1 four-layer CIFAR-10 net with ReLU and with tanh "
@@ -223,7 +223,7 @@ def _add_study_parser(subparsers) -> None:
 
 
 def _add_ablate_parser(subparsers) -> None:
-    from .ablate import add_arguments
+    from ..experiments import ablation_arguments as add_arguments
     s = subparsers.add_parser(
         "ablate", help="the paper's CIFAR-10 ablations: LRN, overlapping pooling, dropout, "
                        "augmentation, 10-view test",

@@ -246,7 +246,7 @@ def _network(args, num_classes: int):
     lr_mults = _parse_lr_mults(args.lr_mult)
     if args.init_from or args.reinit or args.freeze or lr_mults:
         try:
-            from ..pretrained import prepare_finetune
+            from ..finetune import prepare_finetune
         except ImportError as err:
             raise ValueError("--init-from/--reinit/--freeze/--lr-mult need "
                              f"numpy_alexnet.pretrained, which is not available ({err})") from err
