@@ -210,13 +210,14 @@ def test_cache_that_is_a_file_falls_back_to_no_cache(data, tmp_path, capsys, mon
     assert rc == 0 and "cannot be used" in err and "without it" in err, err
 
 
-@pytest.mark.parametrize("writer", ["_write_cache", "_write_stats"])
+@pytest.mark.parametrize("writer", ["numpy_alexnet.data.datasets.write_cache",
+                                    "numpy_alexnet.data.arrays.DatasetStats.save"])
 def test_cache_write_that_fails_falls_back_to_no_cache(data, tmp_path, capsys, monkeypatch,
                                                        writer):
     def full(*args):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(f"numpy_alexnet.data.datasets.{writer}", full)
+    monkeypatch.setattr(writer, full)
     rc, err = run(train_args(data, tmp_path / "run"), capsys)
     assert rc == 0 and "writing the dataset cache failed (No space left on device)" in err, err
 
@@ -248,14 +249,15 @@ def test_temporaries_of_killed_writes_are_removed_at_the_next_start(run_dir, dat
 # 6. eval: classes first, then only the split evaluated
 # --------------------------------------------------------------------------- #
 def _count_decoding(monkeypatch) -> list:
-    from numpy_alexnet.data import datasets
-    real, decoded = datasets._decode_all, []
+    from numpy_alexnet.data import decode, sources
+    real, decoded = decode.decode_all, []
 
-    def counting(sources, names, *a, **kw):
-        decoded.append(len(sources))
-        return real(sources, names, *a, **kw)
+    def counting(images, names, *a, **kw):
+        decoded.append(len(images))
+        return real(images, names, *a, **kw)
 
-    monkeypatch.setattr(datasets, "_decode_all", counting)
+    monkeypatch.setattr(decode, "decode_all", counting)       # the split alone (eval)
+    monkeypatch.setattr(sources, "decode_all", counting)      # a whole folder
     return decoded
 
 

@@ -134,11 +134,13 @@ def data_identity(data: str) -> dict:
     """Which data a run trains on, by content: what ``--resume`` and the studies compare.
 
     The size and SHA-256 of the file (a folder: a hash of its files' names,
-    sizes and modification times), as the cache of decoded images keys it: the
-    same archive under another path or on another machine is the same data.
+    sizes and SHA-256s), as the cache of decoded images keys it: the same
+    archive or folder under another path, copied, or on another machine is the
+    same data.
     """
-    from ..data.datasets import _resolve_source, source_fingerprint
-    return source_fingerprint(_resolve_source(data, None))
+    from ..data.cache import source_fingerprint
+    from ..data.sources import resolve_source
+    return source_fingerprint(resolve_source(data, None))
 
 
 def pixel_std(images: np.ndarray, mean: np.ndarray, chunk: int = 2000) -> float:
@@ -390,22 +392,22 @@ def dataset_classes(data) -> tuple | None:
 
     None for a CIFAR-10 python release (its names are inside its batches).
     """
-    from ..data.datasets import _layout, _resolve_source, _scan_dir, _shared_classes, _source_kind
-    src = _resolve_source(data, None)
-    if _source_kind(src) == "cifar10-python":
+    from ..data.sources import folder_layout, resolve_source, scan_dir, shared_classes, source_kind
+    src = resolve_source(data, None)
+    if source_kind(src) == "cifar10-python":
         return None
-    files, dirs = _scan_dir(src) if src.is_dir() else _scan_tar_split(src, None)
-    return _shared_classes(src, _layout(src, files, dirs))
+    files, dirs = scan_dir(src) if src.is_dir() else _scan_tar_split(src, None)
+    return shared_classes(src, folder_layout(src, files, dirs))
 
 
 def _scan_tar_split(src: Path, split: str | None) -> tuple[dict, set]:
-    """datasets._scan_tar keeping the bytes of ``split``'s images only (None: no bytes at all)."""
-    from ..data.datasets import _scan_tar
+    """sources.scan_tar keeping the bytes of ``split``'s images only (None: no bytes at all)."""
+    from ..data.sources import scan_tar
 
     def keep(name: str) -> bool:
         parts = name.split("/")                              # [root/]split/class/image
         return split is not None and len(parts) >= 3 and parts[-3] == split
-    return _scan_tar(src, progress=False, keep=keep)
+    return scan_tar(src, progress=False, keep=keep)
 
 
 def load_split(data, split: str, *, resize=None, limit_per_class=None, progress=True):
@@ -416,22 +418,24 @@ def load_split(data, split: str, *, resize=None, limit_per_class=None, progress=
     read whole: they are small.
     """
     from ..data import DataError, Split
-    from ..data.datasets import (_cache_path, _decode_all, _display_name, _layout,
-                                 _resolve_source, _scan_dir, _shared_classes, _source_kind)
-    src = _resolve_source(data, None)
-    kind = _source_kind(src)
+    from ..data.cache import cache_path
+    from ..data.decode import decode_all
+    from ..data.sources import (display_name, folder_layout, resolve_source, scan_dir,
+                                shared_classes, source_kind)
+    src = resolve_source(data, None)
+    kind = source_kind(src)
     params = {"kind": kind, "resize": resize, "limit_per_class": limit_per_class}
-    if kind == "cifar10-python" or _cache_path(src, params, None).exists():
+    if kind == "cifar10-python" or cache_path(src, params, None).exists():
         return load_data(data, resize=resize, limit_per_class=limit_per_class,
                          progress=progress)[split]
-    files, dirs = _scan_dir(src) if src.is_dir() else _scan_tar_split(src, split)
-    layout = _layout(src, files, dirs)                        # {split: {class: [relpath]}}
-    classes = _shared_classes(src, layout)
+    files, dirs = scan_dir(src) if src.is_dir() else _scan_tar_split(src, split)
+    layout = folder_layout(src, files, dirs)                  # {split: {class: [relpath]}}
+    classes = shared_classes(src, layout)
     if split not in layout:
         raise DataError(f"{src}: no split {split!r}; it has {sorted(layout)}")
     items = [(label, p) for label, c in enumerate(classes)
              for p in sorted(layout[split][c])[:limit_per_class]]
-    images = _decode_all([files[p] for _, p in items], [_display_name(src, p) for _, p in items],
-                         resize, progress, None)             # uint8 (N, 3, H, W)
+    images = decode_all([files[p] for _, p in items], [display_name(src, p) for _, p in items],
+                        resize, progress, None)              # uint8 (N, 3, H, W)
     labels = np.array([label for label, _ in items], dtype=np.int64)
     return Split(images, labels, classes, split)
