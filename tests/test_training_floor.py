@@ -13,6 +13,7 @@ Figure-1 net keep them fast.
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import signal
@@ -233,15 +234,16 @@ def test_temporaries_of_killed_writes_are_removed_at_the_next_start(run_dir, dat
     for p in ours + theirs:
         p.write_bytes(b"half a file")
     cache.mkdir(parents=True, exist_ok=True)
-    stale = cache / ("pets-" + "0" * 20 + ".npzq1w2e3r4.tmp")
-    fresh = cache / ("pets-" + "1" * 20 + ".npzq1w2e3r4.tmp")
-    for p in (stale, fresh):
+    dead = cache / (".pets-" + "0" * 20 + ".npz.q1w2e3r4.tmp")      # however recent
+    live = cache / (".pets-" + "1" * 20 + ".npz.q1w2e3r4.tmp")
+    for p in (dead, live):
         p.write_bytes(b"half a cache")
-    os.utime(stale, (time.time() - 3600, time.time() - 3600))
-    rc, err = run(train_args(data, out, "--epochs", "2", "--resume"), capsys)
+    with open(live, "rb") as writing:                  # its writer holds its lock
+        fcntl.flock(writing, fcntl.LOCK_EX)
+        rc, err = run(train_args(data, out, "--epochs", "2", "--resume"), capsys)
     assert rc == 0, err
     assert not any(p.exists() for p in ours) and all(p.exists() for p in theirs)
-    assert not stale.exists() and fresh.exists()       # a live writer's is left alone
+    assert not dead.exists() and live.exists()         # a live writer's is left alone
     assert "left by an interrupted write" in err
 
 
