@@ -503,7 +503,8 @@ class _Study:
             res.update(self.windowed([r["error"] for r in tr.step_log], W, n_train))
         atomic_write_text(path, json.dumps(res))
         e2t = res["epochs_to_target"]
-        last = res["window_error"][-1] if W is not None and res["window_error"] else errs[-1]
+        last = (res["window_error"][-1] if W is not None and res["window_error"]
+                else errs[-1] if errs else None)      # None: diverged before any measure
         self.say(f"  {regime} {act} lr {lr:g} seed {seed}: "
                  + (f"diverged ({diverged})" if diverged else
                     f"training error {last:.4f} after {res['epochs_run']:g} epochs; "
