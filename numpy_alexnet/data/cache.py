@@ -62,7 +62,9 @@ def file_digest(path, algorithm: str = "sha256") -> str:
 def source_fingerprint(src, cache_dir=None) -> dict:
     """A source's identity by content (see the module's docstring).
 
-    A file: ``{"size", "sha256"}``; a folder: ``{"size", "files_sha256"}``.
+    A file: ``{"size", "sha256"}``; a folder: ``{"size", "tree_sha256", "hashed"}``
+    (``hashed`` says what the tree's hash covers; an older version hashed
+    modification times instead of contents and wrote no ``hashed``).
     cache_dir: where the folder's file hashes are kept (default :func:`default_cache_dir`).
     """
     src = Path(src)
@@ -80,7 +82,7 @@ def source_fingerprint(src, cache_dir=None) -> dict:
             total += st.st_size
             h.update(f"F {rel}/{f} {st.st_size} {memo.sha256(f'{rel}/{f}', path, st)}\n".encode())
     memo.save()
-    return {"size": total, "files_sha256": h.hexdigest()}
+    return {"size": total, "tree_sha256": h.hexdigest(), "hashed": "paths, sizes, contents"}
 
 
 class _HashMemo:

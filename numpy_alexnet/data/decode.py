@@ -172,16 +172,17 @@ def decode_all(sources, names, resize, progress, workers) -> np.ndarray:
 
 
 def ignore_group_signals():
-    """In a pool's worker: SIGINT and SIGHUP ignored, SIGTERM left as it is.
+    """In a pool's worker: SIGINT and SIGHUP ignored, SIGTERM to its default action.
 
     A Ctrl-C or a hang-up goes to the whole process group; the main process
-    handles it and stops the pool.  SIGTERM keeps its default action, so
-    that ``Pool.terminate`` (which sends it) ends the workers at once and
-    without a traceback.
+    handles it and stops the pool.  SIGTERM ends the worker at once and
+    without a traceback, so that ``Pool.terminate`` (which sends it) works
+    even where a forked worker inherited the main process's own handler.
     """
-    for name in ("SIGINT", "SIGHUP"):
+    for name, action in (("SIGINT", signal.SIG_IGN), ("SIGHUP", signal.SIG_IGN),
+                         ("SIGTERM", signal.SIG_DFL)):
         if hasattr(signal, name):
-            signal.signal(getattr(signal, name), signal.SIG_IGN)
+            signal.signal(getattr(signal, name), action)
 
 
 def _mp_methods():

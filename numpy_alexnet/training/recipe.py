@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import platform
 import sys
 from pathlib import Path
@@ -203,14 +204,75 @@ def load_data(data: str, **kwargs):
         return load_dataset(data, use_cache=False, **kwargs)
 
 
-def data_stats(ds):
-    """``ds.stats()`` (mean image, RGB PCA), computed without the cache if it cannot be written."""
+def data_stats(ds, progress: bool = True):
+    """``ds.stats()`` (mean image, RGB PCA), computed without the cache if it cannot be written.
+
+    progress: the bar of a folder's streamed pass (one in RAM is quick and draws none).
+    """
+    from ..data import ImageFolder
+    if isinstance(ds, ImageFolder):
+        return ds.stats(progress=progress)            # a cache it cannot write: a warning
     try:
         return ds.stats()
     except OSError as err:
         _cache_failed(err)
         ds.cache_path = None                          # stats() then writes nothing
         return ds.stats()
+
+
+# Decoded arrays up to this share of the memory available stay in RAM; larger sets stream.
+IN_MEMORY_SHARE = 1 / 8
+
+
+def memory_available() -> int | None:
+    """Bytes of memory available for new work (Linux: MemAvailable), or None if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024          # given in kB
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def choose_stream(data, resize, limit_per_class, stream: bool | None) -> tuple[bool, str | None]:
+    """(whether to stream the data from disk, why), for --stream (True), --no-stream (False)
+    or neither (None).
+
+    Neither: a set whose decoded arrays would take more than an eighth of the
+    memory available streams, if it is an image-folder directory; an archive
+    (which cannot be read at random) stops the run before decoding.  An eighth,
+    because the in-RAM path peaks at about twice the arrays (decoding, then
+    writing them to the cache), and the rest is left to the network, its
+    batches and the machine's other work.  Counted without decoding
+    (``data.datasets.decoded_size``).
+    """
+    if stream is not None:
+        return stream, None
+    from ..data.datasets import decoded_size
+    from ..data.sources import resolve_source, source_kind
+    available = memory_available()
+    if available is None:
+        return False, None
+    n, size = decoded_size(data, resize, limit_per_class)
+    if size <= available * IN_MEMORY_SHARE:
+        return False, None
+    why = (f"{n:,} images decode to {_gb(size)}, more than an eighth of the {_gb(available)} "
+           "of memory available")
+    src = resolve_source(data, None)
+    if src.is_dir() and source_kind(src) == "image-folder":
+        return True, f"streams: {why} (--no-stream decodes them into RAM anyway)"
+    raise RunError(f"{data}: {why}, and an archive cannot be streamed: unpack it "
+                   f"(tar xf {src.name} -C DIR) and give DIR, or add --no-stream to decode it "
+                   "into RAM anyway")
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.3g} MB" if n >= 1e5 else f"{n:,} bytes"
 
 
 CACHE_WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
@@ -247,14 +309,14 @@ def prepare_data(data: str, model_input: int, *, resize=None, limit_per_class=No
         ds = load_data(data, resize=resize, limit_per_class=limit_per_class, progress=progress)
     if val_split is None:
         val_split = next((s for s in ("val", "valid", "validation", "test") if s in ds.splits), None)
-    st = data_stats(ds)
+    st = data_stats(ds, progress)
     mean = st.mean_image.astype(np.float32)
     H = ds.train.image_size[0]
     S = int(model_input)
     if S > H:
         raise ValueError(f"the model takes {S}x{S} inputs but the images are {H}x{H}; "
                          f"rescale them (e.g. --resize 256 for AlexNet)")
-    train = ds.train.subset(subset_indices(len(ds.train), subset))
+    train = ds.train if subset is None else ds.train.subset(subset_indices(len(ds.train), subset))
     scale = _input_scale(input_scale, train if stream else train.images, mean)
     train_tf = _train_transform(augment, mean, S, scale, st)
     mode = "full" if S == H else ("ten" if eval_crops == "ten" else "center")
@@ -267,7 +329,8 @@ def prepare_data(data: str, model_input: int, *, resize=None, limit_per_class=No
         out["x_train"], out["y_train"] = train.images, train.labels
     if val_split:
         full_val = ds[val_split]
-        out["val"] = full_val.subset(subset_indices(len(full_val), val_subset))
+        out["val"] = full_val if val_subset is None else full_val.subset(
+            subset_indices(len(full_val), val_subset))
         out["val_size"] = len(full_val)
         if not stream:
             out["x_val"], out["y_val"] = out["val"].images, out["val"].labels
