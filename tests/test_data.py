@@ -458,7 +458,7 @@ def test_unreadable_cache_entry_is_rebuilt(tmp_path, rng, cache):
 
 
 # --------------------------------------------------------------------------- #
-# Symbolic links in image folders (issue 16, item 9)
+# Symbolic links in image folders
 # --------------------------------------------------------------------------- #
 def test_a_symlinked_class_folder_is_read_and_a_link_loop_ends(tmp_path, rng, cache):
     """A class folder that is a link into another tree is read like a folder (it was

@@ -1,14 +1,13 @@
 """The training floor: runs that survive signals, full disks, shared folders and leftovers.
 
-Each test fails without its fix (issue 16): signals stop with a checkpoint and
-exit 128 + N (a real subprocess); a second run on one OUT is refused, a dead
-run's lock taken over; an OUT that cannot be written is refused before any
-work; a full disk is a message with the earlier checkpoints intact; the cache
-falls back to none; leftover temporaries are removed; eval checks classes
-before decoding and decodes only its split; --resume compares data by content
-and refuses changed validation and backend settings; --new-lr lowers the rate
-after a non-finite stop; the smaller items.  Tiny image folders and the
-Figure-1 net keep them fast.
+Signals stop with a checkpoint and exit 128 + N (a real subprocess); a second
+run on one OUT is refused, a dead run's lock taken over; an OUT that cannot be
+written is refused before any work; a full disk is a message with the earlier
+checkpoints intact; the cache falls back to none; leftover temporaries are
+removed; eval checks classes before decoding and decodes only its split;
+--resume compares data by content and refuses changed validation and backend
+settings; --new-lr lowers the rate after a non-finite stop; the smaller items.
+Tiny image folders and the Figure-1 net keep them fast.
 """
 from __future__ import annotations
 
@@ -384,7 +383,7 @@ def test_checkpoint_without_config_is_a_message(run_dir, data, tmp_path, capsys)
         assert rc == 1 and "no training configuration" in err and "Traceback" not in err, err
 
 
-# -- item 7, wired into train: --stream reads the folder a batch at a time ------------
+# -- train --stream: the folder read a batch at a time ----------------------------------
 def test_train_stream_gives_the_in_ram_run(data, tmp_path):
     """``train --stream`` trains from disk through worker processes; for one seed its
     batches are the in-RAM run's, so the two runs' weights and step losses are equal."""

@@ -315,8 +315,9 @@ def _parse_lr_mults(s: str | None) -> dict | None:
 def _print_data(args, d: dict, num_classes: int, seconds: float) -> None:
     """The data line, and a note for each count asked for that the data cannot give."""
     n_train, n_val = len(d["train"]), (len(d["val"]) if d.get("val") is not None else 0)
+    val = f"{n_val} {d['val_split']} images" if d["val_split"] else "no validation split"
     print(f"  data {args.data}: {n_train} training images of {d['image_size']}x"
-          f"{d['image_size']}, {n_val} {d['val_split']} images, "
+          f"{d['image_size']}, {val}, "
           f"{num_classes} classes, input scale {d['scale']:.6g} ({args.input_scale}), "
           f"augment {args.augment}, eval {d['eval_mode']} ({seconds:.1f} s)",
           file=sys.stderr, flush=True)
