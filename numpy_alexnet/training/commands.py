@@ -99,7 +99,7 @@ def run_train(args) -> int:
         if guard.trainer is None:
             raise RunError(f"{stop}: stopped before training began; nothing was written",
                            128 + stop.signum) from None
-        raise RunError(f"{stop} a second time: stopped at once, in step {guard.trainer.step + 1}; "
+        raise RunError(f"{stop} a second time: stopped at once, {guard.trainer.step} steps done; "
                        f"{_how_to_go_on(args)}", 128 + stop.signum) from None
 
 
