@@ -272,7 +272,12 @@ def choose_stream(data, resize, limit_per_class, stream: bool | None) -> tuple[b
 
 
 def _gb(n: int) -> str:
-    return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.3g} MB" if n >= 1e5 else f"{n:,} bytes"
+    """A size for a message: '3.9 GB', '36.9 MB' or '36,864 bytes'."""
+    if n >= 1e8:
+        return f"{n / 1e9:.1f} GB"
+    if n >= 1e5:
+        return f"{n / 1e6:.3g} MB"
+    return f"{n:,} bytes"
 
 
 CACHE_WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
