@@ -1,23 +1,22 @@
 """Nothing saved is lost: runs that start together, writes that fail, a guard in time.
 
-One test per fault found by trying ``train`` and ``eval`` as a user would:
+One test per fault of ``train`` and ``eval``:
 
-1. two runs started into one OUT at the same instant: exactly one runs;
-2. a disk that fills between ``latest.npz`` and ``best.npz``: the resumed run
-   writes the ``best.npz`` the finished epoch owed;
-3. a diverging loss stops the run before a checkpoint holds diverged weights,
-   so ``--resume --new-lr`` can go on from the last one;
-4. (the studies under signals: tested with the studies)
-5. ``--resume`` refuses other fine-tuning or validation settings;
-6. a copied or touched image folder is the same data;
-7. a folder too large for memory streams from disk, saying why;
-8. a stop that saved nothing does not say "resume with";
-9. an OUT that turns read-only mid-run: the real cause, no traceback;
-10. a signal while images decode in workers: one message, no worker tracebacks;
-11. the temporary file of a killed cache write is removed at the next start;
-12. ``--stream --quiet`` draws no bar;
-13. ``eval --crops ten`` where no crop fits is refused;
-14. bad arguments exit 2, and messages keep their closing quotes.
+- two runs started into one OUT at the same instant: exactly one runs;
+- a disk that fills between ``latest.npz`` and ``best.npz``: the resumed run
+  writes the ``best.npz`` the finished epoch owed;
+- a diverging loss stops the run before a checkpoint holds diverged weights,
+  so ``--resume --new-lr`` can go on from the last one;
+- ``--resume`` refuses other fine-tuning or validation settings;
+- a copied or touched image folder is the same data;
+- a folder too large for memory streams from disk, saying why;
+- a stop that saved nothing does not say "resume with";
+- an OUT that turns read-only mid-run: the real cause, no traceback;
+- a signal while images decode in workers: one message, no worker tracebacks;
+- the temporary file of a killed cache write is removed at the next start;
+- ``--stream --quiet`` draws no bar;
+- ``eval --crops ten`` where no crop fits is refused;
+- bad arguments exit 2, and messages keep their closing quotes.
 
 Tiny image folders and the Figure-1 net keep them fast; the signal and kill
 tests run real subprocesses.
@@ -78,7 +77,7 @@ def _wait_for(path: Path, proc, seconds: float = 120) -> None:
 
 
 # --------------------------------------------------------------------------- #
-# 1. Two runs into one OUT at the same instant
+# Two runs into one OUT at the same instant
 # --------------------------------------------------------------------------- #
 def test_two_runs_taking_one_out_at_the_same_instant_one_wins_50_times(tmp_path):
     from numpy_alexnet.training.errors import RunError
@@ -137,7 +136,7 @@ def test_two_train_commands_started_together_into_one_out(data, cache, tmp_path)
 
 
 # --------------------------------------------------------------------------- #
-# 2. A disk that fills between latest.npz and best.npz
+# A disk that fills between latest.npz and best.npz
 # --------------------------------------------------------------------------- #
 def test_a_best_checkpoint_lost_to_a_full_disk_is_written_on_resume(data, tmp_path, capsys,
                                                                     monkeypatch):
@@ -163,7 +162,7 @@ def test_a_best_checkpoint_lost_to_a_full_disk_is_written_on_resume(data, tmp_pa
 
 
 # --------------------------------------------------------------------------- #
-# 3. A diverging loss: the guard trips before a checkpoint holds it
+# A diverging loss: the guard trips before a checkpoint holds it
 # --------------------------------------------------------------------------- #
 def _loss_on_training_images(checkpoint: Path, data: Path) -> float:
     from numpy_alexnet.data import load_dataset
@@ -198,7 +197,7 @@ def test_a_diverging_run_stops_before_its_checkpoint_holds_the_divergence(data, 
 
 
 # --------------------------------------------------------------------------- #
-# 5. --resume compares every setting that changes the training path
+# --resume compares every setting that changes the training path
 # --------------------------------------------------------------------------- #
 @pytest.mark.parametrize("flag,value,key", [("--freeze", "conv1", "freeze"),
                                             ("--lr-mult", "fc10=10", "lr_mult"),
@@ -212,7 +211,7 @@ def test_resume_refuses_other_fine_tuning_and_validation_settings(run_dir, data,
 
 
 # --------------------------------------------------------------------------- #
-# 6. A folder's identity: names, sizes and content
+# A folder's identity: names, sizes and content
 # --------------------------------------------------------------------------- #
 def test_a_copied_or_touched_folder_is_the_same_data(run_dir, data, tmp_path, capsys):
     out, before = run_dir
@@ -232,7 +231,7 @@ def test_a_copied_or_touched_folder_is_the_same_data(run_dir, data, tmp_path, ca
 
 
 # --------------------------------------------------------------------------- #
-# 7. A folder too large for memory streams (or an archive stops), saying why
+# A folder too large for memory streams (or an archive stops), saying why
 # --------------------------------------------------------------------------- #
 def test_a_folder_too_large_for_memory_streams_and_says_why(data, tmp_path, capsys,
                                                             monkeypatch):
@@ -257,7 +256,7 @@ def test_a_folder_too_large_for_memory_streams_and_says_why(data, tmp_path, caps
 
 
 # --------------------------------------------------------------------------- #
-# 8. A hint to resume only where a checkpoint exists
+# A hint to resume only where a checkpoint exists
 # --------------------------------------------------------------------------- #
 @pytest.mark.parametrize("fault", ["full disk", "second signal"])
 def test_a_stop_that_saved_nothing_says_start_again_not_resume(data, tmp_path, capsys,
@@ -284,7 +283,7 @@ def test_a_stop_that_saved_nothing_says_start_again_not_resume(data, tmp_path, c
 
 
 # --------------------------------------------------------------------------- #
-# 9. OUT turns read-only mid-run
+# OUT turns read-only mid-run
 # --------------------------------------------------------------------------- #
 def test_an_out_that_turns_read_only_is_named_without_a_traceback(run_dir, data, capsys,
                                                                   monkeypatch):
@@ -308,7 +307,7 @@ def test_an_out_that_turns_read_only_is_named_without_a_traceback(run_dir, data,
 
 
 # --------------------------------------------------------------------------- #
-# 10. A signal while the images decode in worker processes
+# A signal while the images decode in worker processes
 # --------------------------------------------------------------------------- #
 def test_ctrl_c_while_images_decode_in_workers_is_one_message(cache, tmp_path):
     from PIL import Image
@@ -351,7 +350,7 @@ def test_ctrl_c_while_images_decode_in_workers_is_one_message(cache, tmp_path):
 
 
 # --------------------------------------------------------------------------- #
-# 11. The temporary file of a cache write killed by kill -9
+# The temporary file of a cache write killed by kill -9
 # --------------------------------------------------------------------------- #
 def _cache_writer(data, cache, tmp_path, name):
     """A process writing the dataset cache of ``data`` slowly: (process, marker path)."""
@@ -396,7 +395,7 @@ def test_a_killed_cache_write_leaves_nothing_after_the_next_start(data, cache, t
 
 
 # --------------------------------------------------------------------------- #
-# 12. --stream --quiet
+# --stream --quiet
 # --------------------------------------------------------------------------- #
 def test_stream_quiet_draws_no_progress_bar(data, tmp_path, capsys):
     rc, err = run(train_args(data, tmp_path / "run", "--stream", "--workers", "1"), capsys)
@@ -405,7 +404,7 @@ def test_stream_quiet_draws_no_progress_bar(data, tmp_path, capsys):
 
 
 # --------------------------------------------------------------------------- #
-# 13. eval --crops ten where the network takes the whole image
+# eval --crops ten where the network takes the whole image
 # --------------------------------------------------------------------------- #
 def test_ten_crops_where_no_crop_fits_are_refused(trained, data, tmp_path, capsys):
     rc, err = run(["eval", str(trained / "checkpoints" / "best.npz"), "--crops", "ten"], capsys)
@@ -416,7 +415,7 @@ def test_ten_crops_where_no_crop_fits_are_refused(trained, data, tmp_path, capsy
 
 
 # --------------------------------------------------------------------------- #
-# 14. Exit codes of bad arguments, and messages that keep their quotes
+# Exit codes of bad arguments, and messages that keep their quotes
 # --------------------------------------------------------------------------- #
 @pytest.mark.parametrize("extra,says", [
     (("--model", "alexnetx"), "alexnetx"),
