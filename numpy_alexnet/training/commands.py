@@ -143,7 +143,7 @@ def _train_in(args, guard) -> int:
             f"{args.epochs} epochs, batch {args.batch_size}, lr {args.lr:g} ({args.schedule} "
             f"schedule), momentum {args.momentum:g}, weight decay {args.weight_decay:g}, "
             f"seed {args.seed}", f"writes to {out}"])
-        guard.trainer = _setup(args, config, resume_path, saved, ten_asked)
+        guard.watch(_setup(args, config, resume_path, saved, ten_asked))
         return _fit(args, guard.trainer, guard, config)
 
 

@@ -231,15 +231,27 @@ class SignalGuard:
         self.signum = signum
         self.trainer.request_stop(f"signal {self.name}")
 
+    def watch(self, trainer) -> None:
+        """From here on a signal asks ``trainer`` to stop at a step boundary.
+
+        A signal received before, whose SignalStop library code swallowed (an
+        exception raised in a handler can be cleared by C code it lands in, as
+        io's buffered readers clear one from ``tell()``), stops the run here.
+        """
+        if self.signum is not None:
+            raise SignalStop(self.signum)
+        self.trainer = trainer
+
 
 @contextmanager
 def stop_on_signals():
     """SIGTERM, SIGHUP, SIGINT during the block: stop after the step in progress.
 
-    Yields a :class:`SignalGuard`; once its ``trainer`` is set, a signal asks
-    that trainer to stop at the next step boundary, where it writes its
-    checkpoint (as at any stop).  Before that (data loading, model building)
-    or at a second signal, :class:`SignalStop` is raised at once; checkpoints
+    Yields a :class:`SignalGuard`; once it watches a trainer (``watch``), a
+    signal asks that trainer to stop at the next step boundary, where it
+    writes its checkpoint (as at any stop).  Before that (data loading, model
+    building) or at a second signal, :class:`SignalStop` is raised at once
+    (and, should library code swallow it, again at ``watch``); checkpoints
     already written stay whole (writes are atomic).  Outside the main thread
     signals cannot be caught: the block runs with the default handlers.
     """
