@@ -8,6 +8,7 @@ failing an epoch later.
     p.add_argument("--epochs", type=integer(1))
     p.add_argument("--lr", type=number(above=0))
     p.add_argument("--momentum", type=number(at_least=0, below=1))
+    p.add_argument("--model", type=model_name)
 """
 from __future__ import annotations
 
@@ -108,3 +109,12 @@ def one_of(names):
             raise ValueError(text)
         return text
     return name
+
+
+def model_name(text: str) -> str:
+    """argparse type of --model: a name of ``numpy_alexnet.models.MODELS``."""
+    from .models import MODELS
+    if text not in MODELS:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(sorted(MODELS))}; "
+                                         f"got {text!r}")
+    return text

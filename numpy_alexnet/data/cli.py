@@ -44,7 +44,8 @@ def add_commands(subparsers) -> None:
 
 
 def _info(args) -> int:
-    from .datasets import DataError, dataset_info
+    from .arrays import DataError
+    from .datasets import dataset_info
     t0 = time.perf_counter()
     try:
         info = dataset_info(args.path, resize=args.resize, limit_per_class=args.limit_per_class,
@@ -88,7 +89,8 @@ def format_info(info: dict) -> str:
 
 
 def _download(args) -> int:
-    from .datasets import DataError, download_cifar10
+    from .arrays import DataError
+    from .sources import download_cifar10
     try:
         path = download_cifar10(args.dest)
     except (OSError, DataError) as err:             # OSError includes ConnectionError

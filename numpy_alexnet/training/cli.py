@@ -17,9 +17,10 @@ handler returns an exit code: 0 done, 1 a data/checkpoint/backend/disk problem,
 """
 from __future__ import annotations
 
+import argparse
 import sys
 
-from ..argtypes import device_list, integer, lr_mult_list, number
+from ..argtypes import device_list, integer, lr_mult_list, model_name, number
 from ..models import model_names
 from .errors import EXIT_OK, EXIT_USAGE, RunError
 from .recipe import choose_backend, devices_problem
@@ -103,7 +104,7 @@ def add_commands(subparsers) -> None:
                     "(OUT/checkpoints/latest.npz and best.npz), metrics CSV/JSON and a plot. "
                     "One run at a time in OUT (OUT/.lock); SIGTERM, SIGHUP and SIGINT stop "
                     "after the current step with a checkpoint and exit 128 + the signal.")
-    p.add_argument("--model", default="alexnet",
+    p.add_argument("--model", default="alexnet", type=model_name,
                    help=f"one of {model_names()} (default alexnet)")
     p.add_argument("--data", required=True,
                    help="image-folder tree split/class/image (dir, .tar, .tar.gz) or a CIFAR-10 "
@@ -161,9 +162,11 @@ def _add_train_run_args(p) -> None:
                         "refused unless --resume is given")
     p.add_argument("--resume", nargs="?", const="latest", default=None,
                    help="go on from OUT/checkpoints/latest.npz, or from the checkpoint (or run "
-                        "folder) given, bit for bit: the other settings, --lr, --momentum, "
-                        "--weight-decay and --patience included, must be the run's; --epochs, "
-                        "--max-steps and --time-limit may change")
+                        "folder) given, bit for bit: every setting of the training path, "
+                        "--lr, --momentum, --weight-decay, --patience, --eval-crops, --freeze "
+                        "and --lr-mult included, must be the run's; --epochs, --max-steps, "
+                        "--time-limit, --checkpoint-every, --stream/--no-stream, --workers and "
+                        "--quiet may change")
     p.add_argument("--checkpoint-every", type=integer(0), default=0,
                    help="also write checkpoints/latest.npz every N steps (default 0: each epoch only)")
     p.add_argument("--max-steps", type=integer(1), default=None, help="stop after N steps in all")
@@ -171,10 +174,13 @@ def _add_train_run_args(p) -> None:
                    help="stop (with a checkpoint, resumable) after this many seconds")
     p.add_argument("--quiet", action="store_true",
                    help="no progress bar: one line per epoch, for logs")
-    p.add_argument("--stream", action="store_true",
+    p.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
                    help="read an image-folder directory from disk a batch at a time, decoded and "
                         "augmented in --workers processes while the step runs (memory bounded "
-                        "whatever the data's size, e.g. ImageNet); the same batches as in RAM")
+                        "whatever the data's size, e.g. ImageNet); the same batches as in RAM. "
+                        "Neither flag: a folder whose decoded images would take more than an "
+                        "eighth of the memory available streams (the run's first lines say "
+                        "so), a smaller one is decoded into RAM; --no-stream: into RAM anyway")
     p.add_argument("--workers", type=integer(1), default=2,
                    help="data worker processes with --stream (default 2)")
     p.add_argument("--init-from", default=None, help="fine-tuning: start from these weights")
