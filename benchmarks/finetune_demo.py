@@ -44,10 +44,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from numpy_alexnet.data import BatchIterator, EvalTransform, TrainTransform, load_dataset  # noqa: E402
+from numpy_alexnet.finetune import prepare_finetune  # noqa: E402
 from numpy_alexnet.layers import SoftmaxCrossEntropy  # noqa: E402
 from numpy_alexnet.models import cifar_fig1  # noqa: E402
 from numpy_alexnet.optim import MomentumSGD  # noqa: E402
-from numpy_alexnet.pretrained import load_bvlc, prepare_finetune, save_bvlc, save_state  # noqa: E402
+from numpy_alexnet.pretrained import load_bvlc, save_bvlc, save_state  # noqa: E402
 
 CLASSES_A, CLASSES_B = (0, 1, 2, 3, 4), (5, 6, 7, 8, 9)
 

@@ -6,7 +6,7 @@ rates, CuPy backend) on subsets of 2,500, 5,000 and 10,000 images and on all
 This reads those folders and writes, per set and target, the epochs each seed
 took and the tanh/ReLU ratios, measured as the study measures them: per epoch
 of the subset, and on all 50,000 images also over windows of 5,000 images
-(``study.window_errors``).  Only the summary is committed, not the steps.
+(``running_error.window_errors``).  Only the summary is committed, not the steps.
 
     python benchmarks/quick_calibration.py runs/calib --out docs/results/relu_vs_tanh_quick_calibration.json
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from numpy_alexnet.training.study import epochs_at_target, window_epochs, window_errors
+from numpy_alexnet.experiments.running_error import epochs_at_target, window_epochs, window_errors
 
 SETS = {  # folder: (regime, training images, targets)
     "w_s2500": ("cuda-convnet", 2500, (0.45, 0.40)),

@@ -30,12 +30,16 @@ information as this page, which is generated from the parser itself by
 while this page differs from what it renders). What the flags of `train`
 and `eval` are for, checkpoints and resuming: [training.md](training.md).
 
-Exit codes of `train`, `eval` and `relu-vs-tanh`: 0 done; 1 a problem with
-the data, a checkpoint, the backend or the disk (the message names it); 2 bad
-arguments, a run already in `--out`, or another run holding `--out`'s lock; 3
-the non-finite guard stopped training (go on with `--resume --new-lr RATE`);
-128 + N stopped by signal N after the step in progress, with a checkpoint
-(SIGHUP 129, SIGINT 130, SIGTERM 143; the last line is the command that resumes).
+Exit codes of `train`, `eval`, `relu-vs-tanh` and `ablate`: 0 done; 1 a
+problem with the data (an archive too large to decode into memory among them),
+a checkpoint, the backend or the disk (the message names it); 2 bad arguments
+(an unknown model, a class count that does not fit, an initialization that
+needs another input scale, crops that do not fit), a run already in `--out`,
+or another run holding `--out`'s lock; 3 the guard stopped training on a
+non-finite or diverging loss (go on with `--resume --new-lr RATE`); 128 + N
+stopped by signal N after the step in progress, with a checkpoint (SIGHUP 129,
+SIGINT 130, SIGTERM 143; the last line is the command that goes on, or that
+starts again where nothing was saved yet).
 
 ## Examples
 

@@ -173,7 +173,7 @@ print(cifar_fig1("relu").summary())
 #
 # Both networks with the same initialization scheme and the same data order
 # (seed 0), each at the learning rate the full study's sweep chose for it on
-# all 50,000 images in this regime (`numpy_alexnet.training.study.CHOSEN`:
+# all 50,000 images in this regime (`numpy_alexnet.experiments.relu_vs_tanh.CHOSEN`:
 # 0.003 for ReLU, 0.01 for tanh), as the paper chose each network's rate on
 # its own; trained by the library's `Trainer` with `MomentumSGD`, batches of
 # 50, a fixed rate and no regularization, for 40 epochs on the first 50 images
@@ -189,7 +189,7 @@ print(cifar_fig1("relu").summary())
 # %%
 from numpy_alexnet.backend import resolve_backend
 from numpy_alexnet.training import Trainer, FixedSchedule
-from numpy_alexnet.training.study import CHOSEN
+from numpy_alexnet.experiments.relu_vs_tanh import CHOSEN
 
 EPOCHS, BATCH, TARGET = 40, 50, 0.25
 BACKEND, why = resolve_backend("auto")
@@ -262,7 +262,7 @@ assert all(r < t for r, t in zip(relu["errors"][EPOCHS // 2:], tanh["errors"][EP
 # ## The full study's results
 #
 # `numpy-alexnet relu-vs-tanh` runs the real measurement
-# (`numpy_alexnet/training/study.py`): for each input *regime* (the paper's raw
+# (`numpy_alexnet/experiments/relu_vs_tanh.py`): for each input *regime* (the paper's raw
 # pixels with cuda-convnet's initialization, and unit-variance inputs with
 # 1/sqrt(fan-in) initialization) and each neuron type, a learning-rate sweep,
 # then several seeds at the chosen rate, each trained on all 50,000 images until
@@ -276,7 +276,7 @@ assert all(r < t for r, t in zip(relu["errors"][EPOCHS // 2:], tanh["errors"][EP
 # %%
 import json
 from IPython.display import Image, display
-from numpy_alexnet.training.study import figure, format_table
+from numpy_alexnet.experiments.relu_vs_tanh import figure, format_table
 
 reports = []
 for path in sorted((ROOT / "docs" / "results").glob("relu_vs_tanh*.json")):

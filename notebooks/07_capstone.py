@@ -220,7 +220,7 @@ from numpy_alexnet import cifar_fig1, MomentumSGD
 from numpy_alexnet.backend import resolve_backend
 from numpy_alexnet.data import load_dataset, EvalTransform, BatchIterator, topk_error
 from numpy_alexnet.training import Trainer, FixedSchedule
-from numpy_alexnet.training.study import CHOSEN
+from numpy_alexnet.experiments.relu_vs_tanh import CHOSEN
 
 ds = load_dataset(cifar10_path(), limit_per_class=50, progress=False)    # decoded once, then cached
 to_input = EvalTransform(ds.stats().mean_image, crop_size=None, mode="full")

@@ -170,7 +170,11 @@ def update(stem: str, force: bool = False) -> str:
     with tempfile.TemporaryDirectory() as out:
         fresh, seconds = execute(nb, Path(out), solutions=False)
     if path.exists() and not force:
-        committed = nbformat.read(path, as_version=4)
+        try:
+            committed = nbformat.read(path, as_version=4)
+        except Exception as err:            # not a notebook any more (a merge's markers): rewrite it
+            nbformat.write(fresh, path)
+            return f"wrote notebooks/{stem}.ipynb over an unreadable one ({type(err).__name__}) ({seconds:.1f} s)"
         same_cells = cells_of(committed) == cells_of(fresh) and committed.metadata == fresh.metadata
         if same_cells and not compare_outputs(committed, fresh):
             return f"notebooks/{stem}.ipynb: up to date, left as it is ({seconds:.1f} s)"

@@ -7,7 +7,7 @@ from .backend import BACKENDS, get_array_module, to_numpy
 from .layers import (AvgPool2D, Conv2D, Dropout, Flatten, Layer, LayerInputError, Linear,
                      LocalResponseNorm, MaxPool2D, ReLU, SoftmaxCrossEntropy, Tanh)
 from .layers import LocallyConnected2D, SpatialResponseNorm
-from .models import alexnet, alexnet_torchvision, build, cifar_fig1, get_model
+from .models import alexnet, alexnet_torchvision, build, build_model, cifar_fig1
 from .net import KeyMismatchError, Sequential
 from .optim import MomentumSGD
 from . import fast  # noqa: E402,F401  (declares the fast backends; imports neither Numba nor CuPy)
@@ -20,6 +20,6 @@ __all__ = [
     "Tanh", "LocalResponseNorm", "MaxPool2D", "AvgPool2D", "Dropout", "Linear", "Flatten",
     "SoftmaxCrossEntropy", "Sequential", "MomentumSGD", "alexnet", "alexnet_torchvision",
     "cifar_fig1", "build",
-    "get_model", "__version__",
+    "build_model", "__version__",
     "LocallyConnected2D", "SpatialResponseNorm",
 ]

@@ -8,6 +8,7 @@ failing an epoch later.
     p.add_argument("--epochs", type=integer(1))
     p.add_argument("--lr", type=number(above=0))
     p.add_argument("--momentum", type=number(at_least=0, below=1))
+    p.add_argument("--model", type=model_name)
 """
 from __future__ import annotations
 
@@ -77,4 +78,43 @@ def lr_mult_list(text: str) -> str:
         if not ok:
             raise argparse.ArgumentTypeError(f"expected LAYER=MULTIPLIER items with multipliers "
                                              f">= 0 such as fc8=10, got {item!r}")
+    return text
+
+
+def comma_list(item, expected: str):
+    """A comma list of one or more entries, each read by ``item``: '0.01,0.03' -> (0.01, 0.03).
+
+    ``item(text)`` returns the entry or raises ValueError (or argparse's
+    ArgumentTypeError); the error names the bad entry and what was expected.
+    """
+    def parse(text: str) -> tuple:
+        entries = _items(text)
+        if not entries:
+            raise argparse.ArgumentTypeError(f"expected a comma list of {expected}, got {text!r}")
+        out = []
+        for e in entries:
+            try:
+                out.append(item(e))
+            except (ValueError, argparse.ArgumentTypeError):
+                raise argparse.ArgumentTypeError(
+                    f"expected a comma list of {expected}, got {e!r} in {text!r}") from None
+        return tuple(out)
+    return parse
+
+
+def one_of(names):
+    """An entry type for :func:`comma_list`: the text itself if it is one of ``names``."""
+    def name(text: str) -> str:
+        if text not in names:
+            raise ValueError(text)
+        return text
+    return name
+
+
+def model_name(text: str) -> str:
+    """argparse type of --model: a name of ``numpy_alexnet.models.MODELS``."""
+    from .models import MODELS
+    if text not in MODELS:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(sorted(MODELS))}; "
+                                         f"got {text!r}")
     return text

@@ -10,16 +10,16 @@ import sys
 
 from . import __version__
 from .argtypes import integer
+from .models import build_model, model_names, network
 
 
 def _summary(args) -> int:
-    from .models import MODELS, get_model
-    if args.model not in MODELS:
-        print(f"numpy-alexnet summary: unknown model {args.model!r}; expected one of "
-              f"{', '.join(sorted(MODELS))}", file=sys.stderr)
+    try:
+        network(args.model)
+    except ValueError as err:
+        print(f"numpy-alexnet summary: {err}", file=sys.stderr)
         return 2
-    kwargs = {} if args.num_classes is None else {"num_classes": args.num_classes}
-    print(get_model(args.model, **kwargs).summary())
+    print(build_model(args.model, args.num_classes).summary())
     return 0
 
 
@@ -32,19 +32,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     p = sub.add_parser("summary", help="print a model's layers, output shapes and parameters")
-    p.add_argument("model", help="alexnet, alexnet_torchvision, cifar_fig1, cifar_fig1_relu, cifar_fig1_tanh")
+    p.add_argument("model", help=f"one of {model_names()}")
     p.add_argument("--num-classes", type=integer(1), default=None, help="size of the last layer")
     p.set_defaults(func=_summary)
 
-    for register in _registrars():
-        register(sub)
+    for add_commands in _command_families():
+        add_commands(sub)
     return parser
 
 
-def _registrars():
+def _command_families():
     """The command families that live next to the code they drive."""
-    from .data.cli import register as data
-    from .training.cli import register as training
+    from .data.cli import add_commands as data
+    from .training.cli import add_commands as training
     return [data, training]
 
 

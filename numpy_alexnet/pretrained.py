@@ -1,4 +1,4 @@
-"""Pretrained weights in and out, and the fine-tuning recipe of the TensorFlow ports.
+"""Pretrained weights in and out: the layouts of Caffe's and torchvision's AlexNet weights.
 
 Three layouts are understood (``LAYOUTS``):
 
@@ -37,22 +37,22 @@ converted so that the network computes the same function on either side:
   sum.  :func:`load_bvlc` building its own network gives it Caffe's constants
   (``lrn='caffe'``); :func:`use_caffe_lrn` does it to any network.
 
-Reading a ``.pth`` needs PyTorch (``pip install torch``), imported only then.
-``.npy`` pickles are read with a restricted unpickler that builds dicts,
-lists and NumPy arrays and nothing else.
+Files are read by ``weightfiles.py`` (``.npy`` pickles through a restricted
+unpickler, ``.npz``, PyTorch's ``.pth``); fine-tuning (a new classifier, layers
+drawn afresh or frozen) is ``finetune.py``.
 """
 from __future__ import annotations
 
-import pickle
 import re
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from .backend import to_numpy
 from .layers import Conv2D, Dropout, Flatten, Linear, LocalResponseNorm
-from .net import KeyMismatchError, Sequential
+from .models import alexnet, alexnet_torchvision, build_model, model_names
+from .net import Sequential
+from .weightfiles import LAYOUTS_HELP, LabelledWeights, WeightsError, read_weights
 
 LAYOUTS = ("bvlc", "torchvision", "numpy-alexnet")
 
@@ -74,129 +74,8 @@ _TORCH_KEY = re.compile(r"^(?P<module>(features|classifier)\.\d+)\.(?P<key>weigh
 _CHECKPOINT_PREFIXES = ("", "param/", "params/", "model/")
 
 
-class WeightsError(ValueError):
-    """A weight file that does not fit the network; the message names the file, layer and shapes."""
-
-
-# --------------------------------------------------------------------------- #
-# Reading files
-# --------------------------------------------------------------------------- #
-class _WeightsUnpickler(pickle.Unpickler):
-    """Unpickle dicts, lists and tuples of NumPy arrays, and nothing else.
-
-    A pickle can run any code it names; a weight file needs only these.
-    """
-    _ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-        ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
-        ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
-        ("collections", "OrderedDict"),
-    }
-
-    def find_class(self, module, name):
-        if (module, name) in self._ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a weight file")
-
-
-def _read_npy(path: Path):
-    """A .npy file: a plain array, or the pickled object (a dict) inside a 0-d object array."""
-    with open(path, "rb") as f:
-        version = np.lib.format.read_magic(f)
-        readers = {(1, 0): np.lib.format.read_array_header_1_0,
-                   (2, 0): np.lib.format.read_array_header_2_0}
-        if version not in readers:
-            return np.load(path, allow_pickle=False)          # a plain array (or a clear error)
-        shape, _, dtype = readers[version](f)
-        if dtype.hasobject:
-            try:
-                # Python 2 pickles (the released file) need latin1 for the array bytes.
-                obj = _WeightsUnpickler(f, encoding="latin1").load()
-            except pickle.UnpicklingError as err:
-                raise WeightsError(
-                    f"{path}: {err}; only dicts of arrays are read.  If you trust the "
-                    "file, np.load(path, allow_pickle=True).item() and pass the dict") from err
-            return obj.item() if isinstance(obj, np.ndarray) and obj.shape == () else obj
-    return np.load(path, allow_pickle=False)
-
-
-def _read_torch(path: Path) -> dict:
-    try:
-        import torch
-    except ImportError as err:
-        raise ImportError(f"{path}: reading a .pth needs PyTorch: pip install torch "
-                          "(or save the state dict as .npz: np.savez(path, **{k: v.numpy() ...}))"
-                          ) from err
-    obj = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
-        obj = obj["state_dict"]
-    return obj
-
-
-def _is_torch_zip(path: Path) -> bool:
-    """torch.save's zip format holds '<archive>/data.pkl'; an .npz holds only '.npy' members."""
-    with zipfile.ZipFile(path) as z:
-        return any(name.endswith("data.pkl") for name in z.namelist())
-
-
-def read_weights(source) -> tuple[dict, str]:
-    """(a dict of weights as the file holds them, a label for messages) from a path or dict.
-
-    ``.npy``: a pickled dict (the bvlc layout); ``.npz``: a dict of arrays;
-    ``.pth``/``.pt`` (or any file ``torch.save`` wrote): a PyTorch state dict.
-    """
-    if isinstance(source, _Labelled):
-        return source, source.label
-    if isinstance(source, dict):
-        return source, "weights dict"
-    path = Path(source)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such weight file")
-    with open(path, "rb") as f:
-        head = f.read(6)
-    try:
-        if head == b"\x93NUMPY":
-            obj = _read_npy(path)
-        elif head[:2] == b"PK":                                   # a zip: .npz or torch.save
-            if _is_torch_zip(path):
-                obj = _read_torch(path)
-            else:
-                with np.load(path, allow_pickle=False) as z:
-                    obj = {k: z[k] for k in z.files}
-        elif head[:1] == b"\x80" or path.suffix in (".pth", ".pt"):   # legacy torch pickle
-            obj = _read_torch(path)
-        else:
-            raise WeightsError(f"{path}: not a .npy, .npz or PyTorch file; "
-                               f"understood layouts: {_layouts_help()}")
-    except (WeightsError, ImportError):
-        raise
-    except (OSError, ValueError, EOFError, RuntimeError, zipfile.BadZipFile,
-            pickle.UnpicklingError) as err:                       # truncated, corrupt
-        raise WeightsError(f"{path}: not a readable weights file (truncated or corrupt: "
-                           f"{type(err).__name__})") from err
-    if not isinstance(obj, dict):
-        raise WeightsError(f"{path}: holds a {type(obj).__name__} "
-                           f"{getattr(obj, 'shape', '')}, not a dict of weights; "
-                           f"understood layouts: {_layouts_help()}")
-    return obj, str(path)
-
-
-def _layouts_help() -> str:
-    return ("'bvlc' (a .npy dict {'conv1': [W (KH, KW, C/G, F), b], ...}), "
-            "'torchvision' (a state dict {'features.0.weight': (F, C, KH, KW), ...}), "
-            "'numpy-alexnet' ({'conv1.W': ..., 'conv1.b': ...}, Sequential.state_dict())")
-
-
 def _key_str(k) -> str:
     return k.decode("latin1") if isinstance(k, bytes) else str(k)
-
-
-def _host(a) -> np.ndarray:
-    """A NumPy array from a NumPy array or a torch tensor (without importing torch)."""
-    if hasattr(a, "detach"):
-        a = a.detach().cpu().numpy()
-    return np.asarray(a)
 
 
 def _checkpoint_params(weights: dict) -> dict | None:
@@ -221,7 +100,7 @@ def detect_layout(weights: dict) -> str:
         return "numpy-alexnet"
     shown = ", ".join(keys[:6]) + (", ..." if len(keys) > 6 else "")
     raise WeightsError(f"unknown weight layout (keys: {shown or 'none'}); "
-                       f"understood layouts: {_layouts_help()}")
+                       f"understood layouts: {LAYOUTS_HELP}")
 
 
 # --------------------------------------------------------------------------- #
@@ -291,7 +170,7 @@ def _ours_to_bvlc(W: np.ndarray, layer, chw) -> np.ndarray:
     return W
 
 
-def _torch_to_ours(W: np.ndarray, layer) -> np.ndarray:
+def _torch_to_ours(W: np.ndarray, layer, chw=None) -> np.ndarray:
     return W if isinstance(layer, Conv2D) else W.T    # Linear: (D_out, D_in) -> (D_in, D_out)
 
 
@@ -352,8 +231,47 @@ def _bvlc_entries(weights: dict, label: str) -> dict:
         if not isinstance(v, (list, tuple)) or len(v) != 2:
             raise WeightsError(f"{label}: layer {name}: expected [weights, biases], got "
                                f"{type(v).__name__} of length {len(v) if hasattr(v, '__len__') else '?'}")
-        out[name] = (_host(v[0]), _host(v[1]))
+        out[name] = (to_numpy(v[0]), to_numpy(v[1]))
     return out
+
+
+def _fc8_classes(entries: dict, skip) -> int:
+    """The classes of the file's fc8 (1000 if it is skipped or missing)."""
+    fc8 = entries.get("fc8")
+    return int(fc8[1].shape[0]) if fc8 is not None and "fc8" not in skip else 1000
+
+
+def _convert(net: Sequential, entries: dict, skip, label: str, problems: list[str], expected,
+             to_ours, where) -> Sequential:
+    """Check the file's (W, b) of each layer against ``net``, convert them and load them.
+
+    expected(layer): (W's shape in the file's layout, its axes); to_ours(W, layer,
+    chw): W in ours; where(name, 'weight' or 'bias'): how a message names the
+    file's array.  Every misfit (with ``problems`` found before) is raised at
+    once, before anything changes.
+    """
+    new = {}
+    for layer, chw, keep in _param_layers(net):
+        name = layer.name
+        if name in skip or name not in entries:
+            continue
+        W, b = entries[name]
+        shape, axes = expected(layer)
+        bias = tuple(layer.params["b"].shape)
+        if tuple(W.shape) != shape:
+            problems.append(f"{where(name, 'weight')}: weights have shape {tuple(W.shape)}, "
+                            f"expected {shape} for {net.name}'s {name} {axes}")
+        if tuple(b.shape) != bias:
+            problems.append(f"{where(name, 'bias')}: biases have shape {tuple(b.shape)}, "
+                            f"expected {bias} for {net.name}'s {name} (out,)")
+        if problems:
+            continue
+        W = to_ours(W, layer, chw)
+        new[f"{name}.W"] = W / keep if keep != 1.0 else W
+        new[f"{name}.b"] = b
+    if problems:
+        _raise(label, problems)
+    return _load_converted(net, new)
 
 
 def load_bvlc(source, net: Sequential | None = None, skip=(), num_classes: int | None = None,
@@ -377,37 +295,15 @@ def load_bvlc(source, net: Sequential | None = None, skip=(), num_classes: int |
     entries = _bvlc_entries(weights, label)
     skip = set(skip)
     if net is None:
-        from .models import alexnet
-        if num_classes is None:
-            fc8 = entries.get("fc8")
-            num_classes = fc8[1].shape[0] if fc8 is not None and "fc8" not in skip else 1000
-        net = alexnet(num_classes=num_classes, dropout_mode="inverted")
+        net = alexnet(num_classes=num_classes or _fc8_classes(entries, skip),
+                      dropout_mode="inverted")
         if lrn == "caffe":
             use_caffe_lrn(net)
         elif lrn != "paper":
             raise ValueError(f"lrn: expected 'caffe' or 'paper', got {lrn!r}")
     problems = _check_names(net, list(entries), skip, label, "bvlc")
-    new = {}
-    for layer, chw, keep in _param_layers(net):
-        name = layer.name
-        if name in skip or name not in entries:
-            continue
-        W, b = entries[name]
-        expected, axes = _bvlc_expected(layer)
-        if tuple(W.shape) != expected:
-            problems.append(f"layer {name}: weights have shape {tuple(W.shape)}, expected "
-                            f"{expected} for {net.name}'s {name} {axes}")
-        if tuple(b.shape) != tuple(layer.params["b"].shape):
-            problems.append(f"layer {name}: biases have shape {tuple(b.shape)}, expected "
-                            f"{tuple(layer.params['b'].shape)} for {net.name}'s {name} (out,)")
-        if problems:
-            continue
-        W = _bvlc_to_ours(W, layer, chw)
-        new[f"{name}.W"] = W / keep if keep != 1.0 else W
-        new[f"{name}.b"] = b
-    if problems:
-        _raise(label, problems)
-    return _load_converted(net, new)
+    return _convert(net, entries, skip, label, problems, _bvlc_expected, _bvlc_to_ours,
+                    lambda name, key: f"layer {name}")
 
 
 def load_torchvision(source, net: Sequential | None = None, skip=(),
@@ -429,7 +325,7 @@ def load_torchvision(source, net: Sequential | None = None, skip=(),
         if m is None:
             raise WeightsError(f"{label}: key {key!r} is not a torchvision AlexNet key "
                                f"('features.N.weight', 'classifier.N.bias', ...)")
-        by_module.setdefault(m["module"], {})[m["key"]] = _host(v)
+        by_module.setdefault(m["module"], {})[m["key"]] = to_numpy(v)
     ours_by_module = {v: k for k, v in TORCHVISION_KEYS.items()}
     unknown = sorted(set(by_module) - set(ours_by_module))
     if unknown:
@@ -443,38 +339,14 @@ def load_torchvision(source, net: Sequential | None = None, skip=(),
                                f"has {sorted(d)}")
         entries[name] = (d["weight"], d["bias"])
     if net is None:
-        from .models import alexnet_torchvision
-        if num_classes is None:
-            fc8 = entries.get("fc8")
-            num_classes = fc8[1].shape[0] if fc8 is not None and "fc8" not in skip else 1000
-        net = alexnet_torchvision(num_classes=num_classes)
+        net = alexnet_torchvision(num_classes=num_classes or _fc8_classes(entries, skip))
     missing_names = sorted(set(TORCHVISION_KEYS) - {layer.name for layer, _, _ in _param_layers(net)})
     if missing_names:
         raise WeightsError(f"{label}: the torchvision layout maps layers {list(TORCHVISION_KEYS)}; "
                            f"{net.name} lacks {missing_names} (build alexnet_torchvision())")
     problems = _check_names(net, list(entries), skip, label, "torchvision")
-    new = {}
-    for layer, _, keep in _param_layers(net):
-        name = layer.name
-        if name in skip or name not in entries:
-            continue
-        W, b = entries[name]
-        expected, axes = _torch_expected(layer)
-        module = TORCHVISION_KEYS[name]
-        if tuple(W.shape) != expected:
-            problems.append(f"layer {name} ({module}.weight): weights have shape "
-                            f"{tuple(W.shape)}, expected {expected} for {net.name}'s {name} {axes}")
-        if tuple(b.shape) != tuple(layer.params["b"].shape):
-            problems.append(f"layer {name} ({module}.bias): biases have shape {tuple(b.shape)}, "
-                            f"expected {tuple(layer.params['b'].shape)} for {net.name}'s {name} (out,)")
-        if problems:
-            continue
-        W = _torch_to_ours(W, layer)
-        new[f"{name}.W"] = W / keep if keep != 1.0 else W
-        new[f"{name}.b"] = b
-    if problems:
-        _raise(label, problems)
-    return _load_converted(net, new)
+    return _convert(net, entries, skip, label, problems, _torch_expected, _torch_to_ours,
+                    lambda name, key: f"layer {name} ({TORCHVISION_KEYS[name]}.{key})")
 
 
 def load_state(source, net: Sequential, skip=()) -> Sequential:
@@ -484,7 +356,7 @@ def load_state(source, net: Sequential, skip=()) -> Sequential:
     params = _checkpoint_params(weights)
     if params is None:
         raise WeightsError(f"{label}: no 'layer.W'/'layer.b' arrays found; understood layouts: "
-                           f"{_layouts_help()}")
+                           f"{LAYOUTS_HELP}")
     skip = set(skip)
     file_layers = list(dict.fromkeys(_STATE_KEY.match(k)["layer"] for k in params))
     problems = _check_names(net, file_layers, skip, label, "numpy-alexnet")
@@ -495,7 +367,7 @@ def load_state(source, net: Sequential, skip=()) -> Sequential:
         if name not in params:
             problems.append(f"layer {layer.name}: parameter {name} is missing")
             continue
-        a = _host(params[name])
+        a = to_numpy(params[name])
         if tuple(a.shape) != tuple(layer.params[key].shape):
             problems.append(f"layer {layer.name}: {key} has shape {tuple(a.shape)}, expected "
                             f"{tuple(layer.params[key].shape)} for {net.name}'s {name}")
@@ -516,46 +388,37 @@ def load_weights(source, net: Sequential | None = None, model: str | None = None
     weights, label = read_weights(source)
     layout = layout or detect_layout(weights)
     if layout not in LAYOUTS:
-        raise WeightsError(f"unknown layout {layout!r}; understood layouts: {_layouts_help()}")
+        raise WeightsError(f"unknown layout {layout!r}; understood layouts: {LAYOUTS_HELP}")
     if net is None and model is not None:
-        from .models import get_model
         if num_classes is None:
             num_classes = _file_num_classes(weights, layout, skip)
-        net = get_model(model, **({} if num_classes is None else {"num_classes": num_classes}))
+        net = build_model(model, num_classes)
     if layout == "bvlc":
-        return load_bvlc(_Labelled(weights, label), net, skip, num_classes, **kwargs)
+        return load_bvlc(LabelledWeights(weights, label), net, skip, num_classes, **kwargs)
     if layout == "torchvision":
-        return load_torchvision(_Labelled(weights, label), net, skip, num_classes)
+        return load_torchvision(LabelledWeights(weights, label), net, skip, num_classes)
     if net is None:
         raise WeightsError(f"{label}: a numpy-alexnet state dict does not say which network it "
-                           f"belongs to; pass net=... or model=... (one of the model names)")
-    return load_state(_Labelled(weights, label), net, skip)
-
-
-class _Labelled(dict):
-    """A weights dict that remembers the name of the file it came from (for messages)."""
-
-    def __init__(self, weights: dict, label: str):
-        super().__init__(weights)
-        self.label = label
+                           f"belongs to; pass net=... or model=... (one of {model_names()})")
+    return load_state(LabelledWeights(weights, label), net, skip)
 
 
 def _file_num_classes(weights: dict, layout: str, skip) -> int | None:
     """The size of the file's last layer, to build a matching network by name."""
     if layout == "torchvision":
         b = weights.get("classifier.6.bias")
-        return None if b is None or "fc8" in skip else int(_host(b).shape[0])
+        return None if b is None or "fc8" in skip else int(to_numpy(b).shape[0])
     if layout == "bvlc":
         entries = {_key_str(k): v for k, v in weights.items()}
         last = list(entries)[-1] if entries else None
         if last is None or last in skip:
             return None
-        return int(_host(_bvlc_entries({last: entries[last]}, "")[last][1]).shape[0])
+        return int(to_numpy(_bvlc_entries({last: entries[last]}, "")[last][1]).shape[0])
     params = _checkpoint_params(weights) or {}
     b_keys = [k for k in params if k.endswith(".b")]
     if not b_keys or b_keys[-1].split(".")[0] in skip:
         return None
-    return int(_host(params[b_keys[-1]]).shape[0])
+    return int(to_numpy(params[b_keys[-1]]).shape[0])
 
 
 # --------------------------------------------------------------------------- #
@@ -654,7 +517,7 @@ def save_state(net: Sequential, path) -> Path:
 
 
 # --------------------------------------------------------------------------- #
-# Fine-tuning
+# Caffe's LRN constants
 # --------------------------------------------------------------------------- #
 def use_caffe_lrn(net: Sequential) -> Sequential:
     """Give every LRN layer Caffe's bvlc_alexnet constants (k=1, alpha=1e-4/5, one window
@@ -670,158 +533,3 @@ def use_caffe_lrn(net: Sequential) -> Sequential:
             if hasattr(layer, "groups"):
                 layer.groups = 1                     # Caffe's window runs over all 96 (256) channels
     return net
-
-
-def classifier_name(net: Sequential) -> str:
-    """The name of the last Linear layer (fc8 in AlexNet, fc10 in the Figure-1 net)."""
-    for layer in reversed(net.layers):
-        if isinstance(layer, Linear):
-            return layer.name
-    raise WeightsError(f"{net.name} has no Linear layer to act as its classifier")
-
-
-def _init_args(net: Sequential, name: str) -> tuple[float, float]:
-    """(weight_std, bias) that the model's spec gives layer ``name`` (section 5: 0.01, 0 or 1).
-
-    Networks built from a spec in ``numpy_alexnet.models`` are looked up by
-    their name; any other network gets N(0, 0.01) and bias 0.
-    """
-    from . import models
-    specs = {"alexnet": models.alexnet_spec, "alexnet_torchvision": models.alexnet_torchvision_spec,
-             "cifar_fig1_relu": lambda: models.cifar_fig1_spec("relu"),
-             "cifar_fig1_tanh": lambda: models.cifar_fig1_spec("tanh")}
-    spec = specs.get(net.name)
-    if spec is not None:
-        for lname, _, args in spec():
-            if lname == name:
-                return float(args.get("weight_std", 0.01)), float(args.get("bias", 0.0))
-    return 0.01, 0.0
-
-
-def replace_classifier(net: Sequential, num_classes: int, seed: int = 0,
-                       weight_std: float | None = None, bias: float | None = None) -> Sequential:
-    """Swap the last Linear layer for a new one with ``num_classes`` outputs; return ``net``.
-
-    The new layer keeps the old one's name, inputs, dtype and backend; its
-    weights are drawn from ``Generator(seed)``, N(0, 0.01) with bias 0 (the
-    model's own initialization of that layer) unless given.
-    """
-    name = classifier_name(net)
-    old = net[name]
-    std0, bias0 = _init_args(net, name)
-    new = Linear(old.in_features, int(num_classes),
-                 weight_std=std0 if weight_std is None else weight_std,
-                 bias=bias0 if bias is None else bias,
-                 rng=np.random.default_rng(seed), dtype=old.params["W"].dtype, name=name)
-    net[name] = new.to(old.backend, old.device)
-    return net
-
-
-def reinit_layers(net: Sequential, names, seed: int = 0) -> Sequential:
-    """Draw the weights of the named layers afresh, as the model initializes them; return ``net``.
-
-    W ~ N(weight_std) and b = constant, both from the model's spec (section 5);
-    one ``Generator(seed)`` serves the layers in network order.
-    """
-    names = list(names)
-    _check_layer_names(net, names, "reinit", need_params=True)
-    rng = np.random.default_rng(seed)
-    for layer in net.layers:
-        if layer.name not in names:
-            continue
-        std, bias = _init_args(net, layer.name)
-        shape, dtype = layer.params["W"].shape, layer.params["W"].dtype
-        layer.params["W"] = (rng.standard_normal(shape) * std).astype(dtype)
-        layer.params["b"] = np.full(layer.params["b"].shape, bias, dtype=dtype)
-        layer.to(layer.backend, layer.device)        # back onto the layer's device
-    return net
-
-
-def _check_layer_names(net: Sequential, names, what: str, need_params: bool = False):
-    layers = {layer.name: layer for layer in net.layers}
-    with_params = [layer.name for layer in net.layers if layer.params]
-    unknown = [n for n in names if n not in layers]
-    if unknown:
-        raise KeyMismatchError(f"{what}: {net.name} has no layers {unknown}; layers with weights: "
-                       f"{with_params}")
-    if need_params:
-        bare = [n for n in names if not layers[n].params]
-        if bare:
-            raise ValueError(f"{what}: layers {bare} of {net.name} have no weights; "
-                             f"layers with weights: {with_params}")
-
-
-def parse_names(text) -> list[str]:
-    """'conv1,conv2' (or a list) -> ['conv1', 'conv2']: for --reinit and --freeze."""
-    if text is None:
-        return []
-    if isinstance(text, str):
-        text = text.split(",")
-    return [t.strip() for t in text if t and t.strip()]
-
-
-def parse_lr_mults(items) -> dict[str, float]:
-    """['conv3=0.1', 'conv4=0.5'] or 'conv3=0.1,conv4=0.5' -> {'conv3': 0.1, 'conv4': 0.5}."""
-    if items is None:
-        return {}
-    if isinstance(items, str):
-        items = [items]
-    out = {}
-    for item in parse_names(",".join(items)):
-        name, _, value = item.partition("=")
-        try:
-            mult = float(value)
-        except ValueError:
-            mult = -1.0
-        if not name.strip() or not mult >= 0.0:
-            raise ValueError(f"--lr-mult: expected LAYER=MULTIPLIER with a multiplier >= 0, "
-                             f"got {item!r}")
-        out[name.strip()] = mult
-    return out
-
-
-def prepare_finetune(net: Sequential, init_from=None, reinit=(), freeze=(), lr_mults=None,
-                     num_classes: int | None = None, seed: int = 0, layout: str | None = None
-                     ) -> tuple[Sequential, dict[str, float]]:
-    """Fine-tuning in one call: (net, lr_mults for :class:`~numpy_alexnet.optim.MomentumSGD`).
-
-    1. load ``init_from`` (a file in any layout, or a weights dict), skipping
-       the layers in ``reinit`` and, when ``num_classes`` is given, the
-       classifier (the last Linear layer);
-    2. with ``num_classes``: replace the classifier by a fresh one of that size;
-    3. re-initialize the ``reinit`` layers (as the model initializes them);
-    4. ``freeze`` layers get multiplier 0 (the optimizer leaves them; the
-       backward pass still runs through them), on top of ``lr_mults``
-       ({layer: multiplier}, e.g. {'conv3': 0.1} for a slower layer).
-
-    Every name is checked against ``net`` before anything is loaded.
-    """
-    reinit, freeze = parse_names(reinit), parse_names(freeze)
-    lr_mults = dict(lr_mults or {})
-    _check_layer_names(net, reinit, "reinit", need_params=True)
-    _check_layer_names(net, freeze, "freeze", need_params=True)
-    _check_layer_names(net, list(lr_mults), "lr_mults", need_params=True)
-    both = sorted(set(reinit) & set(freeze))
-    if both:
-        raise ValueError(f"layers {both} are both re-initialized and frozen: they would stay random")
-    clash = sorted(n for n in freeze if lr_mults.get(n, 0.0) != 0.0)
-    if clash:
-        raise ValueError(f"layers {clash} are frozen and also given a non-zero lr_mult")
-    bad = sorted(n for n, m in lr_mults.items() if not m >= 0.0)
-    if bad:
-        raise ValueError(f"lr_mults for {bad} must be >= 0 (0 freezes)")
-    clf = classifier_name(net)
-    replace = num_classes is not None
-    if replace and clf in freeze:
-        raise ValueError(f"the classifier {clf} is replaced (num_classes={num_classes}) and frozen")
-    if init_from is not None:
-        skip = set(reinit) | ({clf} if replace else set())
-        load_weights(init_from, net=net, skip=skip, layout=layout)
-    if replace:
-        replace_classifier(net, num_classes, seed=seed)
-    rest = [n for n in reinit if not (replace and n == clf)]
-    if rest:
-        reinit_layers(net, rest, seed=seed + 1)
-    mults = dict(lr_mults)
-    mults.update({n: 0.0 for n in freeze})
-    return net, mults

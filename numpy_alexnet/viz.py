@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .files import atomic_write
+
 
 def _figure(figsize):
     try:
@@ -25,9 +27,10 @@ def _figure(figsize):
 
 
 def _save(fig, path, dpi=100):
+    """``fig`` into ``path`` (its format from the suffix), whole or not at all."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    fmt = path.suffix.lstrip(".").lower() or "png"
+    atomic_write(path, lambda f: fig.savefig(f, format=fmt, dpi=dpi, bbox_inches="tight"))
     return fig
 
 

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from numpy_alexnet.cli import main
-from numpy_alexnet.models import MODELS, get_model
-from numpy_alexnet.training.ablate import (ABLATIONS, CONFIGS, FORMS, configs_needed,
-                                           decay_mults_for, mean_sd, paired_difference,
-                                           t_quantile_975)
+from numpy_alexnet.models import MODELS, build_model
+from numpy_alexnet.experiments.ablation import (ABLATIONS, CONFIGS, FORMS, configs_needed,
+                                                decay_mults_for)
+from numpy_alexnet.experiments.stats import mean_sd, paired_difference, t_quantile_975
 
 CIFAR10 = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
@@ -105,19 +105,19 @@ def test_every_ablation_compares_two_known_arms_and_its_models_exist():
 
 
 def test_the_ablation_nets_differ_from_the_base_only_where_named():
-    base = get_model("cifar_conv_local_11pct", num_classes=10)
-    pool2 = get_model("cifar_conv_local_11pct_pool2", num_classes=10)
+    base = build_model("cifar_conv_local_11pct", num_classes=10)
+    pool2 = build_model("cifar_conv_local_11pct_pool2", num_classes=10)
     assert [l.name for l in base] == [l.name for l in pool2]
     assert (base.layers[3].kh, base.layers[3].stride) == (3, 2)
     assert (pool2.layers[3].kh, pool2.layers[3].stride) == (2, 2)
     assert pool2.shapes()[-1] == (10,) and pool2.layers[8].params["W"].shape[:2] == (6, 6)
-    fc, drop = get_model("cifar_conv_fc", num_classes=10), get_model("cifar_conv_fc_dropout", num_classes=10)
+    fc, drop = build_model("cifar_conv_fc", num_classes=10), build_model("cifar_conv_fc_dropout", num_classes=10)
     names = [l.name for l in drop]
     assert names[-3:] == ["relu3", "drop3", "fc4"] and names[:-2] + ["fc4"] == [l.name for l in fc]
     # The recipe's decay multipliers name parameters that exist in each net.
     from numpy_alexnet.optim import MomentumSGD
     for c in CONFIGS.values():
-        net = get_model(c["model"], num_classes=10)
+        net = build_model(c["model"], num_classes=10)
         MomentumSGD(net, weight_decay=0.004, decay_mults=decay_mults_for(c["model"]))
 
 
@@ -292,3 +292,40 @@ def test_jobs_train_in_worker_processes_with_the_same_numbers(data, tmp_path):
     a, b = _report(one)["configs"]["lrn"]["runs"], _report(two)["configs"]["lrn"]["runs"]
     for ra, rb in zip(a, b):
         assert (ra["train_loss"], ra["test"]) == (rb["train_loss"], rb["test"])
+
+
+# --------------------------------------------------------------------------- #
+# The recipe's rates: biases at twice their weights' (cuda-convnet's epsB = 2 * epsW)
+# --------------------------------------------------------------------------- #
+def test_an_ablation_runs_optimizer_gives_biases_twice_the_weights_rate(data, tmp_path):
+    """One step from a gradient of ones, no velocity yet: every bias moves by 2 * lr, every
+    weight by lr (plus its decay, lr * wd * w, where the recipe decays it)."""
+    from numpy_alexnet.cli import build_parser
+    from numpy_alexnet.experiments.ablation import Ablation
+    args = build_parser().parse_args(_args(data, tmp_path / "out"))
+    args.backend = "numpy"
+    study = Ablation(args)
+    assert study.s["bias_lr_mult"] == 2.0
+    for config in ("lrn", "fc-dropout"):
+        spec = study.spec(config, 0)
+        assert spec["bias_lr_mult"] == 2.0
+        tr = study.trainer(spec, tmp_path / config, study.prepared(spec))
+        params = list(tr.net.named_params())
+        before = {name: layer.params[key].astype(np.float64) for name, layer, key in params}
+        for _, layer, key in params:
+            layer.grads[key] = np.ones_like(layer.params[key])
+        tr.optimizer.step()
+        lr, wd = spec["lr"], spec["weight_decay"]
+        for name, layer, key in params:
+            moved = before[name] - layer.params[key]
+            decay = spec["decay_mults"].get(name, spec["decay_mults"].get(layer.name, 1.0))
+            expected = 2 * lr if key == "b" else lr * (1 + wd * decay * before[name])
+            np.testing.assert_allclose(moved, expected, rtol=1e-4, atol=1e-9, err_msg=name)
+            if key == "b":
+                assert decay == 0.0, name                      # the recipe never decays a bias
+
+
+def test_the_report_and_every_run_record_the_bias_rate(quick):
+    assert _report(quick)["settings"]["bias_lr_mult"] == 2.0
+    specs = [json.loads(p.read_text())["spec"] for p in (quick / "work").glob("*.json")]
+    assert specs and all(s["bias_lr_mult"] == 2.0 for s in specs)

@@ -52,6 +52,6 @@ def test_unknown_init_refused():
 def test_cli_kaiming_needs_unit_inputs(tmp_path, capsys):
     code = main(["train", "--model", "alexnet", "--data", str(tmp_path / "none"), "--init",
                  "kaiming", "--out", str(tmp_path / "run"), "--quiet"])
-    assert code == 1
+    assert code == 2                                   # bad arguments (docs/cli.md)
     assert "--input-scale unit" in capsys.readouterr().err
 

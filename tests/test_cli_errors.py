@@ -261,11 +261,6 @@ def test_splits_with_different_class_folders_are_refused(tmp_path, capsys):
     assert rc == 1 and "test" in err and "bird" in err and "dog" in err, err
 
 
-def test_num_classes_smaller_than_the_dataset(data, tmp_path, capsys):
-    rc, err = run(train_args(data, tmp_path / "run", "--num-classes", "1"), capsys)
-    assert rc == 1 and "--num-classes 1" in err and "2 classes" in err, err
-
-
 # --------------------------------------------------------------------------- #
 # One clear line instead of a traceback (B10, C12, C13, 14, 15, 20)
 # --------------------------------------------------------------------------- #

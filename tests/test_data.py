@@ -16,9 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from numpy_alexnet.data import (DataError, dataset_info, load_arrays, load_dataset,
+from numpy_alexnet.data import (CIFAR10_CLASSES, CIFAR10_MD5, DataError, dataset_info,
+                                default_cache_dir, download_cifar10, load_arrays, load_dataset,
                                 source_fingerprint)
 from numpy_alexnet.data import datasets as D
+from numpy_alexnet.data.arrays import stats_path
+from numpy_alexnet.data.cache import cache_path, file_digest
 
 Image = pytest.importorskip("PIL.Image")
 
@@ -52,7 +55,7 @@ def make_cifar(root: Path, rng) -> tuple[Path, dict]:
     y = np.array([3, 1, 4, 1])
     (d / "test_batch").write_bytes(cifar_batch_bytes(x, y, b"testing batch 1"))
     truth.update(test_x=x, test_y=y)
-    names = [n.encode() for n in D.CIFAR10_CLASSES]
+    names = [n.encode() for n in CIFAR10_CLASSES]
     (d / "batches.meta").write_bytes(pickle.dumps(
         {b"label_names": names, b"num_cases_per_batch": 3, b"num_vis": 3072}, protocol=2))
     truth["train_x"] = np.concatenate(truth["train_x"])
@@ -109,7 +112,7 @@ def test_cifar_python_loads_both_forms(tmp_path, rng, cache, form):
     path = d if form == "dir" else tar_of(d, tmp_path / "cifar-10-python.tar.gz")
     ds = load_dataset(path, cache_dir=cache, progress=False)
     assert ds.kind == "cifar10-python"
-    assert ds.classes == D.CIFAR10_CLASSES
+    assert ds.classes == CIFAR10_CLASSES
     assert ds.train.images.shape == (15, 3, 32, 32) and ds.train.images.dtype == np.uint8
     np.testing.assert_array_equal(ds.train.images, truth["train_x"])
     np.testing.assert_array_equal(ds.train.labels, truth["train_y"])
@@ -153,7 +156,7 @@ def test_cifar10_by_name_missing_says_where_and_how(tmp_path):
         load_dataset("cifar10", cache_dir=tmp_path / "nowhere", progress=False)
     msg = str(err.value)
     assert str(tmp_path / "nowhere" / "cifar-10-python.tar.gz") in msg
-    assert "numpy-alexnet data download" in msg and D.CIFAR10_MD5 in msg
+    assert "numpy-alexnet data download" in msg and CIFAR10_MD5 in msg
 
 
 def test_cifar10_by_name_found_in_cache_dir(tmp_path, rng, cache):
@@ -169,10 +172,10 @@ def test_download_md5_mismatch_is_not_kept(tmp_path):
     fake = tmp_path / "fake.tar.gz"
     fake.write_bytes(b"not cifar")
     with pytest.raises(DataError, match="md5"):
-        D.download_cifar10(tmp_path / "dest", url=fake.as_uri(), progress=False)
+        download_cifar10(tmp_path / "dest", url=fake.as_uri(), progress=False)
     assert not (tmp_path / "dest" / "cifar-10-python.tar.gz").exists()
-    good = D.download_cifar10(tmp_path / "dest", url=fake.as_uri(),
-                              md5=D._md5(fake), progress=False)
+    good = download_cifar10(tmp_path / "dest", url=fake.as_uri(),
+                              md5=file_digest(fake, "md5"), progress=False)
     assert good.read_bytes() == b"not cifar"
     assert [p.name for p in (tmp_path / "dest").iterdir()] == ["cifar-10-python.tar.gz"]
 
@@ -335,7 +338,7 @@ def test_second_load_comes_from_cache(tmp_path, rng, cache, monkeypatch):
 
     def no_decoding(*a, **k):
         raise AssertionError("decoded again despite the cache")
-    monkeypatch.setattr(D, "_load_image_folder", no_decoding)
+    monkeypatch.setattr(D, "load_image_folder", no_decoding)
     again = load_dataset(tgz, cache_dir=cache, progress=False)
     np.testing.assert_array_equal(again.train.images, first.train.images)
     np.testing.assert_array_equal(again.test.labels, first.test.labels)
@@ -363,9 +366,9 @@ def test_cache_key_follows_content(tmp_path, rng):
 
 def test_env_var_sets_cache_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("NUMPY_ALEXNET_CACHE", str(tmp_path / "c"))
-    assert D.default_cache_dir() == tmp_path / "c"
+    assert default_cache_dir() == tmp_path / "c"
     monkeypatch.delenv("NUMPY_ALEXNET_CACHE")
-    assert D.default_cache_dir() == Path.home() / ".cache" / "numpy-alexnet"
+    assert default_cache_dir() == Path.home() / ".cache" / "numpy-alexnet"
 
 
 def test_info_counts_and_stats_cached(tmp_path, rng, cache):
@@ -389,9 +392,9 @@ def test_info_counts_and_stats_cached(tmp_path, rng, cache):
 # CLI and imports
 # --------------------------------------------------------------------------- #
 def run_cli(argv):
-    from numpy_alexnet.data.cli import register
+    from numpy_alexnet.data.cli import add_commands
     parser = argparse.ArgumentParser(prog="numpy-alexnet")
-    register(parser.add_subparsers(dest="command"))
+    add_commands(parser.add_subparsers(dest="command"))
     args = parser.parse_args(argv)
     return args.func(args)
 
@@ -434,9 +437,9 @@ def test_shared_archive_checksum_and_cached_info():
     expected = (SHARED.parent / "SHA256SUMS").read_text().split()[0]
     fp = source_fingerprint(SHARED)
     assert fp["sha256"] == expected
-    cache_path = D._cache_path(SHARED, {"kind": "image-folder", "resize": None,
-                                        "limit_per_class": None}, None)
-    if not D._stats_path(cache_path).exists():
+    entry = cache_path(SHARED, {"kind": "image-folder", "resize": None,
+                                "limit_per_class": None}, None)
+    if not stats_path(entry).exists():
         pytest.skip("run `numpy-alexnet data info ../shared/data/cifar10-jpeg.tar.gz` first")
     info = dataset_info(SHARED, progress=False)
     assert info["cached"] and info["image_shape"] == [3, 32, 32]
@@ -455,7 +458,7 @@ def test_unreadable_cache_entry_is_rebuilt(tmp_path, rng, cache):
 
 
 # --------------------------------------------------------------------------- #
-# Symbolic links in image folders (issue 16, item 9)
+# Symbolic links in image folders
 # --------------------------------------------------------------------------- #
 def test_a_symlinked_class_folder_is_read_and_a_link_loop_ends(tmp_path, rng, cache):
     """A class folder that is a link into another tree is read like a folder (it was

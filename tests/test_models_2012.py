@@ -12,11 +12,12 @@ from numpy_alexnet import MomentumSGD, SpatialResponseNorm
 from numpy_alexnet.cli import main
 from numpy_alexnet.gradcheck import check_layer, check_net
 from numpy_alexnet.layers import LayerInputError, LocalResponseNorm
-from numpy_alexnet.models import (ALEXNET_2012_RECIPE, CONV_LOCAL_LRN, CONV_LOCAL_RECIPE, MODELS,
-                                  alexnet_2012_code, alexnet_2012_code_spec, alexnet_spec, build,
-                                  cifar_conv_local, cifar_conv_local_spec)
+from numpy_alexnet.models import (CONV_LOCAL_LRN, MODELS, alexnet_2012_code,
+                                  alexnet_2012_code_spec, alexnet_spec, build, build_model,
+                                  cifar_conv_local_spec)
 from numpy_alexnet.net import KeyMismatchError
 from numpy_alexnet.optim import no_bias_decay
+from numpy_alexnet.recipes import ALEXNET_2012_RECIPE, CONV_LOCAL_RECIPE
 
 LEARNED = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
 
@@ -205,7 +206,7 @@ def test_conv_local_nets_differ_only_by_lrn():
 
 
 def test_conv_local_net_trains_a_step_and_its_recipe_names_its_layers(rng):
-    net = cifar_conv_local(lrn=True)
+    net = build_model("cifar_conv_local_11pct")
     assert net.shapes()[-1] == (10,)
     assert net.num_params() == 808_138
     from numpy_alexnet import SoftmaxCrossEntropy

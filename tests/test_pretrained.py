@@ -14,6 +14,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from numpy_alexnet import finetune as F
 from numpy_alexnet import pretrained as P
 from numpy_alexnet.models import alexnet_torchvision_spec, build, cifar_fig1
 from numpy_alexnet.optim import MomentumSGD
@@ -485,8 +486,8 @@ def test_pickles_other_than_arrays_are_refused(tmp_path):
 def test_replace_classifier_finds_last_linear():
     net = cifar_fig1("relu", num_classes=10, seed=0)
     conv3 = net["conv3"].params["W"].copy()
-    P.replace_classifier(net, 3, seed=1)
-    assert P.classifier_name(net) == "fc10" and net["fc10"].out_features == 3
+    F.replace_classifier(net, 3, seed=1)
+    assert F.classifier_name(net) == "fc10" and net["fc10"].out_features == 3
     assert net["fc10"].params["W"].shape == (576, 3) and net["fc10"].params["W"].dtype == np.float32
     assert abs(net["fc10"].params["W"].std() - 0.01) < 0.002          # N(0, 0.01)
     np.testing.assert_array_equal(net["conv3"].params["W"], conv3)
@@ -497,21 +498,21 @@ def test_replace_classifier_finds_last_linear():
 def test_reinit_layers_uses_the_models_initialization():
     net = cifar_fig1("relu", num_classes=10, seed=0)
     before = net.state_dict()
-    P.reinit_layers(net, ["conv1", "fc10"], seed=3)
+    F.reinit_layers(net, ["conv1", "fc10"], seed=3)
     after = net.state_dict()
     assert not np.array_equal(after["conv1.W"], before["conv1.W"])
     assert abs(after["conv1.W"].std() - 1e-4) < 2e-5                 # cuda-convnet's conv1 std
     np.testing.assert_array_equal(after["conv2.W"], before["conv2.W"])
-    assert P._init_args(type("N", (), {"name": "alexnet"})(), "conv2") == (0.01, 1.0)
+    assert F._init_args(type("N", (), {"name": "alexnet"})(), "conv2") == (0.01, 1.0)
     with pytest.raises(ValueError, match="no weights"):
-        P.reinit_layers(net, ["pool1"])
+        F.reinit_layers(net, ["pool1"])
 
 
 def test_prepare_finetune_loads_replaces_freezes(tmp_path):
     src = cifar_fig1("relu", num_classes=5, seed=1)
     P.save_bvlc(src, tmp_path / "a.npy")
     net = cifar_fig1("relu", num_classes=5, seed=2)
-    net, mults = P.prepare_finetune(net, init_from=tmp_path / "a.npy", num_classes=3,
+    net, mults = F.prepare_finetune(net, init_from=tmp_path / "a.npy", num_classes=3,
                                     freeze=["conv1"], lr_mults={"conv2": 0.1}, seed=0)
     assert mults == {"conv1": 0.0, "conv2": 0.1}
     for name in ("conv1", "conv2", "conv3"):
@@ -532,24 +533,24 @@ def test_prepare_finetune_loads_replaces_freezes(tmp_path):
 def test_prepare_finetune_reinit_and_errors(tmp_path):
     src = cifar_fig1("relu", num_classes=5, seed=1)
     P.save_state(src, tmp_path / "a.npz")
-    net, mults = P.prepare_finetune(cifar_fig1("relu", num_classes=5, seed=2),
+    net, mults = F.prepare_finetune(cifar_fig1("relu", num_classes=5, seed=2),
                                     init_from=tmp_path / "a.npz", reinit="conv3,fc10")
     assert mults == {}
     np.testing.assert_array_equal(net["conv2"].params["W"], src["conv2"].params["W"])
     assert not np.array_equal(net["conv3"].params["W"], src["conv3"].params["W"])
     with pytest.raises(KeyError, match="fc8") as info:
-        P.prepare_finetune(cifar_fig1("relu"), freeze=["fc8"])
+        F.prepare_finetune(cifar_fig1("relu"), freeze=["fc8"])
     assert str(info.value).startswith("freeze: ")          # the sentence, not its repr in quotes
     with pytest.raises(ValueError, match="both re-initialized and frozen"):
-        P.prepare_finetune(cifar_fig1("relu"), reinit=["conv1"], freeze=["conv1"])
+        F.prepare_finetune(cifar_fig1("relu"), reinit=["conv1"], freeze=["conv1"])
     # A classifier of another size in the file, without reinit: the error names it.
     with pytest.raises(P.WeightsError, match=r"fc10.*\(576, 5\).*\(576, 10\)"):
-        P.prepare_finetune(cifar_fig1("relu", num_classes=10), init_from=tmp_path / "a.npz")
+        F.prepare_finetune(cifar_fig1("relu", num_classes=10), init_from=tmp_path / "a.npz")
 
 
 def test_parse_helpers():
-    assert P.parse_names("conv1, conv2,") == ["conv1", "conv2"]
-    assert P.parse_lr_mults("conv3=0.1,fc8=10") == {"conv3": 0.1, "fc8": 10.0}
-    assert P.parse_lr_mults(["conv3=0.1", "conv4=0"]) == {"conv3": 0.1, "conv4": 0.0}
+    assert F.parse_names("conv1, conv2,") == ["conv1", "conv2"]
+    assert F.parse_lr_mults("conv3=0.1,fc8=10") == {"conv3": 0.1, "fc8": 10.0}
+    assert F.parse_lr_mults(["conv3=0.1", "conv4=0"]) == {"conv3": 0.1, "conv4": 0.0}
     with pytest.raises(ValueError, match="LAYER=MULTIPLIER"):
-        P.parse_lr_mults("conv3")
+        F.parse_lr_mults("conv3")

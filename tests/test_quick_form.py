@@ -14,7 +14,7 @@ import pytest
 
 from numpy_alexnet.backend import numba_available, resolve_backend
 from numpy_alexnet.cli import main
-from numpy_alexnet.training import study
+from numpy_alexnet.experiments import relu_vs_tanh as study
 
 CIFAR10 = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 ROOT = Path(__file__).resolve().parents[1]

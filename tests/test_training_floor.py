@@ -1,18 +1,18 @@
 """The training floor: runs that survive signals, full disks, shared folders and leftovers.
 
-Each test fails without its fix (issue 16): signals stop with a checkpoint and
-exit 128 + N (a real subprocess); a second run on one OUT is refused, a dead
-run's lock taken over; an OUT that cannot be written is refused before any
-work; a full disk is a message with the earlier checkpoints intact; the cache
-falls back to none; leftover temporaries are removed; eval checks classes
-before decoding and decodes only its split; --resume compares data by content
-and refuses changed validation and backend settings; --new-lr lowers the rate
-after a non-finite stop; the smaller items.  Tiny image folders and the
-Figure-1 net keep them fast.
+Signals stop with a checkpoint and exit 128 + N (a real subprocess); a second
+run on one OUT is refused, a dead run's lock taken over; an OUT that cannot be
+written is refused before any work; a full disk is a message with the earlier
+checkpoints intact; the cache falls back to none; leftover temporaries are
+removed; eval checks classes before decoding and decodes only its split;
+--resume compares data by content and refuses changed validation and backend
+settings; --new-lr lowers the rate after a non-finite stop; the smaller items.
+Tiny image folders and the Figure-1 net keep them fast.
 """
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import signal
@@ -210,13 +210,14 @@ def test_cache_that_is_a_file_falls_back_to_no_cache(data, tmp_path, capsys, mon
     assert rc == 0 and "cannot be used" in err and "without it" in err, err
 
 
-@pytest.mark.parametrize("writer", ["_write_cache", "_write_stats"])
+@pytest.mark.parametrize("writer", ["numpy_alexnet.data.datasets.write_cache",
+                                    "numpy_alexnet.data.arrays.DatasetStats.save"])
 def test_cache_write_that_fails_falls_back_to_no_cache(data, tmp_path, capsys, monkeypatch,
                                                        writer):
     def full(*args):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(f"numpy_alexnet.data.datasets.{writer}", full)
+    monkeypatch.setattr(writer, full)
     rc, err = run(train_args(data, tmp_path / "run"), capsys)
     assert rc == 0 and "writing the dataset cache failed (No space left on device)" in err, err
 
@@ -232,15 +233,16 @@ def test_temporaries_of_killed_writes_are_removed_at_the_next_start(run_dir, dat
     for p in ours + theirs:
         p.write_bytes(b"half a file")
     cache.mkdir(parents=True, exist_ok=True)
-    stale = cache / ("pets-" + "0" * 20 + ".npzq1w2e3r4.tmp")
-    fresh = cache / ("pets-" + "1" * 20 + ".npzq1w2e3r4.tmp")
-    for p in (stale, fresh):
+    dead = cache / (".pets-" + "0" * 20 + ".npz.q1w2e3r4.tmp")      # however recent
+    live = cache / (".pets-" + "1" * 20 + ".npz.q1w2e3r4.tmp")
+    for p in (dead, live):
         p.write_bytes(b"half a cache")
-    os.utime(stale, (time.time() - 3600, time.time() - 3600))
-    rc, err = run(train_args(data, out, "--epochs", "2", "--resume"), capsys)
+    with open(live, "rb") as writing:                  # its writer holds its lock
+        fcntl.flock(writing, fcntl.LOCK_EX)
+        rc, err = run(train_args(data, out, "--epochs", "2", "--resume"), capsys)
     assert rc == 0, err
     assert not any(p.exists() for p in ours) and all(p.exists() for p in theirs)
-    assert not stale.exists() and fresh.exists()       # a live writer's is left alone
+    assert not dead.exists() and live.exists()         # a live writer's is left alone
     assert "left by an interrupted write" in err
 
 
@@ -248,14 +250,15 @@ def test_temporaries_of_killed_writes_are_removed_at_the_next_start(run_dir, dat
 # 6. eval: classes first, then only the split evaluated
 # --------------------------------------------------------------------------- #
 def _count_decoding(monkeypatch) -> list:
-    from numpy_alexnet.data import datasets
-    real, decoded = datasets._decode_all, []
+    from numpy_alexnet.data import decode, sources
+    real, decoded = decode.decode_all, []
 
-    def counting(sources, names, *a, **kw):
-        decoded.append(len(sources))
-        return real(sources, names, *a, **kw)
+    def counting(images, names, *a, **kw):
+        decoded.append(len(images))
+        return real(images, names, *a, **kw)
 
-    monkeypatch.setattr(datasets, "_decode_all", counting)
+    monkeypatch.setattr(decode, "decode_all", counting)       # the split alone (eval)
+    monkeypatch.setattr(sources, "decode_all", counting)      # a whole folder
     return decoded
 
 
@@ -380,7 +383,7 @@ def test_checkpoint_without_config_is_a_message(run_dir, data, tmp_path, capsys)
         assert rc == 1 and "no training configuration" in err and "Traceback" not in err, err
 
 
-# -- item 7, wired into train: --stream reads the folder a batch at a time ------------
+# -- train --stream: the folder read a batch at a time ----------------------------------
 def test_train_stream_gives_the_in_ram_run(data, tmp_path):
     """``train --stream`` trains from disk through worker processes; for one seed its
     batches are the in-RAM run's, so the two runs' weights and step losses are equal."""

@@ -23,13 +23,15 @@ from .augment import (TEN_CROP_ORDER, EvalTransform, TrainTransform, average_ten
                       center_crop, crop, flip_horizontal, mean_image, pca_color,
                       pca_color_shift, pca_eigen, random_crop_flip, random_crop_params,
                       ten_crop, ten_crop_offsets)
-from .datasets import (CIFAR10_CLASSES, CIFAR10_MD5, CIFAR10_URL, DataError, Dataset,
-                       DatasetStats, Split, dataset_info, decode_image, default_cache_dir,
-                       download_cifar10, load_arrays, load_dataset, source_fingerprint)
+from .arrays import DataError, Dataset, DatasetStats, Split
+from .cache import default_cache_dir, source_fingerprint
+from .datasets import dataset_info, load_arrays, load_dataset
+from .decode import decode_image
 from .loader import BatchIterator
 from .stream import (ImageFolder, ImageFolderSplit, StreamingBatchIterator, batch_iterator,
                      streamed_stats)
 from .metrics import softmax, topk_correct, topk_error, topk_errors
+from .sources import CIFAR10_CLASSES, CIFAR10_MD5, CIFAR10_URL, download_cifar10
 
 __all__ = [
     "DataError", "Dataset", "DatasetStats", "Split", "load_dataset", "load_arrays",

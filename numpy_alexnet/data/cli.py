@@ -3,7 +3,7 @@
     numpy-alexnet data info PATH [--resize 256] [--limit-per-class N] [--json]
     numpy-alexnet data download [DEST]
 
-``register(subparsers)`` adds the ``data`` command to the package's CLI; each
+``add_commands(subparsers)`` adds the ``data`` command to the package's CLI; each
 handler returns an exit code.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import time
 from ..argtypes import integer
 
 
-def register(subparsers) -> None:
+def add_commands(subparsers) -> None:
     data = subparsers.add_parser("data", help="datasets: counts, statistics, download",
                                  description="Datasets: counts, statistics, download.")
     sub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
@@ -44,7 +44,8 @@ def register(subparsers) -> None:
 
 
 def _info(args) -> int:
-    from .datasets import DataError, dataset_info
+    from .arrays import DataError
+    from .datasets import dataset_info
     t0 = time.perf_counter()
     try:
         info = dataset_info(args.path, resize=args.resize, limit_per_class=args.limit_per_class,
@@ -88,7 +89,8 @@ def format_info(info: dict) -> str:
 
 
 def _download(args) -> int:
-    from .datasets import DataError, download_cifar10
+    from .arrays import DataError
+    from .sources import download_cifar10
     try:
         path = download_cifar10(args.dest)
     except (OSError, DataError) as err:             # OSError includes ConnectionError

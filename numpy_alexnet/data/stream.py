@@ -34,9 +34,10 @@ Workers are started with the 'spawn' method (no fork of a process that runs
 threads, and the same on Linux, macOS and Windows; a script that uses them
 needs the ``if __name__ == "__main__":`` guard) for each pass over the data
 and stopped at its end, when the consumer stops early, or on any error or
-KeyboardInterrupt in the consumer: no worker outlives the pass.  Workers
-ignore SIGINT and SIGHUP (the main process decides what a Ctrl-C means), and
-a worker whose parent has died exits by itself within a second.
+KeyboardInterrupt in the consumer: no worker outlives the pass.  Batch
+workers ignore SIGINT, SIGHUP and SIGTERM (the main process decides what a
+signal means, and reads batches while it writes its checkpoint), and a worker
+whose parent has died exits by itself within a second.
 """
 from __future__ import annotations
 
@@ -53,11 +54,13 @@ from typing import Iterator
 
 import numpy as np
 
+from ..progress import progress_bar
+from .arrays import DataError, DatasetStats, stats_path
 from .augment import pca_from_moments, rgb_moments
-from .datasets import (DataError, DatasetStats, _cache_path, _display_name, _progress_bar,
-                       _read_stats, _scan_dir, _stats_path, _write_stats, decode_image,
-                       decode_images, folder_items)
+from .cache import cache_path
+from .decode import decode_image, decode_images, ignore_group_signals
 from .loader import BatchIterator
+from .sources import display_name, folder_items, scan_dir
 
 _POLL_S = 1.0          # how often a waiting worker checks that its parent still lives
 
@@ -129,9 +132,9 @@ class ImageFolder:
                              f"got {limit_per_class!r}")
         self.source, self.resize, self.limit_per_class = src, resize, limit_per_class
         self.cache_dir = cache_dir
-        files, dirs = _scan_dir(src)
+        files, dirs = scan_dir(src)
         self.classes, items = folder_items(src, files, dirs, limit_per_class)
-        size = self._image_size(files[items[0][2]], _display_name(src, items[0][2]))
+        size = self._image_size(files[items[0][2]], display_name(src, items[0][2]))
         self.splits: dict[str, ImageFolderSplit] = {}
         for split in dict.fromkeys(s for s, _, _ in items):       # in storage order
             mine = [(y, p) for s, y, p in items if s == split]
@@ -171,10 +174,10 @@ class ImageFolder:
             return self._stats
         params = {"kind": "image-folder-stream", "resize": self.resize,
                   "limit_per_class": self.limit_per_class}
-        path = _stats_path(_cache_path(self.source, params, self.cache_dir)) if use_cache else None
+        path = stats_path(cache_path(self.source, params, self.cache_dir)) if use_cache else None
         if path is not None and path.exists():
             try:
-                self._stats = _read_stats(path)[0]
+                self._stats = DatasetStats.load(path)[0]
                 return self._stats
             except Exception as err:          # unreadable: compute again, replace it
                 print(f"numpy-alexnet: ignoring unreadable stats file {path} ({err})",
@@ -182,7 +185,7 @@ class ImageFolder:
         self._stats = streamed_stats(self.train, workers, progress)
         if path is not None:
             try:
-                _write_stats(path, self._stats, {"source": str(self.source), "streamed": True})
+                self._stats.save(path, {"source": str(self.source), "streamed": True})
             except OSError as err:            # the cache is only a speed-up
                 print(f"numpy-alexnet: could not keep the statistics in {path.parent} ({err}); "
                       "they will be computed again next time", file=sys.stderr)
@@ -210,12 +213,11 @@ def streamed_stats(split: ImageFolderSplit, workers: int | None = None,
               for lo, hi in ranges]
     total = np.zeros((3, H, W), dtype=np.float64)
     s1, s2 = np.zeros(3), np.zeros((3, 3))
-    bar = _progress_bar(total=n, desc="mean image and RGB PCA", unit=" img",
-                        disable=not progress)
+    bar = progress_bar(progress, total=n, desc="mean image and RGB PCA", unit=" img")
     try:
         if workers > 1 and len(ranges) > 1:
             ctx = multiprocessing.get_context("spawn")
-            with ctx.Pool(workers, initializer=_ignore_interrupts) as pool:
+            with ctx.Pool(workers, initializer=ignore_group_signals) as pool:
                 # Sums of integers in float64 are exact: the order they come in is free.
                 for k, t, a, b in pool.imap_unordered(_chunk_sums_star, chunks):
                     total, s1, s2 = total + t, s1 + a, s2 + b
@@ -237,10 +239,11 @@ def _chunk_sums_star(args):
 
 
 def _ignore_interrupts():
-    """In a worker: Ctrl-C, a hang-up and a scheduler's SIGTERM often go to the
+    """In a batch worker: Ctrl-C, a hang-up and a scheduler's SIGTERM often go to the
     whole process group; the main process handles them (it finishes its step and
     writes a checkpoint, still reading batches) and then stops its workers.  A
-    worker whose parent is gone exits by itself (``_POLL_S``)."""
+    worker whose parent is gone exits by itself (``_POLL_S``).  (The statistics
+    pass's pool keeps SIGTERM, which ``Pool.terminate`` sends: ``ignore_group_signals``.)"""
     for name in ("SIGINT", "SIGHUP", "SIGTERM"):
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), signal.SIG_IGN)

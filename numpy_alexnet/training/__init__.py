@@ -1,4 +1,4 @@
-"""Training: the loop, schedules, checkpoints, the non-finite guard and the Figure-1 study.
+"""Training: the loop, schedules, checkpoints and the non-finite guard.
 
     from numpy_alexnet.training import Trainer, PaperSchedule, FixedSchedule
     from numpy_alexnet.training import save_checkpoint, load_checkpoint, read_checkpoint
@@ -7,7 +7,7 @@ A run is put together in ``training/recipe.py`` (data, model by name,
 optimizer and trainer) for every command; ``training/runfiles.py`` guards the
 run's folder (lock, write check, leftovers, signals); ``training/commands.py``
 is what ``train`` and ``eval`` do, behind the argparse front door
-``training/cli.py``; the Figure-1 study is in ``training/study.py``.
+``training/cli.py``.  The studies that train many runs are ``numpy_alexnet/experiments``.
 """
 from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
 from .trainer import (FixedSchedule, NonFiniteLossError, PaperSchedule, SCHEDULES, Trainer,

@@ -9,8 +9,8 @@ One backend-neutral ``.npz`` (host NumPy arrays, no pickles) holding
   (the position of the data iterator: the next batch to run), global step,
   the optimizer's scalars, the schedule's state, the random-generator states
   of the dropout layers, the running sums of the epoch in progress, the
-  per-epoch history, the rates set by hand on resume (``lr_changes``) and the
-  run's configuration.
+  per-epoch history, the step of the best checkpoint (``best_step``), the
+  rates set by hand on resume (``lr_changes``) and the run's configuration.
 
 The data iterator needs no generator state of its own: batch b of epoch e is
 a pure function of (seed, e, b) (see ``numpy_alexnet.data.loader``), so its
@@ -19,11 +19,13 @@ position is enough.
 Writes are atomic: the file is written under a temporary name in the same
 folder, flushed and fsync'ed, then renamed over the target (``os.replace`` is
 atomic on POSIX and Windows).  A run killed at any instant leaves either the
-old checkpoint or the new one, never a torn file.
+old checkpoint or the new one, never a torn file.  A ``best.npz`` that a
+failed write left out is written when the run resumes (:func:`restore_due_best`).
 """
 from __future__ import annotations
 
 import json
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -115,6 +117,38 @@ def read_checkpoint(path) -> dict:
         elif group == "extra":
             out["extra"][name] = v
     return out
+
+
+def read_meta(path) -> dict:
+    """The ``meta`` of a checkpoint alone (no weights read), or CheckpointError."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return json.loads(str(z["meta"]))
+    except Exception as err:
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__})") from err
+
+
+def restore_due_best(latest, best) -> bool:
+    """Write ``best`` as a copy of ``latest`` if ``latest`` is the best checkpoint and
+    ``best`` does not hold it (a write that failed after ``latest``'s); whether it did.
+
+    ``meta['best_step']`` records the step of the run's best checkpoint: an
+    epoch that improved saves ``latest`` and then ``best`` at the same
+    position, so ``best`` is then ``latest``'s copy.
+    """
+    meta = read_meta(latest)
+    if meta.get("best_step") is None or meta["best_step"] != meta["step"]:
+        return False
+    best = Path(best)
+    if best.is_file():
+        try:
+            if read_meta(best).get("step") == meta["step"]:
+                return False
+        except CheckpointError:                     # unreadable: replaced below
+            pass
+    with open(latest, "rb") as src:
+        atomic_write_bytes_via(best, lambda f: shutil.copyfileobj(src, f, 1 << 20))
+    return True
 
 
 def load_checkpoint(path, net, optimizer=None) -> dict:

@@ -10,16 +10,18 @@
 
 The run itself is put together in ``recipe.py`` (data, model by name, optimizer
 and trainer) and guarded by ``runfiles.py`` (the lock on OUT, the write check,
-leftovers, signals).  ``register(subparsers)`` adds the three commands; each
+leftovers, signals).  ``add_commands(subparsers)`` adds the three commands; each
 handler returns an exit code: 0 done, 1 a data/checkpoint/backend/disk problem,
 2 bad arguments (or OUT in use), 3 the non-finite guard stopped the run,
 128 + N stopped by signal N (SIGHUP 129, SIGINT 130, SIGTERM 143) with a checkpoint.
 """
 from __future__ import annotations
 
+import argparse
 import sys
 
-from ..argtypes import device_list, integer, lr_mult_list, number
+from ..argtypes import device_list, integer, lr_mult_list, model_name, number
+from ..models import model_names
 from .errors import EXIT_OK, EXIT_USAGE, RunError
 from .recipe import choose_backend, devices_problem
 
@@ -67,7 +69,7 @@ def _ablate(args) -> int:
 
 
 def _ablation(args) -> int:
-    from .ablate import run_ablation
+    from ..experiments import run_ablation
     from .commands import fixable
     with fixable():
         run_ablation(args)
@@ -76,7 +78,7 @@ def _ablation(args) -> int:
 
 def _study(args) -> int:
     from .commands import fixable
-    from .study import run_study
+    from ..experiments import run_relu_vs_tanh as run_study
     with fixable():
         run_study(args)
     return EXIT_OK
@@ -94,7 +96,7 @@ def _add_backend_args(p):
                         "on two devices where the network supports it")
 
 
-def register(subparsers) -> None:
+def add_commands(subparsers) -> None:
     p = subparsers.add_parser(
         "train", help="train a model on an image folder or CIFAR-10, with checkpoints",
         description="Train with momentum SGD (section 5): per-epoch training and validation "
@@ -102,9 +104,8 @@ def register(subparsers) -> None:
                     "(OUT/checkpoints/latest.npz and best.npz), metrics CSV/JSON and a plot. "
                     "One run at a time in OUT (OUT/.lock); SIGTERM, SIGHUP and SIGINT stop "
                     "after the current step with a checkpoint and exit 128 + the signal.")
-    p.add_argument("--model", default="alexnet",
-                   help="alexnet (default), alexnet_torchvision, cifar_fig1 (= cifar_fig1_relu), "
-                        "cifar_fig1_relu, cifar_fig1_tanh")
+    p.add_argument("--model", default="alexnet", type=model_name,
+                   help=f"one of {model_names()} (default alexnet)")
     p.add_argument("--data", required=True,
                    help="image-folder tree split/class/image (dir, .tar, .tar.gz) or a CIFAR-10 "
                         "python release, e.g. ../shared/data/cifar10-jpeg.tar.gz")
@@ -161,9 +162,11 @@ def _add_train_run_args(p) -> None:
                         "refused unless --resume is given")
     p.add_argument("--resume", nargs="?", const="latest", default=None,
                    help="go on from OUT/checkpoints/latest.npz, or from the checkpoint (or run "
-                        "folder) given, bit for bit: the other settings, --lr, --momentum, "
-                        "--weight-decay and --patience included, must be the run's; --epochs, "
-                        "--max-steps and --time-limit may change")
+                        "folder) given, bit for bit: every setting of the training path, "
+                        "--lr, --momentum, --weight-decay, --patience, --eval-crops, --freeze "
+                        "and --lr-mult included, must be the run's; --epochs, --max-steps, "
+                        "--time-limit, --checkpoint-every, --stream/--no-stream, --workers and "
+                        "--quiet may change")
     p.add_argument("--checkpoint-every", type=integer(0), default=0,
                    help="also write checkpoints/latest.npz every N steps (default 0: each epoch only)")
     p.add_argument("--max-steps", type=integer(1), default=None, help="stop after N steps in all")
@@ -171,10 +174,13 @@ def _add_train_run_args(p) -> None:
                    help="stop (with a checkpoint, resumable) after this many seconds")
     p.add_argument("--quiet", action="store_true",
                    help="no progress bar: one line per epoch, for logs")
-    p.add_argument("--stream", action="store_true",
+    p.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
                    help="read an image-folder directory from disk a batch at a time, decoded and "
                         "augmented in --workers processes while the step runs (memory bounded "
-                        "whatever the data's size, e.g. ImageNet); the same batches as in RAM")
+                        "whatever the data's size, e.g. ImageNet); the same batches as in RAM. "
+                        "Neither flag: a folder whose decoded images would take more than an "
+                        "eighth of the memory available streams (the run's first lines say "
+                        "so), a smaller one is decoded into RAM; --no-stream: into RAM anyway")
     p.add_argument("--workers", type=integer(1), default=2,
                    help="data worker processes with --stream (default 2)")
     p.add_argument("--init-from", default=None, help="fine-tuning: start from these weights")
@@ -206,7 +212,7 @@ def _add_eval_parser(subparsers) -> None:
 
 
 def _add_study_parser(subparsers) -> None:
-    from .study import add_arguments
+    from ..experiments import relu_vs_tanh_arguments as add_arguments
     s = subparsers.add_parser(
         "relu-vs-tanh", help="the paper's Figure 1: epochs to 25%% training error, ReLU vs tanh",
         description="Train the Figure-1 four-layer CIFAR-10 net with ReLU and with tanh "
@@ -223,7 +229,7 @@ def _add_study_parser(subparsers) -> None:
 
 
 def _add_ablate_parser(subparsers) -> None:
-    from .ablate import add_arguments
+    from ..experiments import ablation_arguments as add_arguments
     s = subparsers.add_parser(
         "ablate", help="the paper's CIFAR-10 ablations: LRN, overlapping pooling, dropout, "
                        "augmentation, 10-view test",

@@ -13,6 +13,7 @@ person can fix; ``cli.py`` prints it and exits with its code.
 """
 from __future__ import annotations
 
+import errno
 import json
 import shlex
 import sys
@@ -23,23 +24,26 @@ from pathlib import Path
 import numpy as np
 
 from .errors import EXIT_ERROR, EXIT_NONFINITE, EXIT_OK, EXIT_USAGE, RunError
-from .recipe import (assemble, build_model, check_classes, data_identity, name_list,
-                     dataset_classes, load_split, model_input_size, mover, parse_list, place,
-                     prepare_data, print_start, run_config, subset_indices,
-                     write_config)
+from .recipe import (assemble, build_model, check_classes, choose_stream, data_identity,
+                     dataset_classes, load_split, model_input_size, mover, name_list,
+                     parse_list, place, prepare_data, print_start, run_config,
+                     subset_indices, write_config)
 
 RUN_FILES = ("checkpoints/latest.npz", "checkpoints/best.npz", "metrics.json", "metrics.csv",
              "steps.csv")
 
-# Keys of the configuration that a resumed run must share with its checkpoint: it goes on
-# bit for bit with the checkpoint's weights, velocities, learning rate, schedule and
-# backend, so a new --lr, --momentum, --weight-decay, --patience, --val-subset, --no-val or
-# --backend would be ignored or change the run: refused instead (a lower rate after a
-# non-finite stop: --new-lr).  The data are compared apart, by content (data_identity:
-# size and SHA-256), not by the path given, after their classes.
+# Keys of the configuration that a resumed run must share with its checkpoint: every setting
+# that changes the training path.  The run goes on bit for bit with the checkpoint's weights,
+# velocities, learning rate, schedule and backend, so a new --lr, --momentum, --freeze,
+# --lr-mult, --eval-crops (the validation error drives the paper schedule) ... would be
+# ignored or change the run: refused instead (a lower rate after a non-finite stop:
+# --new-lr).  What may change: --epochs, --max-steps, --time-limit, --checkpoint-every,
+# --stream/--no-stream and --workers (the same batches), --quiet, --devices.  The data are
+# compared apart, by content (data_identity: size and SHA-256), after their classes.
 RESUME_MUST_MATCH = ("model", "resize", "limit_per_class", "subset", "val_subset", "no_val",
-                     "batch_size", "seed", "input_scale", "init", "augment", "schedule",
-                     "num_classes", "lr", "momentum", "weight_decay", "patience", "backend")
+                     "batch_size", "seed", "input_scale", "init", "augment", "eval_crops",
+                     "schedule", "num_classes", "lr", "momentum", "weight_decay", "patience",
+                     "backend", "init_from", "reinit", "freeze", "lr_mult")
 
 
 @contextmanager
@@ -52,7 +56,9 @@ def fixable():
         yield
     except (BackendUnavailable, CheckpointError, DataError, FileNotFoundError, ImportError,
             ValueError, KeyError) as err:
-        raise RunError(str(err).strip("'\"")) from err
+        # A KeyError's str() is its argument's repr: its message is the argument.
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        raise RunError(str(message)) from err
 
 
 def _say(msg: str) -> None:
@@ -93,9 +99,8 @@ def run_train(args) -> int:
         if guard.trainer is None:
             raise RunError(f"{stop}: stopped before training began; nothing was written",
                            128 + stop.signum) from None
-        raise RunError(f"{stop} a second time: stopped at once, in step {guard.trainer.step + 1}; "
-                       "the checkpoints written before are whole; resume with "
-                       f"{_resume_command(args)}", 128 + stop.signum) from None
+        raise RunError(f"{stop} a second time: stopped at once, {guard.trainer.step} steps done; "
+                       f"{_how_to_go_on(args)}", 128 + stop.signum) from None
 
 
 def _train_in(args, guard) -> int:
@@ -103,12 +108,18 @@ def _train_in(args, guard) -> int:
     from .runfiles import RunLock, remove_run_temps
     out = Path(args.out)
     _check_arguments(args)
+    ten_asked = args.eval_crops == "ten"
     _model_defaults(args)
     config = _train_config(args)
     config["backend_reason"] = getattr(args, "backend_reason", None)
     if out.exists() and not out.is_dir():
         raise RunError(f"--out {out} is a file; expected a folder to write the run into",
                        EXIT_USAGE)
+    if args.num_classes is not None:
+        with fixable():
+            found = dataset_classes(args.data)      # folder names only; None for CIFAR-10
+        if found is not None:
+            _check_num_classes(args, found)
     with RunLock(out):                              # checks OUT is writable, refuses a 2nd run
         for p in remove_run_temps(out):
             print(f"  removed {p}, left by an interrupted write", file=sys.stderr)
@@ -121,14 +132,18 @@ def _train_in(args, guard) -> int:
         resume_path, saved = resume_source(args, out, config)
         if resume_path is not None and saved is None:
             return EXIT_OK                          # nothing left to do
+        with fixable():
+            args.stream, why = choose_stream(args.data, args.resize, args.limit_per_class,
+                                             args.stream)
+        config["stream"] = args.stream
         print_start("train", config, [
             f"model {args.model}, data {args.data}"
             + (f", subset {args.subset}" if args.subset else "")
-            + (", streamed from disk" if args.stream else ""),
+            + (", streamed from disk" if args.stream else "")] + ([why] if why else []) + [
             f"{args.epochs} epochs, batch {args.batch_size}, lr {args.lr:g} ({args.schedule} "
             f"schedule), momentum {args.momentum:g}, weight decay {args.weight_decay:g}, "
             f"seed {args.seed}", f"writes to {out}"])
-        guard.trainer = _setup(args, config, resume_path, saved)
+        guard.watch(_setup(args, config, resume_path, saved, ten_asked))
         return _fit(args, guard.trainer, guard, config)
 
 
@@ -137,12 +152,17 @@ def _check_arguments(args) -> None:
     if args.new_lr is not None and not args.resume:
         raise RunError(f"--new-lr {args.new_lr:g} changes the rate of a resumed run; add "
                        "--resume (a new run takes --lr)", EXIT_USAGE)
-    with fixable():
-        model_input_size(args.model)                # an unknown model: the names it knows
     if args.init == "kaiming" and args.input_scale != "unit":
         # N(0, std sqrt(2/fan-in)) keeps the inputs' scale through the layers: raw 0-255
         # pixels (standard deviation ~60) would give logits in the tens.
-        raise RunError("--init kaiming is made for unit-variance inputs; add --input-scale unit")
+        raise RunError("--init kaiming is made for unit-variance inputs; add --input-scale unit",
+                       EXIT_USAGE)
+
+
+def _check_num_classes(args, classes) -> None:
+    if args.num_classes is not None and args.num_classes < len(classes):
+        raise RunError(f"--num-classes {args.num_classes} is smaller than the {len(classes)} "
+                       f"classes of {args.data}: {name_list(classes)}", EXIT_USAGE)
 
 
 def resume_source(args, out: Path, config: dict):
@@ -150,7 +170,7 @@ def resume_source(args, out: Path, config: dict):
 
     (path, None): the checkpoint has done what --epochs/--max-steps ask; nothing to do.
     """
-    from .checkpoint import CheckpointError, read_checkpoint
+    from .checkpoint import CheckpointError, read_checkpoint, restore_due_best
     if not args.resume:
         return None, None
     # OUT's latest checkpoint, a checkpoint file, or the latest checkpoint of a run folder.
@@ -171,7 +191,8 @@ def resume_source(args, out: Path, config: dict):
                      if Path(saved.get("data", "")).resolve() == Path(args.data).resolve()
                      else saved.get("data"))
     # A key the checkpoint does not record (written by an older version) is not compared.
-    diff = [k for k in RESUME_MUST_MATCH if k in saved and saved[k] != config.get(k)]
+    diff = [k for k in RESUME_MUST_MATCH
+            if k in saved and _setting(k, saved[k]) != _setting(k, config.get(k))]
     if diff:
         raise RunError("--resume: the checkpoint was made with different settings: " + "; ".join(
             f"{k}: checkpoint {saved.get(k)!r}, now {config.get(k)!r}" for k in diff)
@@ -181,15 +202,33 @@ def resume_source(args, out: Path, config: dict):
                                         and meta["step"] >= args.max_steps):
         limits = f"--epochs {args.epochs}" + (f", --max-steps {args.max_steps}"
                                               if args.max_steps is not None else "")
+        best = out / "checkpoints" / "best.npz"
+        try:
+            wrote = restore_due_best(path, best) if path.parent == best.parent else False
+        except OSError as err:
+            raise RunError(f"writing {best} failed: {_write_failure(err, args)}") from err
         print(f"numpy-alexnet train: {path} has trained {meta['epoch']} epochs "
-              f"({meta['step']} steps) and {limits} asks for no more: nothing to do, "
-              "nothing written", file=sys.stderr)
+              f"({meta['step']} steps) and {limits} asks for no more: nothing to do"
+              + (f"; wrote {best}, which an earlier write left out" if wrote
+                 else ", nothing written"), file=sys.stderr)
         return path, None
     return path, saved
 
 
-def _setup(args, config: dict, resume_path, saved):
-    """Data, model and trainer of ``train`` (resumed from ``resume_path`` if given)."""
+def _setting(key: str, value):
+    """A setting as --resume compares it: layer lists in any order, multipliers as numbers."""
+    if key in ("freeze", "reinit"):
+        return sorted(parse_list(value))
+    if key == "lr_mult":
+        return _parse_lr_mults(value) or {}
+    return value
+
+
+def _setup(args, config: dict, resume_path, saved, ten_asked: bool):
+    """Data, model and trainer of ``train`` (resumed from ``resume_path`` if given).
+
+    ten_asked: --eval-crops ten was given (not a default): refused where no crop fits.
+    """
     with fixable():
         t0 = time.perf_counter()
         d = prepare_data(args.data, model_input_size(args.model), resize=args.resize,
@@ -198,9 +237,11 @@ def _setup(args, config: dict, resume_path, saved):
                          augment=args.augment, eval_crops=args.eval_crops,
                          progress=not args.quiet, stream=args.stream, workers=args.workers)
         classes = list(d["classes"])
-        if args.num_classes is not None and args.num_classes < len(classes):
-            raise ValueError(f"--num-classes {args.num_classes} is smaller than the "
-                             f"{len(classes)} classes of {args.data}: {name_list(classes)}")
+        _check_num_classes(args, classes)
+        if ten_asked and d["eval_mode"] == "full":
+            raise RunError(_no_room_for_crops(
+                "--eval-crops ten", args.data, d["image_size"], args.model,
+                "leave it out (validation then sees the whole image)"), EXIT_USAGE)
         if resume_path is not None:
             try:
                 check_classes(saved, classes, len(classes), resume_path, args.data)
@@ -229,6 +270,12 @@ def _setup(args, config: dict, resume_path, saved):
 def _check_same_data(data, config: dict, saved: dict, path) -> None:
     """Refuse other data than the checkpoint's, compared by content (size and SHA-256)."""
     now, then = config["data_identity"], saved["data_identity"]
+    if isinstance(then, dict) and "tree_sha256" in then and "hashed" not in then:
+        # An older version hashed a folder with its files' modification times: only its
+        # total size can be compared.
+        print(f"  note: {path} identifies its folder by modification times (an older "
+              "version); comparing the folder's total size only", file=sys.stderr)
+        now, then = now.get("size"), then.get("size")
     if now != then:
         raise RunError(f"--resume: {data} is not the data {path} was trained on (by content: "
                        f"checkpoint {then}, now {now}); a resumed run goes on bit for bit only "
@@ -246,7 +293,7 @@ def _network(args, num_classes: int):
     lr_mults = _parse_lr_mults(args.lr_mult)
     if args.init_from or args.reinit or args.freeze or lr_mults:
         try:
-            from ..pretrained import prepare_finetune
+            from ..finetune import prepare_finetune
         except ImportError as err:
             raise ValueError("--init-from/--reinit/--freeze/--lr-mult need "
                              f"numpy_alexnet.pretrained, which is not available ({err})") from err
@@ -268,8 +315,9 @@ def _parse_lr_mults(s: str | None) -> dict | None:
 def _print_data(args, d: dict, num_classes: int, seconds: float) -> None:
     """The data line, and a note for each count asked for that the data cannot give."""
     n_train, n_val = len(d["train"]), (len(d["val"]) if d.get("val") is not None else 0)
+    val = f"{n_val} {d['val_split']} images" if d["val_split"] else "no validation split"
     print(f"  data {args.data}: {n_train} training images of {d['image_size']}x"
-          f"{d['image_size']}, {n_val} {d['val_split']} images, "
+          f"{d['image_size']}, {val}, "
           f"{num_classes} classes, input scale {d['scale']:.6g} ({args.input_scale}), "
           f"augment {args.augment}, eval {d['eval_mode']} ({seconds:.1f} s)",
           file=sys.stderr, flush=True)
@@ -287,9 +335,12 @@ def _print_data(args, d: dict, num_classes: int, seconds: float) -> None:
 def _resume(args, trainer, path) -> None:
     from .checkpoint import CheckpointError
     try:
-        trainer.resume(path)
+        trainer.resume(path)                        # and the best.npz a failed write owes
     except (CheckpointError, ValueError, KeyError) as err:
         raise RunError(f"--resume: {err}") from err
+    except OSError as err:
+        raise RunError(f"--resume: writing {trainer.best_path} failed: "
+                       f"{_write_failure(err, args)}") from err
     print(f"  resumed from {path}: epoch {trainer.epoch + 1}, batch {trainer.batch}, "
           f"step {trainer.step}, lr {trainer.optimizer.lr:g}", file=sys.stderr, flush=True)
     if args.new_lr is not None:
@@ -299,11 +350,53 @@ def _resume(args, trainer, path) -> None:
               "in metrics.json)", file=sys.stderr, flush=True)
 
 
-def _resume_command(args) -> str:
+def _command(args) -> str:
+    """The command as it was given."""
+    return "numpy-alexnet " + shlex.join(list(getattr(args, "argv", None) or sys.argv[1:]))
+
+
+def _resume_command(args, new_lr: float | None = None) -> str:
+    """The command as given, with --resume (and --new-lr ``new_lr`` in place of any given)."""
     argv = list(getattr(args, "argv", None) or sys.argv[1:])
     if "--resume" not in argv and not any(a.startswith("--resume=") for a in argv):
         argv.append("--resume")
+    if new_lr is not None:
+        while "--new-lr" in argv:
+            i = argv.index("--new-lr")
+            del argv[i:i + 2]
+        argv = [a for a in argv if not a.startswith("--new-lr=")] + ["--new-lr", f"{new_lr:g}"]
     return "numpy-alexnet " + shlex.join(argv)
+
+
+def _how_to_go_on(args) -> str:
+    """Resume where OUT holds a checkpoint; else start again (nothing to resume)."""
+    if (Path(args.out) / "checkpoints" / "latest.npz").exists():
+        return ("the checkpoints written before are intact (writes are atomic); resume with "
+                + _resume_command(args))
+    return ("no checkpoint was written, so there is nothing to resume: start again with "
+            + _command(args))
+
+
+# What to do about a write that failed, by its cause.
+_DISK_ADVICE = {errno.ENOSPC: "free space", errno.EDQUOT: "free space or raise the quota",
+                errno.EROFS: "the file system is read-only: make it writable or choose "
+                             "another --out",
+                errno.EACCES: "make --out writable for this user",
+                errno.EPERM: "make --out writable for this user"}
+
+
+def _write_failure(err: OSError, args) -> str:
+    """What failed, its remedy and the command that goes on, for a write that failed."""
+    where = f" ({err.filename})" if err.filename else ""
+    advice = _DISK_ADVICE.get(err.errno)
+    return (f"{err.strerror or err}{where}; " + (f"{advice}; then: " if advice else "")
+            + _how_to_go_on(args))
+
+
+def _no_room_for_crops(flag: str, data, size: int, model: str, instead: str) -> str:
+    return (f"{flag}: the {size}x{size} images of {data} are the size {model} takes, so "
+            "there is no room for the paper's 10 crops (the corners and centre of larger "
+            f"images, and their reflections: e.g. --resize 256 for AlexNet); {instead}")
 
 
 def _fit(args, trainer, guard, config: dict) -> int:
@@ -316,15 +409,12 @@ def _fit(args, trainer, guard, config: dict) -> int:
     except NonFiniteLossError as err:
         have = trainer.latest_path.exists()
         _say(f"{err} " + (
-            f"To go on from the last checkpoint with a lower rate: {_resume_command(args)} "
-            f"--new-lr {trainer.optimizer.lr / 10:g}" if have else
+            "To go on from the last checkpoint with a lower rate: "
+            f"{_resume_command(args, new_lr=trainer.optimizer.lr / 10)}" if have else
             f"Start again with a lower --lr (e.g. {args.lr / 10:g})."))
         return EXIT_NONFINITE
     except OSError as err:                          # a full disk, a folder gone read-only
-        where = f" ({err.filename})" if err.filename else ""
-        _say(f"writing the run failed at step {trainer.step}: {err.strerror or err}{where}; "
-             "the checkpoints written before are intact (writes are atomic); free space and "
-             f"go on with {_resume_command(args)}")
+        _say(f"writing the run failed at step {trainer.step}: {_write_failure(err, args)}")
         return EXIT_ERROR
     if guard.signum is not None and trainer.stopped:
         _say(f"{guard.name}: stopped after step {trainer.step} with a checkpoint "
@@ -404,5 +494,9 @@ def _eval_setup(args):
                              f"trained on {h}x{w} images (its mean image is {h}x{w}); "
                              f"rescale them as in training with --resize {h}")
     S, H = net.input_shape[-1], split.image_size[0]
+    if S == H and args.crops == "ten":
+        raise RunError(_no_room_for_crops("--crops ten", f"{data} ({args.split})", H,
+                                          cfg["model"], "give --crops center (the whole image)"),
+                       EXIT_USAGE)
     mode = "full" if S == H else ("ten" if args.crops == "ten" else "center")
     return net, split, ck, mode, device

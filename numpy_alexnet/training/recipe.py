@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import platform
 import sys
 from pathlib import Path
@@ -134,11 +135,13 @@ def data_identity(data: str) -> dict:
     """Which data a run trains on, by content: what ``--resume`` and the studies compare.
 
     The size and SHA-256 of the file (a folder: a hash of its files' names,
-    sizes and modification times), as the cache of decoded images keys it: the
-    same archive under another path or on another machine is the same data.
+    sizes and SHA-256s), as the cache of decoded images keys it: the same
+    archive or folder under another path, copied, or on another machine is the
+    same data.
     """
-    from ..data.datasets import _resolve_source, source_fingerprint
-    return source_fingerprint(_resolve_source(data, None))
+    from ..data.cache import source_fingerprint
+    from ..data.sources import resolve_source
+    return source_fingerprint(resolve_source(data, None))
 
 
 def pixel_std(images: np.ndarray, mean: np.ndarray, chunk: int = 2000) -> float:
@@ -201,14 +204,80 @@ def load_data(data: str, **kwargs):
         return load_dataset(data, use_cache=False, **kwargs)
 
 
-def data_stats(ds):
-    """``ds.stats()`` (mean image, RGB PCA), computed without the cache if it cannot be written."""
+def data_stats(ds, progress: bool = True):
+    """``ds.stats()`` (mean image, RGB PCA), computed without the cache if it cannot be written.
+
+    progress: the bar of a folder's streamed pass (one in RAM is quick and draws none).
+    """
+    from ..data import ImageFolder
+    if isinstance(ds, ImageFolder):
+        return ds.stats(progress=progress)            # a cache it cannot write: a warning
     try:
         return ds.stats()
     except OSError as err:
         _cache_failed(err)
         ds.cache_path = None                          # stats() then writes nothing
         return ds.stats()
+
+
+# Decoded arrays up to this share of the memory available stay in RAM; larger sets stream.
+IN_MEMORY_SHARE = 1 / 8
+
+
+def memory_available() -> int | None:
+    """Bytes of memory available for new work (Linux: MemAvailable), or None if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024          # given in kB
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def choose_stream(data, resize, limit_per_class, stream: bool | None) -> tuple[bool, str | None]:
+    """(whether to stream the data from disk, why), for --stream (True), --no-stream (False)
+    or neither (None).
+
+    Neither: a set whose decoded arrays would take more than an eighth of the
+    memory available streams, if it is an image-folder directory; an archive
+    (which cannot be read at random) stops the run before decoding.  An eighth,
+    because the in-RAM path peaks at about twice the arrays (decoding, then
+    writing them to the cache), and the rest is left to the network, its
+    batches and the machine's other work.  Counted without decoding
+    (``data.datasets.decoded_size``).
+    """
+    if stream is not None:
+        return stream, None
+    from ..data.datasets import decoded_size
+    from ..data.sources import resolve_source, source_kind
+    available = memory_available()
+    if available is None:
+        return False, None
+    n, size = decoded_size(data, resize, limit_per_class)
+    if size <= available * IN_MEMORY_SHARE:
+        return False, None
+    why = (f"{n:,} images decode to {_gb(size)}, more than an eighth of the {_gb(available)} "
+           "of memory available")
+    src = resolve_source(data, None)
+    if src.is_dir() and source_kind(src) == "image-folder":
+        return True, f"streams: {why} (--no-stream decodes them into RAM anyway)"
+    raise RunError(f"{data}: {why}, and an archive cannot be streamed: unpack it "
+                   f"(tar xf {src.name} -C DIR) and give DIR, or add --no-stream to decode it "
+                   "into RAM anyway")
+
+
+def _gb(n: int) -> str:
+    """A size for a message: '3.9 GB', '36.9 MB' or '36,864 bytes'."""
+    if n >= 1e8:
+        return f"{n / 1e9:.1f} GB"
+    if n >= 1e5:
+        return f"{n / 1e6:.3g} MB"
+    return f"{n:,} bytes"
 
 
 CACHE_WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
@@ -245,14 +314,14 @@ def prepare_data(data: str, model_input: int, *, resize=None, limit_per_class=No
         ds = load_data(data, resize=resize, limit_per_class=limit_per_class, progress=progress)
     if val_split is None:
         val_split = next((s for s in ("val", "valid", "validation", "test") if s in ds.splits), None)
-    st = data_stats(ds)
+    st = data_stats(ds, progress)
     mean = st.mean_image.astype(np.float32)
     H = ds.train.image_size[0]
     S = int(model_input)
     if S > H:
         raise ValueError(f"the model takes {S}x{S} inputs but the images are {H}x{H}; "
                          f"rescale them (e.g. --resize 256 for AlexNet)")
-    train = ds.train.subset(subset_indices(len(ds.train), subset))
+    train = ds.train if subset is None else ds.train.subset(subset_indices(len(ds.train), subset))
     scale = _input_scale(input_scale, train if stream else train.images, mean)
     train_tf = _train_transform(augment, mean, S, scale, st)
     mode = "full" if S == H else ("ten" if eval_crops == "ten" else "center")
@@ -265,7 +334,8 @@ def prepare_data(data: str, model_input: int, *, resize=None, limit_per_class=No
         out["x_train"], out["y_train"] = train.images, train.labels
     if val_split:
         full_val = ds[val_split]
-        out["val"] = full_val.subset(subset_indices(len(full_val), val_subset))
+        out["val"] = full_val if val_subset is None else full_val.subset(
+            subset_indices(len(full_val), val_subset))
         out["val_size"] = len(full_val)
         if not stream:
             out["x_val"], out["y_val"] = out["val"].images, out["val"].labels
@@ -390,22 +460,22 @@ def dataset_classes(data) -> tuple | None:
 
     None for a CIFAR-10 python release (its names are inside its batches).
     """
-    from ..data.datasets import _layout, _resolve_source, _scan_dir, _shared_classes, _source_kind
-    src = _resolve_source(data, None)
-    if _source_kind(src) == "cifar10-python":
+    from ..data.sources import folder_layout, resolve_source, scan_dir, shared_classes, source_kind
+    src = resolve_source(data, None)
+    if source_kind(src) == "cifar10-python":
         return None
-    files, dirs = _scan_dir(src) if src.is_dir() else _scan_tar_split(src, None)
-    return _shared_classes(src, _layout(src, files, dirs))
+    files, dirs = scan_dir(src) if src.is_dir() else _scan_tar_split(src, None)
+    return shared_classes(src, folder_layout(src, files, dirs))
 
 
 def _scan_tar_split(src: Path, split: str | None) -> tuple[dict, set]:
-    """datasets._scan_tar keeping the bytes of ``split``'s images only (None: no bytes at all)."""
-    from ..data.datasets import _scan_tar
+    """sources.scan_tar keeping the bytes of ``split``'s images only (None: no bytes at all)."""
+    from ..data.sources import scan_tar
 
     def keep(name: str) -> bool:
         parts = name.split("/")                              # [root/]split/class/image
         return split is not None and len(parts) >= 3 and parts[-3] == split
-    return _scan_tar(src, progress=False, keep=keep)
+    return scan_tar(src, progress=False, keep=keep)
 
 
 def load_split(data, split: str, *, resize=None, limit_per_class=None, progress=True):
@@ -416,22 +486,24 @@ def load_split(data, split: str, *, resize=None, limit_per_class=None, progress=
     read whole: they are small.
     """
     from ..data import DataError, Split
-    from ..data.datasets import (_cache_path, _decode_all, _display_name, _layout,
-                                 _resolve_source, _scan_dir, _shared_classes, _source_kind)
-    src = _resolve_source(data, None)
-    kind = _source_kind(src)
+    from ..data.cache import cache_path
+    from ..data.decode import decode_all
+    from ..data.sources import (display_name, folder_layout, resolve_source, scan_dir,
+                                shared_classes, source_kind)
+    src = resolve_source(data, None)
+    kind = source_kind(src)
     params = {"kind": kind, "resize": resize, "limit_per_class": limit_per_class}
-    if kind == "cifar10-python" or _cache_path(src, params, None).exists():
+    if kind == "cifar10-python" or cache_path(src, params, None).exists():
         return load_data(data, resize=resize, limit_per_class=limit_per_class,
                          progress=progress)[split]
-    files, dirs = _scan_dir(src) if src.is_dir() else _scan_tar_split(src, split)
-    layout = _layout(src, files, dirs)                        # {split: {class: [relpath]}}
-    classes = _shared_classes(src, layout)
+    files, dirs = scan_dir(src) if src.is_dir() else _scan_tar_split(src, split)
+    layout = folder_layout(src, files, dirs)                  # {split: {class: [relpath]}}
+    classes = shared_classes(src, layout)
     if split not in layout:
         raise DataError(f"{src}: no split {split!r}; it has {sorted(layout)}")
     items = [(label, p) for label, c in enumerate(classes)
              for p in sorted(layout[split][c])[:limit_per_class]]
-    images = _decode_all([files[p] for _, p in items], [_display_name(src, p) for _, p in items],
-                         resize, progress, None)             # uint8 (N, 3, H, W)
+    images = decode_all([files[p] for _, p in items], [display_name(src, p) for _, p in items],
+                        resize, progress, None)              # uint8 (N, 3, H, W)
     labels = np.array([label for label, _ in items], dtype=np.int64)
     return Split(images, labels, classes, split)

@@ -18,9 +18,15 @@ Schedules (section 5): :class:`PaperSchedule` divides the learning rate by 10
 when the validation error stops improving, three times at most;
 :class:`FixedSchedule` keeps it (optionally dividing at given epochs).
 
-The non-finite guard: a loss that is NaN or infinite stops the run *before*
-that batch's update, with :class:`NonFiniteLossError` naming the step; no
-checkpoint is written after it, so the last good one stays as it was.
+The guard against divergence: a loss that is NaN or infinite, or more than
+``divergence_factor`` (10) times its recent level (the median of the last 20
+steps' losses, or the loss of a uniform guess, ln K, if that is higher),
+stops the run *before* that batch's update, with :class:`NonFiniteLossError`
+naming the step.  Before any checkpoint is written, the weights must be
+finite and the loss of the last batch at those weights in the same range,
+so the last checkpoint is one that a lower rate (``--new-lr``) can go on
+from; a checkpoint is never written after the guard trips.  The factor is
+this project's choice (the paper's runs were watched by hand).
 """
 from __future__ import annotations
 
@@ -39,11 +45,12 @@ from ..data.metrics import softmax, topk_errors
 from ..files import atomic_write_text
 from ..layers import SoftmaxCrossEntropy
 from ..progress import progress_bar
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, restore_due_best, save_checkpoint
 
 
 class NonFiniteLossError(RuntimeError):
-    """The loss (or a weight) became NaN or infinite; the run was stopped."""
+    """The loss became NaN, infinite or far above its recent level (or a weight
+    non-finite); the run was stopped."""
 
     def __init__(self, message: str, step: int, epoch: int, batch: int):
         super().__init__(message)
@@ -174,6 +181,9 @@ def _fmt_time(s: float) -> str:
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
+DIVERGENCE_FACTOR = 10.0     # a loss this many times its recent level stops the run
+RECENT_STEPS = 20            # the steps whose median loss is the recent level
+
 METRIC_FIELDS = ("epoch", "step", "lr", "train_loss", "train_error", "val_loss", "val_top1",
                  "val_top5", "seconds", "images_per_s")
 
@@ -199,6 +209,8 @@ class Trainer:
         training error is at or below the target (for the Figure-1 study).
     progress: a tqdm bar per epoch; quiet: no per-epoch lines either.
     extra: arrays saved into every checkpoint (e.g. the mean image).
+    divergence_factor: the guard's factor (see the module's docstring); None
+        checks finiteness only.
 
     Everything after ``train_batches`` is keyword-only.  ``request_stop(reason)``
     (what the command line's signal handler calls) stops at the next step
@@ -212,7 +224,8 @@ class Trainer:
                  target_error: float | None = None, stop_at_target: bool = False,
                  progress: bool = True, quiet: bool = False, config: dict | None = None,
                  extra: dict | None = None, eval_chunk: int | None = None, plot: bool = True,
-                 max_seconds: float | None = None, log=None):
+                 max_seconds: float | None = None, log=None,
+                 divergence_factor: float | None = DIVERGENCE_FACTOR):
         self.net, self.optimizer, self.train_batches = net, optimizer, train_batches
         self.val_batches = val_batches
         self.schedule = schedule if schedule is not None else PaperSchedule()
@@ -227,12 +240,16 @@ class Trainer:
         self.eval_chunk, self.plot = eval_chunk, plot
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self.loss_fn = SoftmaxCrossEntropy(name="loss")
+        self.divergence_factor = divergence_factor
+        self._last_batch = None                    # (x, y) last trained on: the save check
+        self._chance_loss = 0.0                    # ln K, the loss of a uniform guess
         # Position: the epoch in progress (0-based) and its next batch.
         self.epoch, self.batch, self.step = 0, 0, 0
         self.running = {"loss": 0.0, "wrong": 0, "seen": 0, "seconds": 0.0}
         self.history: list[dict] = []
         self.step_log: list[dict] = []
         self.best_metric: float | None = None
+        self.best_step: int | None = None          # the step of checkpoints/best.npz
         self.stopped: str | None = None
         self.stop_requested: str | None = None     # set by request_stop (a signal handler)
         self.lr_changes: list[dict] = []           # rates set by hand on resume (set_lr)
@@ -250,7 +267,8 @@ class Trainer:
     def meta(self) -> dict:
         return {"epoch": self.epoch, "batch": self.batch, "step": self.step,
                 "running": dict(self.running), "history": self.history,
-                "best_metric": self.best_metric, "schedule": self.schedule.state_dict(),
+                "best_metric": self.best_metric, "best_step": self.best_step,
+                "schedule": self.schedule.state_dict(),
                 "config": self.config, "lr_changes": self.lr_changes}
 
     def request_stop(self, reason: str) -> None:
@@ -260,11 +278,16 @@ class Trainer:
     def set_lr(self, lr: float, reason: str) -> None:
         """Go on with learning rate ``lr`` from here (e.g. lower after a non-finite stop).
 
-        Recorded in ``lr_changes`` (checkpoints and metrics.json): step, epoch,
-        batch, the rate before and after, and ``reason``.
+        The velocities are scaled by the same factor: section 5's velocity holds
+        the rate (v <- 0.9 v - lr dL/dw), so kept as it is it would go on making
+        steps of the old rate for about 1 / (1 - momentum) steps, the very steps
+        that made a run diverge.  Recorded in ``lr_changes`` (checkpoints and
+        metrics.json): step, epoch, batch, the rate before and after, and ``reason``.
         """
         self.lr_changes.append({"step": self.step, "epoch": self.epoch + 1, "batch": self.batch,
                                 "from": self.optimizer.lr, "to": float(lr), "reason": reason})
+        for v in self.optimizer.velocity.values():
+            v *= float(lr) / self.optimizer.lr
         self.optimizer.lr = float(lr)
 
     def save(self, path) -> Path:
@@ -273,7 +296,11 @@ class Trainer:
         return save_checkpoint(path, self.net, self.optimizer, self.meta(), self.extra)
 
     def resume(self, path=None) -> dict:
-        """Load a checkpoint (default ``latest``) and continue from its position."""
+        """Load a checkpoint (default ``latest``) and continue from its position.
+
+        A ``best.npz`` that this position owes (a write that failed after
+        ``latest``'s) is written first.
+        """
         path = Path(path) if path is not None else self.latest_path
         ck = load_checkpoint(path, self.net, self.optimizer)
         m = ck["meta"]
@@ -281,12 +308,15 @@ class Trainer:
         self.running = dict(m["running"])
         self.history = list(m["history"])
         self.best_metric = m["best_metric"]
+        self.best_step = m.get("best_step")
         self.lr_changes = list(m.get("lr_changes", []))
         if m["schedule"]["name"] != self.schedule.name:
             raise ValueError(f"{path}: the checkpoint's schedule is {m['schedule']['name']!r}, "
                              f"this run's is {self.schedule.name!r}")
         self.schedule.load_state_dict(m["schedule"])
         self._trim_step_log()
+        if self.out_dir is not None:
+            restore_due_best(path, self.best_path)
         return ck
 
     # -- the loop --------------------------------------------------------------------
@@ -358,18 +388,18 @@ class Trainer:
         """Forward, loss, backward, update on one batch: (loss, number wrong)."""
         logits = self.net.forward(x, train=True)
         loss = float(self.loss_fn.forward(logits, y))
-        if not math.isfinite(loss):
+        self._chance_loss = math.log(logits.shape[1])
+        problem = self._loss_problem(loss)
+        if problem:
             where = f"step {self.step + 1} (epoch {self.epoch + 1}, batch {self.batch + 1})"
-            kept = (f"the last good checkpoint {self.latest_path} was left untouched"
-                    if self.latest_path is not None and self.latest_path.exists()
-                    else "no checkpoint had been written yet")
             raise NonFiniteLossError(
-                f"non-finite loss ({loss}) at {where}, learning rate {self.optimizer.lr:g}; "
-                f"training stopped before this batch's update and {kept}. "
+                f"{problem} at {where}, learning rate {self.optimizer.lr:g}; training stopped "
+                f"before this batch's update and {self._kept()}. "
                 "Try a smaller learning rate or check the input scale.",
                 self.step + 1, self.epoch + 1, self.batch + 1)
         self.net.backward(self.loss_fn.backward(), input_grad=False)   # no dx of the images
         self.optimizer.step()
+        self._last_batch = (x, y)
         pred = to_numpy(logits).argmax(axis=1)
         wrong = int((pred != to_numpy(y)).sum())
         return loss, wrong
@@ -392,7 +422,7 @@ class Trainer:
         metric = row["val_top1"] if row["val_top1"] is not None else row["train_error"]
         improved = self.best_metric is None or metric < self.best_metric
         if improved:
-            self.best_metric = metric
+            self.best_metric, self.best_step = metric, self.step
         # The position moves to the start of the next epoch before anything is saved.
         self.optimizer.lr = self.schedule.step(self.epoch + 1, self.optimizer.lr, metric)
         self.epoch, self.batch = self.epoch + 1, 0
@@ -418,6 +448,40 @@ class Trainer:
                 and row["train_error"] <= self.target_error:
             self.stopped = f"training error {row['train_error']:.4f} <= target {self.target_error}"
 
+    # -- the guard -------------------------------------------------------------------
+    def _loss_problem(self, loss: float) -> str | None:
+        """Why ``loss`` shows a diverged run (non-finite, or far above its recent level), or None."""
+        if not math.isfinite(loss):
+            return f"non-finite loss ({loss})"
+        if self.divergence_factor is None or not self.step_log:
+            return None
+        level = max(float(np.median([r["loss"] for r in self.step_log[-RECENT_STEPS:]])),
+                    self._chance_loss)
+        if loss > self.divergence_factor * level:
+            return (f"diverging loss ({loss:.4g}, more than {self.divergence_factor:g} times its "
+                    f"recent level {level:.4g})")
+        return None
+
+    def _kept(self) -> str:
+        return (f"the last good checkpoint {self.latest_path} was left untouched"
+                if self.latest_path is not None and self.latest_path.exists()
+                else "no checkpoint had been written yet")
+
+    def _check_before_saving(self):
+        """The weights to be saved are finite and the last batch's loss at them is in range."""
+        self._check_weights_finite()
+        if self._last_batch is None:
+            return
+        x, y = self._last_batch
+        loss = float(self.loss_fn.forward(self.net.forward(x, train=False), y))
+        problem = self._loss_problem(loss)
+        if problem:
+            raise NonFiniteLossError(
+                f"{problem} on the last batch at the weights of step {self.step}, learning "
+                f"rate {self.optimizer.lr:g}: not writing a checkpoint of them, and "
+                f"{self._kept()}. Try a smaller learning rate.",
+                self.step, self.epoch + 1, self.batch)
+
     # -- files ---------------------------------------------------------------------
     def _check_weights_finite(self):
         for name, layer, key in self.net.named_params():
@@ -428,6 +492,7 @@ class Trainer:
 
     def _save_latest(self):
         if self.out_dir is not None:
+            self._check_before_saving()
             self.save(self.latest_path)
             self._write_steps()
 
