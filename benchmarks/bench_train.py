@@ -33,11 +33,13 @@ Fairness:
   separately, in a child process with an empty cache (``NUMBA_CACHE_DIR``),
   together with the time to load the compiled kernels from a warm cache.
 * Peak memory is measured in a child process per (net, backend): on the CPU
-  the growth of the peak resident set (VmHWM, reset through
-  ``/proc/self/clear_refs``) over two steps, above the resident set after
-  the net and the batch were made; on a GPU the bytes held by CuPy's memory
-  pool (``total_bytes``) or PyTorch's caching allocator
-  (``max_memory_reserved``) after two steps.
+  the peak resident set (VmHWM, reset through ``/proc/self/clear_refs``)
+  while the net and the batch are made and two steps run, above the
+  resident set before, with the libraries imported and the compiled kernels
+  loaded: the parameters, gradients, velocities, activations and
+  temporaries of training, whenever each is allocated; on a GPU the bytes
+  held by CuPy's memory pool (``total_bytes``) or PyTorch's caching
+  allocator (``max_memory_reserved``) after two steps.
 
 ``--floor`` also times ``numba-gemms`` (``GemmFloorRunner``): the matrix
 products of the Numba backend's convolutions and nothing else, on the same
@@ -298,16 +300,13 @@ def _rss_kib(field: str) -> int:
 
 
 def memory_child(net_name: str, backend: str, batch: int) -> dict:
-    """Run in a child process: peak memory of two training steps (see the module docstring)."""
-    runner = make_runner(net_name, backend, batch)
+    """Run in a child process: peak memory of building the net and two training steps
+    (see the module docstring)."""
+    gpu = backend.startswith("cupy") or backend == "torch-cuda"
     if backend == "numba":
         numba_compile_child()            # load the compiled kernels (LLVM) before measuring
-    gpu = backend.startswith("cupy") or backend == "torch-cuda"
-    if gpu and backend == "torch-cuda":
-        runner.torch.cuda.reset_peak_memory_stats()
-    elif gpu:
-        import cupy
-        cupy.get_default_memory_pool().free_all_blocks()
+    elif backend.startswith("torch"):
+        import torch  # noqa: F401      # the library's own memory is not the net's
     rss0 = _rss_kib("VmRSS")
     try:
         with open("/proc/self/clear_refs", "w") as f:
@@ -315,12 +314,18 @@ def memory_child(net_name: str, backend: str, batch: int) -> dict:
         reset = True
     except OSError:
         reset = False
+    runner = make_runner(net_name, backend, batch)
+    if gpu and backend == "torch-cuda":
+        runner.torch.cuda.reset_peak_memory_stats()
+    elif gpu:
+        import cupy
+        cupy.get_default_memory_pool().free_all_blocks()
     for _ in range(2):
         runner.step()
     runner.sync()
-    out = {"rss_before_steps_MiB": rss0 / 1024, "peak_rss_MiB": _rss_kib("VmHWM") / 1024,
+    out = {"rss_before_net_MiB": rss0 / 1024, "peak_rss_MiB": _rss_kib("VmHWM") / 1024,
            "hwm_reset": reset}
-    out["step_peak_MiB"] = out["peak_rss_MiB"] - out["rss_before_steps_MiB"]
+    out["step_peak_MiB"] = out["peak_rss_MiB"] - out["rss_before_net_MiB"]
     if backend == "torch-cuda":
         out["gpu_peak_MiB"] = runner.torch.cuda.max_memory_reserved() / 2**20
     elif gpu:
