@@ -3,10 +3,14 @@
     python benchmarks/bench_train.py                       # CPU: numpy, numba, torch
     python benchmarks/bench_train.py --device gpu --out docs/results/bench_gpu.json
     python benchmarks/bench_train.py --nets fig1 --floor     # and the GEMMs alone
+    python benchmarks/bench_train.py --device gpu --nets conv_local   # the ablation study's net
 
-Nets and batches: the Figure-1 net (``cifar_fig1``, 32x32x3, batch 128) and
+Nets and batches: the Figure-1 net (``cifar_fig1``, 32x32x3, batch 128),
 the paper's AlexNet (227x227x3, 1000 classes; batch 32 on the CPU, 128 on a
-GPU).  A *training step* is forward, softmax cross-entropy, backward and one
+GPU) and, with ``--nets conv_local``, cuda-convnet's conv-local 11% net that
+the ablation study trains (``cifar_conv_local_11pct``, 24x24x3, batch 128;
+its PyTorch peer makes each locally connected layer of unfold and a batched
+product, as PyTorch has none).  A *training step* is forward, softmax cross-entropy, backward and one
 momentum-SGD update (momentum 0.9, weight decay 0.0005) on a fixed random
 batch.
 
@@ -33,11 +37,13 @@ Fairness:
   separately, in a child process with an empty cache (``NUMBA_CACHE_DIR``),
   together with the time to load the compiled kernels from a warm cache.
 * Peak memory is measured in a child process per (net, backend): on the CPU
-  the growth of the peak resident set (VmHWM, reset through
-  ``/proc/self/clear_refs``) over two steps, above the resident set after
-  the net and the batch were made; on a GPU the bytes held by CuPy's memory
-  pool (``total_bytes``) or PyTorch's caching allocator
-  (``max_memory_reserved``) after two steps.
+  the peak resident set (VmHWM, reset through ``/proc/self/clear_refs``)
+  while the net and the batch are made and two steps run, above the
+  resident set before, with the libraries imported and the compiled kernels
+  loaded: the parameters, gradients, velocities, activations and
+  temporaries of training, whenever each is allocated; on a GPU the bytes
+  held by CuPy's memory pool (``total_bytes``) or PyTorch's caching
+  allocator (``max_memory_reserved``) after two steps.
 
 ``--floor`` also times ``numba-gemms`` (``GemmFloorRunner``): the matrix
 products of the Numba backend's convolutions and nothing else, on the same
@@ -68,10 +74,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-NETS = {"fig1": dict(shape=(3, 32, 32), classes=10),
-        "alexnet": dict(shape=(3, 227, 227), classes=1000)}
+# Each net: its registry name (numpy_alexnet.models.MODELS), input and classes.
+NETS = {"fig1": dict(model="cifar_fig1_relu", shape=(3, 32, 32), classes=10),
+        "alexnet": dict(model="alexnet", shape=(3, 227, 227), classes=1000),
+        "conv_local": dict(model="cifar_conv_local_11pct", shape=(3, 24, 24), classes=10)}
 BATCH = {("fig1", "cpu"): 128, ("fig1", "gpu"): 128, ("alexnet", "cpu"): 32,
-         ("alexnet", "gpu"): 128}
+         ("alexnet", "gpu"): 128, ("conv_local", "cpu"): 128, ("conv_local", "gpu"): 128}
 LR = 0.001
 # A pause, outside the timing, at the start of each backend's turn: OpenBLAS's worker
 # threads spin for a while after a GEMM, and without it one backend's spinning
@@ -97,16 +105,15 @@ class OurRunner:
     """numpy_alexnet on 'numpy', 'numba' or 'cupy' (optionally as two towers)."""
 
     def __init__(self, net_name: str, backend: str, batch: int, towers=None):
-        from numpy_alexnet import MomentumSGD, SoftmaxCrossEntropy, alexnet, cifar_fig1
+        from numpy_alexnet import MomentumSGD, SoftmaxCrossEntropy, build_model
         self.backend = backend
         spec = NETS[net_name]
         if towers is not None:
             from numpy_alexnet.towers import two_tower_alexnet
             self.net = two_tower_alexnet(seed=0, devices=towers)
-        elif net_name == "fig1":
-            self.net = cifar_fig1(seed=0).to(backend, 0 if backend == "cupy" else None)
         else:
-            self.net = alexnet(seed=0).to(backend, 0 if backend == "cupy" else None)
+            self.net = build_model(spec["model"], seed=0).to(backend,
+                                                             0 if backend == "cupy" else None)
         rng = np.random.default_rng(0)
         x = rng.standard_normal((batch,) + spec["shape"]).astype(np.float32)
         y = rng.integers(0, spec["classes"], batch)
@@ -156,10 +163,10 @@ class GemmFloorRunner:
     backend = "numba-gemms"
 
     def __init__(self, net_name: str, batch: int):
-        from numpy_alexnet import alexnet, cifar_fig1
+        from numpy_alexnet import build_model
         from numpy_alexnet.fast import numba_conv, numba_threads
         from numpy_alexnet.layers import Conv2D
-        net = cifar_fig1(seed=0) if net_name == "fig1" else alexnet(seed=0)
+        net = build_model(NETS[net_name]["model"], seed=0)
         rng = np.random.default_rng(0)
         self.batch, self.convs, self.flops = batch, [], 0
         shape, first = net.input_shape, True
@@ -205,6 +212,8 @@ class GemmFloorRunner:
 
 def torch_net(net_name: str):
     import torch.nn as nn
+    if net_name == "conv_local":
+        return torch_conv_local()
     if net_name == "fig1":
         return nn.Sequential(
             nn.Conv2d(3, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(3, 2),
@@ -223,6 +232,32 @@ def torch_net(net_name: str):
         nn.Linear(9216, 4096), nn.ReLU(), nn.Dropout(0.5),
         nn.Linear(4096, 4096), nn.ReLU(), nn.Dropout(0.5),
         nn.Linear(4096, 1000))
+
+
+def torch_conv_local():
+    """cuda-convnet's conv-local 11% net in PyTorch, which has no locally connected layer:
+    each is unfold (im2col) and one batched product per output position."""
+    import torch
+    import torch.nn as nn
+
+    class Local(nn.Module):
+        def __init__(self, c, f, k, pad, size):
+            super().__init__()
+            self.k, self.pad, self.size = k, pad, size
+            self.weight = nn.Parameter(torch.randn(size * size, f, c * k * k) * 0.04)
+            self.bias = nn.Parameter(torch.zeros(f, size, size))
+
+        def forward(self, x):
+            cols = nn.functional.unfold(x, self.k, padding=self.pad)           # (N, C*K*K, P)
+            out = torch.einsum("pfk,nkp->nfp", self.weight, cols)               # (N, F, P)
+            return out.reshape(x.shape[0], -1, self.size, self.size) + self.bias
+
+    lrn = dict(size=5, alpha=0.001, beta=0.75, k=1.0)      # PyTorch divides alpha by size
+    return nn.Sequential(
+        nn.Conv2d(3, 64, 5, padding=2), nn.ReLU(), nn.LocalResponseNorm(**lrn), nn.MaxPool2d(3, 2),
+        nn.Conv2d(64, 64, 5, padding=2), nn.ReLU(), nn.LocalResponseNorm(**lrn), nn.MaxPool2d(3, 2),
+        Local(64, 32, 3, 1, 5), nn.ReLU(), Local(32, 32, 3, 1, 5), nn.ReLU(),
+        nn.Flatten(), nn.Linear(32 * 5 * 5, 10))
 
 
 class TorchRunner:
@@ -298,16 +333,13 @@ def _rss_kib(field: str) -> int:
 
 
 def memory_child(net_name: str, backend: str, batch: int) -> dict:
-    """Run in a child process: peak memory of two training steps (see the module docstring)."""
-    runner = make_runner(net_name, backend, batch)
+    """Run in a child process: peak memory of building the net and two training steps
+    (see the module docstring)."""
+    gpu = backend.startswith("cupy") or backend == "torch-cuda"
     if backend == "numba":
         numba_compile_child()            # load the compiled kernels (LLVM) before measuring
-    gpu = backend.startswith("cupy") or backend == "torch-cuda"
-    if gpu and backend == "torch-cuda":
-        runner.torch.cuda.reset_peak_memory_stats()
-    elif gpu:
-        import cupy
-        cupy.get_default_memory_pool().free_all_blocks()
+    elif backend.startswith("torch"):
+        import torch  # noqa: F401      # the library's own memory is not the net's
     rss0 = _rss_kib("VmRSS")
     try:
         with open("/proc/self/clear_refs", "w") as f:
@@ -315,12 +347,18 @@ def memory_child(net_name: str, backend: str, batch: int) -> dict:
         reset = True
     except OSError:
         reset = False
+    runner = make_runner(net_name, backend, batch)
+    if gpu and backend == "torch-cuda":
+        runner.torch.cuda.reset_peak_memory_stats()
+    elif gpu:
+        import cupy
+        cupy.get_default_memory_pool().free_all_blocks()
     for _ in range(2):
         runner.step()
     runner.sync()
-    out = {"rss_before_steps_MiB": rss0 / 1024, "peak_rss_MiB": _rss_kib("VmHWM") / 1024,
+    out = {"rss_before_net_MiB": rss0 / 1024, "peak_rss_MiB": _rss_kib("VmHWM") / 1024,
            "hwm_reset": reset}
-    out["step_peak_MiB"] = out["peak_rss_MiB"] - out["rss_before_steps_MiB"]
+    out["step_peak_MiB"] = out["peak_rss_MiB"] - out["rss_before_net_MiB"]
     if backend == "torch-cuda":
         out["gpu_peak_MiB"] = runner.torch.cuda.max_memory_reserved() / 2**20
     elif gpu:
@@ -498,8 +536,8 @@ def main(argv=None) -> int:
             bks.append("cupy-towers(0,0)")
         if args.floor and args.device == "cpu":
             bks.insert(bks.index("numba") + 1 if "numba" in bks else 0, "numba-gemms")
-        rounds = args.rounds or (3 if net_name == "fig1" else 2)
-        steps = 2 if net_name == "fig1" or args.device == "gpu" else 1
+        rounds = args.rounds or (2 if net_name == "alexnet" else 3)
+        steps = 1 if net_name == "alexnet" and args.device == "cpu" else 2
         if args.device == "gpu":
             rounds, steps = max(rounds, 5), 5
         print(f"{net_name}, batch {batch}: timing {bks}, {rounds} interleaved rounds x {steps} "

@@ -28,6 +28,9 @@ timeout 300 $PY -m pytest tests/test_backends.py -q -p no:cacheprovider -k "cupy
 
 step "benchmark against PyTorch (float32, TF32 off)"
 timeout 300 $PY benchmarks/bench_train.py --device gpu --towers --markdown --out "$OUT/bench_gpu.json"
+step "benchmark against PyTorch: the ablation study's conv-local net"
+timeout 200 $PY benchmarks/bench_train.py --device gpu --nets conv_local --markdown \
+  --out "$OUT/bench_gpu_conv_local.json"
 
 step "per-layer profile, AlexNet batch 128, CuPy"
 timeout 120 $PY benchmarks/profile_step.py --net alexnet --backend cupy --batch 128

@@ -283,6 +283,12 @@ class Layer:
         return tuple(input_shape)
 
     # -- helpers ---------------------------------------------------------------
+    def set_params(self, **params) -> None:
+        """The learnable parameters, and their gradients: zeros, which take no memory
+        until a backward writes them (``np.zeros`` asks the OS for zeroed pages)."""
+        self.params = params
+        self.grads = {k: np.zeros(v.shape, dtype=v.dtype) for k, v in params.items()}
+
     @property
     def ops(self):
         """The kernels of this layer's backend (see ``numpy_alexnet.backend``)."""

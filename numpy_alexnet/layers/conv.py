@@ -144,11 +144,9 @@ class Conv2D(Layer):
                              f"out_channels={out_channels} must both divide by groups={groups}")
         rng = rng if rng is not None else np.random.default_rng(0)
         shape = (self.out_channels, self.in_channels // self.groups, self.kh, self.kw)
-        self.params = {
-            "W": (rng.standard_normal(shape) * weight_std).astype(dtype),
-            "b": np.full(self.out_channels, bias, dtype=dtype),
-        }
-        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self.set_params(
+            W=(rng.standard_normal(shape) * weight_std).astype(dtype),
+            b=np.full(self.out_channels, bias, dtype=dtype))
 
     def describe(self) -> str:
         g = f", groups={self.groups}" if self.groups > 1 else ""

@@ -55,11 +55,9 @@ class Linear(Layer):
         self.in_features = self.check_int("in_features", in_features, 1)
         self.out_features = self.check_int("out_features", out_features, 1)
         rng = rng if rng is not None else np.random.default_rng(0)
-        self.params = {
-            "W": (rng.standard_normal((self.in_features, self.out_features)) * weight_std).astype(dtype),
-            "b": np.full(self.out_features, bias, dtype=dtype),
-        }
-        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self.set_params(
+            W=(rng.standard_normal((self.in_features, self.out_features)) * weight_std).astype(dtype),
+            b=np.full(self.out_features, bias, dtype=dtype))
 
     def describe(self) -> str:
         return f"{self.in_features} -> {self.out_features}"

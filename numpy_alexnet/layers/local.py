@@ -118,11 +118,9 @@ class LocallyConnected2D(Layer):
         self.Wo = conv_output_size(self.W, self.kw, self.stride, self.padding)
         rng = rng if rng is not None else np.random.default_rng(0)
         shape = (self.Ho, self.Wo, self.out_channels, self.in_channels, self.kh, self.kw)
-        self.params = {
-            "W": (rng.standard_normal(shape) * weight_std).astype(dtype),
-            "b": np.full((self.out_channels, self.Ho, self.Wo), bias, dtype=dtype),
-        }
-        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self.set_params(
+            W=(rng.standard_normal(shape) * weight_std).astype(dtype),
+            b=np.full((self.out_channels, self.Ho, self.Wo), bias, dtype=dtype))
 
     def describe(self) -> str:
         return (f"{self.out_channels} x {self.kh}x{self.kw}x{self.in_channels} at each of "
