@@ -46,7 +46,8 @@
 # Write the code, run the cell, then run the check cell below it: it prints
 # `pass`, `not attempted`, or what is wrong. Solutions are in
 # `notebooks/solutions/01_layers.py`; open it after trying. The derivations are
-# in `docs/layers.md`, to compare with yours.
+# in `docs/layers.md`, to compare with yours, and `docs/reading.md` lists, in
+# the order they run, the library's functions of one whole training step.
 
 # %%
 import numpy as np
