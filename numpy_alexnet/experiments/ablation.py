@@ -41,10 +41,9 @@ the 2012 code logged (``ABLATIONS``; most of those are ILSVRC numbers, named
 as such).
 
 Forms (``FORMS``): ``--quick`` (minutes on a CPU: the machinery working, no
-finding), ``--reduced`` (within 2 hours on a 2-core CPU with ``--backend
-numba``: 21 runs of 16,000 images for 8 epochs, planned at about 70 minutes
-from runs of 0.18 s a step measured on an idle 2-core AMD EPYC: the direction
-of large effects at best) and the default full form (all 50,000 images, 100
+finding), ``--reduced`` (21 runs of 16,000 images for 8 epochs, a CPU's
+work with ``--backend numba``: the direction of large effects at best; its
+time is in docs/ablation.md) and the default full form (all 50,000 images, 100
 epochs: a GPU's work).  ``runner.py`` runs, keeps, resumes and reports the
 runs; a run's key holds a hash of its whole spec, the data's SHA-256 included.
 """
@@ -138,10 +137,8 @@ FORMS = {
                          "compared with CIFAR-10 gains, which need not be the same size"),
     "reduced": dict(subset=16000, test_subset=4000, epochs=8, milestones=(6,), seeds=3,
                     note="16,000 training images, 8 epochs (the last 2 at a tenth of the "
-                         "rate), 4,000 test images, 3 seeds: about 70 minutes on an idle "
-                         "2-core CPU with --backend numba, under 2 hours on a slower or "
-                         "busier one (measured: 78 minutes, partly beside other work). Far from "
-                         "convergence (the nets end at 39-47% test error "
+                         "rate), 4,000 test images, 3 seeds: a CPU's work with --backend "
+                         "numba. Far from convergence (the nets end at 39-47% test error "
                          "where the full recipe reaches 11-13%), so it cannot show what "
                          "regularizers (dropout, crops, PCA colour) do against long "
                          "training's overfitting; at best it shows the direction of large "
@@ -247,8 +244,8 @@ class Ablation(Study):
     out_help = "where ablation[_FORM].json, .png and .md go"
     quick_help = ("1,000 images, 2 epochs, 200 test images, 2 seeds: minutes on a CPU; shows the "
                   "machinery, not the claims")
-    reduced_help = ("16,000 images, 8 epochs, 4,000 test images, 3 seeds: about 70 minutes on an "
-                    "idle 2-core CPU with --backend numba, under 2 hours on a slower one")
+    reduced_help = ("16,000 images, 8 epochs, 4,000 test images, 3 seeds: a CPU's work with "
+                    "--backend numba (78 minutes on 2 cores, docs/ablation.md)")
     table_file = True
     forms, same_study = FORMS, STUDY_SETTINGS
     form_flags = ("seeds", "epochs", "subset", "test_subset")

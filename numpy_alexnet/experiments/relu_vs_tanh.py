@@ -90,9 +90,9 @@ FORMS = {
     "reduced": dict(subset=None, seeds=1, cap=60, sweep=False, sweep_epochs=0, sweep_subset=None,
                     stop_at_target=True, regimes=("cuda-convnet", "unit"), target=0.25,
                     window=None),
-    # The quick form, from a GPU calibration (docs/replication.md): on all 50,000 images,
-    # measured every 5,000, ReLU reached 43% after 1.6, 1.7, 1.5 epochs and tanh after 5.9,
-    # 5.9, 5.6 (ratio 3.63 mean, 3.47 least, 3 seeds); a subset shrinks the effect.
+    # The quick form: on all 50,000 images, measured every 5,000, ReLU reaches 43% several
+    # times as fast as tanh, seed after seed (docs/results/relu_vs_tanh_quick_calibration.json,
+    # docs/replication.md); a subset shrinks the effect.
     "quick":   dict(subset=None, seeds=1, cap=10, sweep=False, sweep_epochs=0, sweep_subset=None,
                     stop_at_target=True, regimes=("cuda-convnet",), target=0.43, window=5000),
 }
