@@ -20,7 +20,7 @@ class Momentum(Study):
     name, stem, title = "momentum", "momentum", "momentum 0.9 against none (section 5)"
     forms = {form: dict(epochs=2) for form in ("full", "reduced", "quick")}
     form_flags = ("epochs",)
-    same_study = ("form", "epochs", "data")
+    same_study = ("epochs",)
 
     @staticmethod
     def add_arguments(p):

@@ -351,6 +351,26 @@ def test_study_run_cut_off_midway_goes_on_from_its_checkpoint(folder, cache, tmp
         assert ra["train_error"] == rb["train_error"] and ra["train_loss"] == rb["train_loss"]
 
 
+def test_study_refuses_to_go_on_from_a_run_made_with_other_settings(folder, cache, tmp_path,
+                                                                    capsys):
+    """A run in progress under --work whose spec differs in a setting its key does not name
+    (--momentum) is refused with both values named, and its checkpoint is left as it was."""
+    out = tmp_path / "out"
+    assert main(_study_args(folder, out, out / "one_epoch", 1)) == 0
+    moved = []
+    for ck in (out / "one_epoch").glob("*/checkpoints/latest.npz"):
+        key = ck.parent.parent.name.replace("-ep1-", "-ep2-")
+        (out / "work" / key / "checkpoints").mkdir(parents=True)
+        moved.append(ck.replace(out / "work" / key / "checkpoints" / "latest.npz"))
+    before = {p: p.read_bytes() for p in moved}
+    capsys.readouterr()
+    assert main(_study_args(folder, out, out / "work", 2) + ["--momentum", "0.5"]) == 1
+    err = capsys.readouterr().err
+    assert "holds a run in progress made with other settings (momentum: 0.9 there, 0.5 now)" \
+        in err, err
+    assert {p: p.read_bytes() for p in moved} == before
+
+
 def test_study_jobs_run_in_workers_and_give_the_same_report(folder, cache, tmp_path):
     """--jobs 2: the sweep and the runs train in worker processes, with the same numbers.
 

@@ -150,9 +150,10 @@ FORMS = {
                          "with 1 degree of freedom"),
 }
 
-# The settings that make two reports the same study (the backend and --jobs do not).
-STUDY_SETTINGS = ("form", "ablations", "subset", "test_subset", "seeds", "epochs", "milestones",
-                  "lr", "bias_lr_mult", "weight_decay", "batch_size", "momentum", "data")
+# The settings of its own that make two reports the same study (the runner adds those of
+# every study: the form, batch size, momentum and data).
+STUDY_SETTINGS = ("ablations", "subset", "test_subset", "seeds", "epochs", "milestones", "lr",
+                  "bias_lr_mult", "weight_decay")
 
 
 def changed_settings(settings: dict) -> dict:
@@ -347,7 +348,7 @@ class Ablation(Study):
                         momentum=spec["momentum"], weight_decay=spec["weight_decay"],
                         lr_mults=bias_lr_mults(net, spec["bias_lr_mult"]),
                         decay_mults=spec["decay_mults"], backend=self.s["backend"], device=device,
-                        schedule=FixedSchedule(spec["milestones"]), config={"ablate_run": spec},
+                        schedule=FixedSchedule(spec["milestones"]),
                         **self.run_options(spec, run_dir))
 
     def measured(self, spec: dict, res: dict, tr, d: dict) -> dict:

@@ -130,10 +130,10 @@ NEXT_COMMANDS = (
 )
 
 
-# The settings that make two reports the same study (the backend and --jobs do not).
-STUDY_SETTINGS = ("form", "regimes", "subset", "seeds", "cap", "target", "sweep", "sweep_epochs",
-                  "lr_grid", "lr_relu", "lr_tanh", "stop_at_target", "batch_size", "momentum",
-                  "window")
+# The settings of its own that make two reports the same study (the runner adds those of
+# every study: the form, batch size, momentum and data).
+STUDY_SETTINGS = ("regimes", "subset", "seeds", "cap", "target", "sweep", "sweep_epochs",
+                  "lr_grid", "lr_relu", "lr_tanh", "stop_at_target", "window")
 
 
 # --------------------------------------------------------------------------- #
@@ -473,8 +473,8 @@ class ReluVsTanh(Study):
                                              REGIMES[regime]["init"]))
         options = self.run_options(spec, run_dir)
         log = options["log"]          # the trainer's ETA runs to the cap, not the target
-        options.update(config={"study_run": spec, "train_images": len(d["train"])},
-                       target_error=spec["target"],
+        options["config"]["train_images"] = len(d["train"])
+        options.update(target_error=spec["target"],
                        log=lambda m: log(m.replace("(ETA ", "(to the cap: ")))
         W = self.window_steps(len(d["train"]))
         if W is None:

@@ -164,15 +164,9 @@ def is_complete_report_of(path: Path, settings: dict, keys: tuple) -> bool:
             and {k: old.get("settings", {}).get(k) for k in keys} == ours)
 
 
-def write_figure(draw, report: dict, path: Path) -> None:
-    """``draw(report, file)`` under a temporary name, then renamed over ``path``: never a
-    torn PNG."""
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    try:
-        draw(report, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+# The settings every study records that make two reports the same study (with the
+# study's own ``same_study``; the backend and --jobs give the same runs, so they do not).
+SAME_IN_EVERY_STUDY = ("form", "batch_size", "momentum", "data")
 
 
 class Study:
@@ -181,8 +175,8 @@ class Study:
     ``name`` (the command), ``stem`` (the report's file name), ``title``,
     ``out_help``, ``forms`` with ``quick_help`` and ``reduced_help``,
     ``form_flags`` (the flags that change a form's setting), ``table_file``
-    (also write STEM.md), ``same_study`` (the settings that make two reports
-    the same study: not the backend or --jobs, which give the same runs);
+    (also write STEM.md), ``same_study`` (its own settings that make two
+    reports the same study, beside ``SAME_IN_EVERY_STUDY``);
     ``add_arguments`` and ``own_settings``; ``specs`` (every run), ``key``,
     ``describe``, ``prepared`` (its data), ``trainer``, ``outcome`` (one run);
     ``analyse``, ``format_table`` and ``figure`` (the report).  Where the study
@@ -268,7 +262,7 @@ class Study:
         tr = self.trainer(spec, self.work / key, d)
         earlier = 0.0
         if tr.latest_path.exists():
-            tr.resume()
+            self.same_run_or_refuse(key, spec, tr.resume()["meta"].get("config"))
             earlier = sum(r["seconds"] for r in tr.history) + tr.running["seconds"]
             self.say(f"  {key}: resumed at epoch {tr.epoch + 1}, batch {tr.batch}")
         t0, step0, diverged = time.perf_counter(), tr.step, None
@@ -290,6 +284,24 @@ class Study:
                "seconds": round(earlier + seconds, 1), "steps": tr.step}
         return self.measured(spec, res, tr, d)
 
+    def same_run_or_refuse(self, key: str, spec: dict, recorded) -> None:
+        """Refuse to go on from a checkpoint under ``WORK/KEY`` that another spec wrote (a
+        setting the key does not name, such as --momentum, changed since).  As with ``train
+        --resume``, the number of epochs may change, and a checkpoint that records no spec
+        is not compared."""
+        was = (recorded or {}).get("run")
+        if was is None:
+            return
+        now = json.loads(json.dumps(spec))                                # tuples as lists
+        changed = [k for k in sorted(set(was) | set(now))
+                   if k != "epochs" and was.get(k) != now.get(k)]
+        if changed:
+            raise ValueError(
+                f"{self.work / key} holds a run in progress made with other settings ("
+                + "; ".join(f"{k}: {was.get(k)!r} there, {now.get(k)!r} now" for k in changed)
+                + "): not going on from it; give another --work or --out, or remove that "
+                  "folder to start the run again")
+
     def so_far(self, spec: dict, key: str) -> dict:
         """An unfinished run as far as the epochs its metrics.json holds (``--report-only``)."""
         run_dir = self.work / key
@@ -307,9 +319,10 @@ class Study:
 
     def run_options(self, spec: dict, run_dir: Path) -> dict:
         """The Trainer settings of every run: checkpoints under ``run_dir`` (so that a stopped
-        study goes on from them), no validation (the study measures), its log lines."""
+        study goes on from them, the spec recorded in them), no validation (the study
+        measures), its log lines."""
         return dict(validate=False, out_dir=run_dir, checkpoint_every=CHECKPOINT_EVERY,
-                    plot=False, progress=not self.quiet, quiet=self.quiet,
+                    plot=False, progress=not self.quiet, quiet=self.quiet, config={"run": spec},
                     log=lambda m: self.say(f"    {self.describe(spec)}: {m}"))
 
     def cifar10(self, d: dict) -> dict:
@@ -449,7 +462,8 @@ class Study:
         stem = self.stem_for(self.s["form"])
         paths = [self.out / f"{stem}.json"] + ([self.out / f"{stem}.md"] if self.table_file
                                                else []) + [self.out / f"{stem}.png"]
-        if not report["complete"] and is_complete_report_of(paths[0], self.s, self.same_study):
+        if not report["complete"] and is_complete_report_of(paths[0], self.s,
+                                                            SAME_IN_EVERY_STUDY + self.same_study):
             unfinished = sum(bool(r.get("in_progress")) for r in self.results)
             raise ValueError(f"{paths[0]} is the complete report of a study with these settings, "
                              f"and this one is unfinished ({unfinished} run(s) in progress or not "
@@ -463,7 +477,7 @@ class Study:
         if self.table_file:
             atomic_write_text(paths[1], report["table_markdown"] + "\n")
         try:
-            write_figure(self.figure, report, paths[-1])
+            self.figure(report, paths[-1])            # written whole or not at all (viz)
         except ImportError as err:
             print(f"numpy-alexnet {self.name}: no figure ({err})", file=sys.stderr)
         print(report["table_markdown"])
