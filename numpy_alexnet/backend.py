@@ -8,13 +8,13 @@
    local response normalization, the neurons, the fully connected products,
    the momentum update) are looked up by name in a registry:
 
-   ========= ============================================ ==========
-   backend   kernels                                      arrays
-   ========= ============================================ ==========
-   numpy     the readable reference, in the layer modules NumPy
+   ========= ============================================= ==========
+   backend   kernels                                       arrays
+   ========= ============================================= ==========
+   numpy     the readable reference, in the layer modules  NumPy
    numba     compiled CPU kernels (``numpy_alexnet.fast``) NumPy
    cupy      CUDA kernels through CuPy (``.fast``)         CuPy
-   ========= ============================================ ==========
+   ========= ============================================= ==========
 
    Each layer module registers its reference kernels under 'numpy'
    (``register("numpy", conv2d_forward=..., ...)``); each fast module

@@ -185,7 +185,6 @@ def alexnet_torchvision_spec(num_classes: int = 1000) -> list[tuple[str, str, di
     ]
 
 
-
 # -- The Figure-1 net (section 3.1) ----------------------------------------------------------
 # cuda-convnet's layers-80sec.cfg initialization for the Figure-1 net.
 CUDA_CONVNET_STDS = (1e-4, 1e-2, 1e-2, 1e-2)
@@ -462,7 +461,6 @@ def _sizes_that_fit(net: Sequential, input_shape: tuple, largest: int = 1024) ->
     where = ("too small" if input_shape[1] < lo and input_shape[2] < lo else
              "too large" if input_shape[1] > hi and input_shape[2] > hi else "not one of them")
     return f"the square inputs they take are {sizes}, the smallest {lo}x{lo} ({where})"
-
 
 
 # --------------------------------------------------------------------------- #

@@ -67,7 +67,7 @@ class MomentumSGD:
         _check_settings(lr, momentum, weight_decay)
         self.net = net
         self.lr, self.momentum, self.weight_decay = float(lr), float(momentum), float(weight_decay)
-        self.lr_mults = _check_mults(net, lr_mults, "lr_mults", "layers",
+        self.lr_mults = _check_mults(net, lr_mults, "lr_mults", "layers or parameters",
                                      "0 freezes a layer or parameter")
         self.decay_mults = _check_mults(net, decay_mults, "decay_mults", "layers or parameters",
                                         "0: no weight decay on that parameter")

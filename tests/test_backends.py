@@ -279,6 +279,9 @@ def test_numba_net_fuses_the_figure1_blocks_and_checks_dout():
         x = layer.forward(x)
     with pytest.raises(LayerInputError, match="fused step after a forward that ran the layers"):
         net.backward(np.ones_like(x))
+    net.forward(np.zeros((2, 3, 32, 32), np.float32))   # fused again: the layers' own passes are stale
+    with pytest.raises(LayerInputError, match="conv1.*backward before forward"):
+        net["conv1"].backward(np.zeros((2, 32, 32, 32), np.float32))
 
 
 @pytest.mark.parametrize("backend", FAST)

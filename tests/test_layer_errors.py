@@ -13,8 +13,8 @@ import pytest
 from numpy_alexnet import backend as B
 from numpy_alexnet import LayerInputError, MomentumSGD, SoftmaxCrossEntropy, cifar_fig1
 from numpy_alexnet.backend import BackendUnavailable
-from numpy_alexnet.layers import (AvgPool2D, Conv2D, Dropout, Flatten, Linear, LocalResponseNorm,
-                                  MaxPool2D, ReLU, Tanh)
+from numpy_alexnet.layers import (AvgPool2D, Conv2D, Dropout, Flatten, Layer, Linear,
+                                  LocalResponseNorm, MaxPool2D, ReLU, Tanh)
 from numpy_alexnet.models import alexnet, alexnet_torchvision, build
 from numpy_alexnet.net import Sequential
 from numpy_alexnet.towers import TwoTowerAlexNet, two_tower_alexnet
@@ -275,6 +275,31 @@ def test_loss_backward_before_forward():
         loss.backward(np.ones(2))
 
 
+def test_the_checks_take_the_arguments_by_position_or_by_name():
+    """The checks find the input, the labels and dout however they are passed, and under
+    whatever names a layer's methods give them."""
+    loss, z = SoftmaxCrossEntropy(name="loss"), np.zeros((2, 3))
+    assert loss.forward(z, labels=np.array([0, 2])) == loss.forward(logits=z, labels=[0, 2])
+    assert loss.backward(dout=1.0).shape == (2, 3)
+    with raises(LayerInputError, "'loss'", "label out of range", "got 3"):
+        loss.forward(logits=z, labels=np.array([0, 3]))
+
+    class Double(Layer):
+        def forward(self, inputs, train=False):
+            return 2 * inputs
+
+        def backward(self, grad):
+            return 2 * grad
+
+    layer = Double(name="double")
+    assert layer.forward(inputs=np.ones((2, 3))).shape == (2, 3)
+    with raises(LayerInputError, "Double 'double'", "dout shape: expected (2, 3)", "got (2, 4)"):
+        layer.backward(grad=np.ones((2, 4)))
+    assert layer.backward(np.ones((2, 3))).shape == (2, 3)
+    with raises(LayerInputError, "Double 'double'", "input dtype"):
+        layer.forward(inputs=np.ones((2, 3), dtype=np.int64))
+
+
 def test_sequential_backward_checks_dout():
     net = cifar_fig1()
     with raises(LayerInputError, "Linear 'fc10': backward before forward"):
@@ -344,7 +369,7 @@ def test_key_errors_print_their_sentence_without_quotes(tiny):
     for call, start in [(lambda: net.load_state_dict(state), "Sequential 'cifar_fig1_relu': state"),
                         (lambda: net["conv9"], "Sequential 'cifar_fig1_relu' has no layer 'conv9'"),
                         (lambda: MomentumSGD(tiny, lr_mults={"conv9": 0.5}),
-                         "MomentumSGD: lr_mults names unknown layers ['conv9']")]:
+                         "MomentumSGD: lr_mults names unknown layers or parameters ['conv9']")]:
         with pytest.raises(KeyError) as info:          # still a KeyError, for callers that catch it
             call()
         assert str(info.value).startswith(start), str(info.value)

@@ -181,7 +181,7 @@ def test_a_parameter_rate_wins_over_its_layers():
     opt.step()
     np.testing.assert_allclose(net["fc"].params["W"], w0 - 0.05, rtol=1e-15)    # the layer's 0.5
     np.testing.assert_allclose(net["fc"].params["b"], b0 - 0.2, rtol=1e-15)     # its own 2.0
-    with pytest.raises(KeyError, match=r"lr_mults names unknown layers \['fc.c'\]"):
+    with pytest.raises(KeyError, match=r"lr_mults names unknown layers or parameters \['fc.c'\]"):
         MomentumSGD(net, lr_mults={"fc.c": 2.0})
 
 

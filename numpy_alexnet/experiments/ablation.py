@@ -217,6 +217,7 @@ def summarize_ablation(name: str, runs: dict) -> dict:
                                                  arms["with"]["errors_pct"]),
             "paper": a["paper"], "code_2012": a["code"]}
 
+
 def _arm_cell(arm: dict, seeds: int) -> str:
     if arm["mean"] is None:
         return "not yet"
@@ -420,7 +421,6 @@ class Ablation(Study):
         for name, e in report["ablations"].items():
             lines.append(f"- {name}: paper: {e['paper']['on']}; 2012 code: {e['code_2012']['on']}.")
         return "\n".join(lines)
-
 
     @staticmethod
     def figure(report: dict, path) -> None:

@@ -49,7 +49,7 @@ import numpy as np
 
 from ..backend import register
 from ..layers import AvgPool2D, Conv2D, MaxPool2D, ReLU, Tanh
-from ..layers.base import LayerInputError, check_dout, conv_output_size, next_forward_number
+from ..layers.base import LayerInputError, check_dout, conv_output_size
 from .numba_conv import conv_backward_chunks, conv_forward_chunks, sum64
 from .numba_pool import _maxpool3_plane, _maxpool3_scratch
 
@@ -146,7 +146,7 @@ def _avgpool3(prod, b, relu, stride, size, zero, out, mask):
     """out and mask as :func:`_avgpool_chunk`, for 3 x 3 windows.
 
     The same values: each window's nine elements are summed in the reference's
-    row-major order, then divided by size.  Faster (2x on the Figure-1 net)
+    row-major order, then divided by size.  Faster than one window at a time
     because the sum is worked out at every column x, one contiguous loop
     without branches that the compiler vectorizes, and the windows' own
     columns x = xq * stride are then picked out of it.
@@ -313,7 +313,7 @@ class _FusedStep:
         self.layers = layers
         self.conv, self.checked_by = layers[0], layers[-1]
         self.name = "+".join(layer.name for layer in layers)
-        self.cache, self.out_shape, self.forward_number = None, None, 0
+        self.cache, self.out_shape = None, None
 
     def _begin_forward(self, x):
         """The Conv2D's check of the input; (N, F, Ho, Wo) of its output."""
@@ -325,15 +325,18 @@ class _FusedStep:
         return x.shape[0], conv.out_channels, Ho, Wo
 
     def _end_forward(self, out, cache):
+        """Keep the step's cache; the layers it stands for have no forward of their own to go
+        back through (their backward refuses until they run one)."""
         self.cache, self.out_shape = cache, out.shape
-        self.forward_number = next_forward_number()
+        for layer in self.layers:
+            layer.last_out_shape = None
         return out
 
     def _begin_backward(self, dout):
         """dout checked against the last forward's output, as contiguous array."""
         last = self.checked_by
         check_dout(f"{type(last).__name__} '{last.name}'", dout, self.out_shape)
-        if any(layer.forward_number > self.forward_number for layer in self.layers):
+        if any(layer.last_out_shape is not None for layer in self.layers):
             raise LayerInputError(
                 f"{self.name}: backward of the fused step after a forward that ran the layers one "
                 f"by one: go back through what went forward (Sequential.backward after "
@@ -367,7 +370,7 @@ class ConvNeuronPool(_FusedStep):
         super().__init__(conv, neuron, pool)
         self.neuron, self.pool = neuron, pool
 
-    def forward(self, x, train: bool = True):
+    def forward(self, x, train: bool = False):
         conv, neuron, pool = self.conv, self.neuron, self.pool
         N, F, Ho, Wo = self._begin_forward(x)
         W, b = conv.params["W"], conv.params["b"]
@@ -505,7 +508,7 @@ class ConvReLU(_FusedStep):
     convolution's input and the ReLU's output.
     """
 
-    def forward(self, x, train: bool = True):
+    def forward(self, x, train: bool = False):
         N, F, Ho, Wo = self._begin_forward(x)
         W, b = self.conv.params["W"], self.conv.params["b"]
         out = np.empty((N, F, Ho * Wo), dtype=W.dtype)                    # (N, F, P)

@@ -37,6 +37,7 @@ from .numba_threads import over_chunks
 
 _jit = numba.njit(cache=True, parallel=True, fastmath=False)
 
+
 def _valid_range(n_out: int, offset: int, stride: int, pad: int, size: int):
     """Output positions o in [lo, hi) whose input o*stride + offset - pad lies in [0, size)."""
     lo = max(0, -((offset - pad) // stride))          # ceil((pad - offset) / stride)
@@ -206,8 +207,6 @@ def _col2im_same(cols, kh, kw, pad, inside, dx):
     return dx
 
 
-
-
 def im2col(x, kh: int, kw: int, stride: int, pad: int):
     """x: (N, C, H, W) -> cols: (C*KH*KW, N*Ho*Wo), as ``layers.conv.im2col``."""
     x = np.ascontiguousarray(x)
@@ -238,8 +237,8 @@ def _serial(kernel, name: str):
     line and bytecode, not by its options, so a second compilation of the same
     Python function would share the parallel one's cache entries, and either
     could load the other's machine code: prange loops run inside the worker
-    threads, and the unfolding's speed depended on which of the two had been
-    compiled last.
+    threads, and the unfolding's speed would depend on which of the two had
+    been compiled last.
     """
     f = kernel.py_func
     g = types.FunctionType(f.__code__, f.__globals__, name, f.__defaults__, f.__closure__)
@@ -254,8 +253,6 @@ _col2im_serial = _serial(_col2im, "_col2im_serial")
 def _chunk(C: int, kh: int, kw: int, P: int, itemsize: int, N: int) -> int:
     """How many examples go into one chunk: at least 1, at most N."""
     return max(1, min(N, CHUNK_BYTES // (C * kh * kw * P * itemsize)))
-
-
 
 
 def _unfold_chunk(x, n0: int, m: int, kh, kw, stride, pad, Ho, Wo, buf):

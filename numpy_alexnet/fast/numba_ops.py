@@ -24,11 +24,11 @@ _jit = numba.njit(cache=True, parallel=True, fastmath=False)
 
 # -- local response normalization -----------------------------------------------------
 # scale^-beta is the costly part: a float32 pow is a scalar libm call per element
-# (Numba has no vector math library here), several times the cost of the rest of
+# (unless Numba finds a vector math library), several times the cost of the rest of
 # the layer.  For the paper's beta = 0.75, a * s^-0.75 = a / sqrt(s * sqrt(s)): two
-# square roots and a division, which vectorize.  Each of those rounds once, so the result may differ from the
-# reference's pow in the last bit or two (about 1e-7 relative in float32); any other
-# beta takes pow.
+# square roots and a division, which vectorize.  Each of those rounds once, so the
+# result may differ from the reference's pow in the last bit or two (about 1e-7
+# relative in float32); any other beta takes pow.
 @_jit
 def _lrn_forward(x, half, k, alpha, mbeta, three_quarters, out, scale):
     # x, out, scale: (N, C, H*W); scale = k + alpha * sum over the channel window of x^2.
@@ -247,6 +247,7 @@ def momentum_update(w, g, v, momentum: float, decay_lr: float, lr: float) -> Non
     else:
         numba_threads.split(w.size, lambda lo, hi: _momentum_update(w1[lo:hi], g1[lo:hi],
                                                                    v1[lo:hi], *scalars))
+
 
 register("numba", lrn_forward=lrn_forward, lrn_backward=lrn_backward,
          relu_forward=relu_forward, relu_backward=relu_backward,

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import itertools
 import math
 import numbers
 from dataclasses import dataclass
@@ -180,37 +179,36 @@ def check_dout(who: str, dout, expected: tuple | None) -> None:
 
 
 # -- the checked passes ----------------------------------------------------------------------
-_FORWARDS = itertools.count(1)
-
-
-def next_forward_number() -> int:
-    """Numbers every forward pass of every layer (and fused step), in the order they ran."""
-    return next(_FORWARDS)
-
-
 def _checked_forward(forward):
     """``forward`` preceded by the class's ``accepts`` check, and followed by keeping the
-    output's shape (``backward`` checks dout against it) and the forward's number."""
+    output's shape (``backward`` checks dout against it).  The input (and the labels, for a
+    loss) are forward's first (and second) argument, by position or by name."""
+    names = list(inspect.signature(forward).parameters)[1:3]              # without self
+
     @functools.wraps(forward)
-    def checked(self, x, *args, **kwargs):
+    def checked(self, *args, **kwargs):
         self.last_out_shape = None                # a forward that fails leaves nothing to go back through
-        type(self).accepts.check(self, x, *args)
-        out = forward(self, x, *args, **kwargs)
+        given = {**dict(zip(names, args)), **kwargs}
+        if names and names[0] in given:           # (a missing input: forward's own TypeError)
+            accepts = type(self).accepts
+            labels = [given.get(names[1])] if accepts.labels and len(names) > 1 else []
+            accepts.check(self, given[names[0]], *labels)
+        out = forward(self, *args, **kwargs)
         self.last_out_shape = tuple(getattr(out, "shape", ()))
-        self.forward_number = next_forward_number()
         return out
     checked.checked = True
     return checked
 
 
 def _checked_backward(backward):
-    """``backward`` preceded by the check that ``dout`` has the last forward's output shape."""
-    default = inspect.signature(backward).parameters["dout"].default
+    """``backward`` preceded by the check that its first argument (dout, by position or by
+    name) has the last forward's output shape."""
+    first = next(iter(list(inspect.signature(backward).parameters.values())[1:]), None)
 
     @functools.wraps(backward)
     def checked(self, *args, **kwargs):
-        dout = args[0] if args else kwargs.get("dout", default)
-        if dout is not inspect.Parameter.empty:
+        dout = args[0] if args else kwargs.get(first.name, first.default) if first else None
+        if first is not None and dout is not inspect.Parameter.empty:
             check_dout(f"{type(self).__name__} '{self.name}'", dout, self.last_out_shape)
         return backward(self, *args, **kwargs)
     checked.checked = True
@@ -259,7 +257,6 @@ class Layer:
         self.grads: dict = {}
         self.cache = None
         self.last_out_shape: tuple | None = None  # the last good forward's output: dout's shape
-        self.forward_number = 0                   # when it ran (a fused step compares)
         self.backend = "numpy"
         self.device: int | None = None
 
@@ -284,8 +281,8 @@ class Layer:
 
     # -- helpers ---------------------------------------------------------------
     def set_params(self, **params) -> None:
-        """The learnable parameters, and their gradients: zeros, which take no memory
-        until a backward writes them (``np.zeros`` asks the OS for zeroed pages)."""
+        """The learnable parameters, and their gradients: zeros, which take no memory until
+        touched (``np.zeros`` asks the OS for zeroed pages); a backward replaces them."""
         self.params = params
         self.grads = {k: np.zeros(v.shape, dtype=v.dtype) for k, v in params.items()}
 

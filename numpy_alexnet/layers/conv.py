@@ -71,9 +71,11 @@ def col2im(cols, x_shape: tuple, kh: int, kw: int, stride: int, pad: int):
 def conv2d_forward(x, W, b, stride: int, pad: int, groups: int, im2col=im2col):
     """x (N, C, H, W), W (F, C/G, KH, KW), b (F,) -> (out (N, F, Ho, Wo), cache).
 
-    out[n, f] = b[f] + sum over c, i, j of W[f, c, i, j] * x_padded[n, c, y*s + i, x*s + j]:
-    with the receptive fields as the columns of ``cols``, each group's kernels
-    (as rows) times its rows of ``cols``, one GEMM per group for the whole batch.
+    out[n, f, y, x] = b[f] + sum over c < C/G, i, j of
+                      W[f, c, i, j] * x_padded[n, g*C/G + c, y*s + i, x*s + j],
+    g = f // (F/G) the group of filter f: with the receptive fields as the
+    columns of ``cols``, each group's kernels (as rows) times its rows of
+    ``cols``, one GEMM per group for the whole batch.
     ``im2col`` is the backend's (the CuPy backend passes its own kernel).
     """
     xp = get_array_module(x)
@@ -103,11 +105,11 @@ def conv2d_backward(dout, cache, W, stride: int, pad: int, groups: int,
     G, CgKK, NP = cols.shape
     F, kh, kw = W.shape[0], W.shape[2], W.shape[3]
     db = dout.sum(axis=(0, 2, 3))                                           # (F,)
-    dout = dout.transpose(1, 0, 2, 3).reshape(G, F // G, NP)                # (G, Fg, N*P), a copy
-    dW = (dout @ cols.transpose(0, 2, 1)).reshape(W.shape)                  # (F, Cg, KH, KW)
+    dout_g = dout.transpose(1, 0, 2, 3).reshape(G, F // G, NP)              # (G, Fg, N*P), a copy
+    dW = (dout_g @ cols.transpose(0, 2, 1)).reshape(W.shape)                # (F, Cg, KH, KW)
     if not input_grad:
         return None, dW, db
-    dcols = W.reshape(G, F // G, CgKK).transpose(0, 2, 1) @ dout            # (G, Cg*K*K, N*P)
+    dcols = W.reshape(G, F // G, CgKK).transpose(0, 2, 1) @ dout_g          # (G, Cg*K*K, N*P)
     dx = col2im(dcols.reshape(G * CgKK, NP), x_shape, kh, kw, stride, pad)  # (N, C, H, W)
     return dx, dW, db
 

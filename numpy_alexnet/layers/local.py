@@ -40,7 +40,7 @@ from .conv import _pair, col2im, im2col
 
 
 # -- the reference kernels ---------------------------------------------------------
-def local_forward(x, W, b, stride: int, pad: int, im2col=im2col):
+def local_forward(x, W, b, stride: int, pad: int):
     """x (N, C, H, W), W (Ho, Wo, F, C, KH, KW), b (F, Ho, Wo) -> (out (N, F, Ho, Wo), cache).
 
     Axes: P = Ho*Wo output positions, K kernel size.
@@ -59,8 +59,7 @@ def local_forward(x, W, b, stride: int, pad: int, im2col=im2col):
     return out, (cols, x.shape)
 
 
-def local_backward(dout, cache, W, stride: int, pad: int, input_grad: bool = True,
-                   col2im=col2im):
+def local_backward(dout, cache, W, stride: int, pad: int, input_grad: bool = True):
     """dout (N, F, Ho, Wo) -> (dx (N, C, H, W) or None, dW like W, db (F, Ho, Wo))."""
     xp = get_array_module(dout)
     cols, x_shape = cache                                        # (P, C*K*K, N)
