@@ -67,6 +67,11 @@ def device_list(text: str) -> str:
     return text
 
 
+def device_indexes(text: str | None) -> tuple[int, ...]:
+    """The GPU indexes of a --devices text that ``device_list`` accepted: '0,1' -> (0, 1)."""
+    return tuple(int(i) for i in _items(text)) if text else ()
+
+
 def lr_mult_list(text: str) -> str:
     """argparse type of --lr-mult: LAYER=MULTIPLIER items, 'fc8=10,conv1=0.1'; checked, kept."""
     for item in _items(text):

@@ -49,6 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from .backend import to_numpy
+from .files import atomic_write
 from .layers import Conv2D, Dropout, Flatten, Linear, LocalResponseNorm
 from .models import alexnet, alexnet_torchvision, build_model, model_names
 from .net import Sequential
@@ -443,8 +444,7 @@ def save_bvlc(net: Sequential, path) -> Path:
     path = Path(path)
     obj = np.empty((), dtype=object)
     obj[()] = to_bvlc(net)                           # a 0-d object array holding the dict
-    with open(path, "wb") as f:                      # a file object: np.save adds no '.npy'
-        np.save(f, obj, allow_pickle=True)
+    atomic_write(path, lambda f: np.save(f, obj, allow_pickle=True))   # a file: no '.npy' added
     return path
 
 
@@ -496,23 +496,22 @@ def save_torchvision(net: Sequential, path) -> Path:
     path = Path(path)
     state = to_torchvision(net)
     if path.suffix == ".npz":
-        with open(path, "wb") as f:
-            np.savez(f, **state)
+        atomic_write(path, lambda f: np.savez(f, **state))
         return path
     try:
         import torch
     except ImportError as err:
         raise ImportError(f"{path.name}: writing a .pth needs PyTorch: pip install torch "
                           "(or save to a .npz path instead)") from err
-    torch.save({k: torch.from_numpy(v) for k, v in state.items()}, path)
+    tensors = {k: torch.from_numpy(v) for k, v in state.items()}
+    atomic_write(path, lambda f: torch.save(tensors, f))
     return path
 
 
 def save_state(net: Sequential, path) -> Path:
     """Write this project's own layout: ``np.savez(path, **net.state_dict())``."""
     path = Path(path)
-    with open(path, "wb") as f:
-        np.savez(f, **net.state_dict())
+    atomic_write(path, lambda f: np.savez(f, **net.state_dict()))
     return path
 
 

@@ -431,7 +431,7 @@ def test_viz_figures(tmp_path):
 
 def test_atomic_writes_give_files_the_usual_permissions(tmp_path):
     # mkstemp makes its file 0600; a checkpoint or report must be as readable as open() makes it.
-    from numpy_alexnet.training.checkpoint import atomic_write_text
+    from numpy_alexnet.files import atomic_write_text
     umask = os.umask(0o022)
     try:
         atomic_write_text(tmp_path / "report.json", "{}")

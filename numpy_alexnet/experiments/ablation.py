@@ -57,7 +57,7 @@ from ..argtypes import comma_list, integer, number, one_of
 from ..data import BatchIterator, EvalTransform
 from ..models import CONV_LOCAL_INPUT, build_model
 from ..recipes import CONV_FC_RECIPE, CONV_LOCAL_RECIPE, bias_lr_mults, bias_rate
-from ..training.recipe import assemble, prepare_data
+from ..training.recipe import assemble, eval_batch_size, prepare_data
 from ..training.trainer import FixedSchedule, evaluate
 from ..viz import _figure, _save
 from .runner import Study
@@ -193,9 +193,9 @@ def test_errors(net, d: dict, batch_size: int, mover=None) -> dict:
     out = {}
     for view in ("center", "ten"):
         tf = EvalTransform(d["mean_image"], CONV_LOCAL_INPUT, view, d["scale"])
-        bs = max(1, batch_size // 10) if view == "ten" else batch_size   # 10 crops an image
-        res = evaluate(net, BatchIterator(d["x_val"], d["y_val"], bs, shuffle=False, transform=tf,
-                                          to_device=mover), chunk=batch_size)
+        batches = BatchIterator(d["x_val"], d["y_val"], eval_batch_size(batch_size, view),
+                                shuffle=False, transform=tf, to_device=mover)
+        res = evaluate(net, batches, chunk=batch_size)
         out[view] = {"top1": res["top1"], "top5": res.get("top5"), "loss": res["loss"]}
     return out
 

@@ -39,7 +39,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..argtypes import integer, number
+from ..argtypes import device_indexes, integer, number
 from ..data import CIFAR10_CLASSES
 from ..files import atomic_write_text
 from ..training.errors import RunError
@@ -337,7 +337,7 @@ class Study:
         return d
 
     def devices(self) -> tuple:
-        return tuple(int(x) for x in self.s["devices"].split(",")) if self.s["devices"] else ()
+        return device_indexes(self.s["devices"])
 
     def place(self, net):
         """``net`` on the study's backend and device: (net, device)."""

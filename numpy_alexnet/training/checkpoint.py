@@ -33,7 +33,6 @@ import numpy as np
 
 from ..backend import to_numpy
 from ..files import atomic_write as atomic_write_bytes_via
-from ..files import atomic_write_text  # noqa: F401  (the studies' reports)
 
 FORMAT_VERSION = 1
 

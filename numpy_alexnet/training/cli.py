@@ -1,4 +1,4 @@
-"""``numpy-alexnet train | eval | relu-vs-tanh``: argparse and the handlers, nothing more.
+"""``numpy-alexnet train | eval | relu-vs-tanh | ablate``: argparse and the handlers, nothing more.
 
     numpy-alexnet train --model cifar_fig1_relu --data ../shared/data/cifar10-jpeg.tar.gz \\
         --epochs 10 --lr 0.001 --weight-decay 0 --schedule fixed --out runs/fig1
@@ -7,10 +7,12 @@
     numpy-alexnet train ... --resume --new-lr 0.001  # go on with a lower rate (after exit 3)
     numpy-alexnet eval runs/alexnet/checkpoints/best.npz --data FOLDER --crops ten
     numpy-alexnet relu-vs-tanh --quick --data ../shared/data/cifar10-jpeg.tar.gz
+    numpy-alexnet ablate --quick --data ../shared/data/cifar10-jpeg.tar.gz
 
 The run itself is put together in ``recipe.py`` (data, model by name, optimizer
 and trainer) and guarded by ``runfiles.py`` (the lock on OUT, the write check,
-leftovers, signals).  ``add_commands(subparsers)`` adds the three commands; each
+leftovers, signals); the studies are ``numpy_alexnet.experiments``.
+``add_commands(subparsers)`` adds the four commands; each
 handler returns an exit code: 0 done, 1 a data/checkpoint/backend/disk problem,
 2 bad arguments (or OUT in use), 3 the non-finite guard stopped the run,
 128 + N stopped by signal N (SIGHUP 129, SIGINT 130, SIGTERM 143) with a checkpoint.
@@ -18,6 +20,7 @@ handler returns an exit code: 0 done, 1 a data/checkpoint/backend/disk problem,
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 
 from ..argtypes import device_list, integer, lr_mult_list, model_name, number
@@ -48,7 +51,7 @@ def _run(cmd: str, work, args) -> int:
 
 
 # --------------------------------------------------------------------------- #
-# The four commands (what they do: commands.py, study.py and ablate.py)
+# The four commands (what they do: commands.py and numpy_alexnet.experiments)
 # --------------------------------------------------------------------------- #
 def _train(args) -> int:
     from .commands import run_train
@@ -61,26 +64,19 @@ def _eval(args) -> int:
 
 
 def _relu_vs_tanh(args) -> int:
-    return _run("relu-vs-tanh", _study, args)
+    from ..experiments import run_relu_vs_tanh
+    return _run("relu-vs-tanh", functools.partial(_experiment, run_relu_vs_tanh), args)
 
 
 def _ablate(args) -> int:
-    return _run("ablate", _ablation, args)
-
-
-def _ablation(args) -> int:
     from ..experiments import run_ablation
-    from .commands import fixable
-    with fixable():
-        run_ablation(args)
-    return EXIT_OK
+    return _run("ablate", functools.partial(_experiment, run_ablation), args)
 
 
-def _study(args) -> int:
+def _experiment(run, args) -> int:
     from .commands import fixable
-    from ..experiments import run_relu_vs_tanh as run_study
     with fixable():
-        run_study(args)
+        run(args)
     return EXIT_OK
 
 

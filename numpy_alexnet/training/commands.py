@@ -23,11 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..argtypes import device_indexes
+from ..finetune import parse_lr_mults, parse_names, prepare_finetune
 from .errors import EXIT_ERROR, EXIT_NONFINITE, EXIT_OK, EXIT_USAGE, RunError
 from .recipe import (assemble, build_model, check_classes, choose_stream, data_identity,
-                     dataset_classes, load_split, model_input_size, mover, name_list,
-                     parse_list, place, prepare_data, print_start, run_config,
-                     subset_indices, write_config)
+                     dataset_classes, eval_batch_size, load_split, model_input_size, mover,
+                     name_list, place, prepare_data, print_start, run_config, subset_indices,
+                     write_config)
 
 RUN_FILES = ("checkpoints/latest.npz", "checkpoints/best.npz", "metrics.json", "metrics.csv",
              "steps.csv")
@@ -79,7 +81,7 @@ def _train_config(args) -> dict:
 
 def _model_defaults(args) -> None:
     """Defaults that depend on the model: the paper's recipe for AlexNet."""
-    args.devices = [int(d) for d in parse_list(args.devices)]
+    args.devices = list(device_indexes(args.devices))
     is_alexnet = args.model.startswith("alexnet")
     if args.augment is None:
         args.augment = "paper" if is_alexnet else "none"
@@ -218,9 +220,9 @@ def resume_source(args, out: Path, config: dict):
 def _setting(key: str, value):
     """A setting as --resume compares it: layer lists in any order, multipliers as numbers."""
     if key in ("freeze", "reinit"):
-        return sorted(parse_list(value))
+        return sorted(parse_names(value))
     if key == "lr_mult":
-        return _parse_lr_mults(value) or {}
+        return parse_lr_mults(value)
     return value
 
 
@@ -290,26 +292,12 @@ def _schedule(args):
 def _network(args, num_classes: int):
     """The named model, with fine-tuning applied: (net, lr_mults)."""
     net = build_model(args.model, num_classes, args.seed, args.init)
-    lr_mults = _parse_lr_mults(args.lr_mult)
+    lr_mults = parse_lr_mults(args.lr_mult)
     if args.init_from or args.reinit or args.freeze or lr_mults:
-        try:
-            from ..finetune import prepare_finetune
-        except ImportError as err:
-            raise ValueError("--init-from/--reinit/--freeze/--lr-mult need "
-                             f"numpy_alexnet.pretrained, which is not available ({err})") from err
-        net, lr_mults = prepare_finetune(net, init_from=args.init_from,
-                                         reinit=parse_list(args.reinit),
-                                         freeze=parse_list(args.freeze), lr_mults=lr_mults,
+        net, lr_mults = prepare_finetune(net, init_from=args.init_from, reinit=args.reinit,
+                                         freeze=args.freeze, lr_mults=lr_mults,
                                          num_classes=args.num_classes)
     return net, lr_mults
-
-
-def _parse_lr_mults(s: str | None) -> dict | None:
-    """'fc8=10,conv1=0.1' -> {'fc8': 10.0, 'conv1': 0.1}; None for none (checked by lr_mult_list)"""
-    if not s:
-        return None
-    return {name.strip(): float(val) for name, _, val in
-            (item.partition("=") for item in parse_list(s))}
 
 
 def _print_data(args, d: dict, num_classes: int, seconds: float) -> None:
@@ -452,7 +440,7 @@ def evaluate_checkpoint(args) -> int:
     S, H = net.input_shape[-1], split.image_size[0]
     tf = EvalTransform(mean, None if S == H else S, mode, scale)
     idx = subset_indices(len(split), args.limit)
-    bs = max(1, args.batch_size // 10) if mode == "ten" else args.batch_size
+    bs = eval_batch_size(args.batch_size, mode)
     batches = BatchIterator(split.images[idx], split.labels[idx], bs, shuffle=False, transform=tf,
                             to_device=mover(args.backend, device))
     t0 = time.perf_counter()
@@ -481,7 +469,7 @@ def _eval_setup(args):
             check_classes(cfg, found, num_classes, args.checkpoint, data)
         net = build_model(cfg["model"], num_classes, 0, cfg.get("init"))
         net.load_state_dict(ck["params"])
-        net, device = place(net, args.backend, tuple(int(x) for x in parse_list(args.devices)))
+        net, device = place(net, args.backend, device_indexes(args.devices))
         resize = args.resize if args.resize is not None else cfg.get("resize")
         split = load_split(data, args.split, resize=resize, limit_per_class=args.limit_per_class,
                            progress=not args.quiet)

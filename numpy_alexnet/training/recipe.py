@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import atomic_write_text
 from ..models import build_model, model_input_size  # noqa: F401  (part of the recipe)
 from .errors import RunError, warn
 
@@ -77,9 +78,7 @@ def write_config(run_dir, cmd: str, config: dict) -> None:
     Written once the command's checks have passed, so a refused command
     changes nothing in the run folder.
     """
-    from .checkpoint import atomic_write_text
     path = Path(run_dir) / "config.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps({"command": cmd, "config": config,
                                         "versions": library_versions()},
                                        indent=1, sort_keys=True, default=str))
@@ -91,11 +90,6 @@ def choose_backend(args) -> None:
     (numba where Numba imports, else numpy), ``args.backend_reason`` says why."""
     from ..backend import resolve_backend
     args.backend, args.backend_reason = resolve_backend(args.backend)
-
-
-def parse_list(s: str | None) -> tuple:
-    """'conv1, conv2' -> ('conv1', 'conv2'); None or '' -> ()."""
-    return tuple(x.strip() for x in s.split(",") if x.strip()) if s else ()
 
 
 def devices_problem(backend: str, devices) -> str | None:
@@ -419,6 +413,12 @@ def run_config(meta: dict, path) -> dict:
 # --------------------------------------------------------------------------- #
 # Optimizer and trainer
 # --------------------------------------------------------------------------- #
+def eval_batch_size(batch_size: int, crops: str) -> int:
+    """Images a test batch: a tenth of ``batch_size`` for ten crops an image, so that a batch
+    of crops is the size of a training batch."""
+    return max(1, batch_size // 10) if crops == "ten" else batch_size
+
+
 def assemble(net, d: dict, *, batch_size: int, seed: int, lr: float, momentum: float,
              weight_decay: float, backend: str, device, lr_mults=None, decay_mults=None,
              schedule=None, trainer_class=None,
@@ -439,7 +439,7 @@ def assemble(net, d: dict, *, batch_size: int, seed: int, lr: float, momentum: f
                                    seed=seed, transform=d["train_transform"], to_device=to_device)
     val_batches = None
     if validate and d.get("val") is not None:
-        eval_bs = max(1, batch_size // 10) if d["eval_mode"] == "ten" else batch_size
+        eval_bs = eval_batch_size(batch_size, d["eval_mode"])
 
         def val_batches():
             return batch_iterator(d["val"], eval_bs, workers=workers, shuffle=False,
