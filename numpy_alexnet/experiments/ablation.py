@@ -171,7 +171,9 @@ def form_label(settings: dict) -> str:
         return f"{settings['form']} form"
 
     def shown(v):
-        return ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+        if isinstance(v, (list, tuple)):
+            return ",".join(map(str, v)) or "none"
+        return str(v)
     told = ", ".join(f"{k.replace('_', '-')} {shown(v)}" for k, v in changed.items())
     return f"{settings['form']} form with {told} (not the form as defined)"
 
