@@ -333,9 +333,22 @@ def command_lines(doc: Doc):
                     break
 
 
+def subcommand_spans(doc: Doc):
+    """Token lists of backticked spans that start with a sub-command and give it a flag,
+    such as `train --model MODEL` (the command named without 'numpy-alexnet')."""
+    for span, _ in doc.spans:
+        try:
+            tokens = shlex.split(span)
+        except ValueError:
+            tokens = span.split()
+        if len(tokens) > 1 and tokens[0] in _subcommands(()) \
+                and any(t.startswith("--") for t in tokens[1:]):
+            yield tokens
+
+
 def check_cli(doc: Doc) -> list[str]:
     problems = []
-    for tokens in command_lines(doc):
+    for tokens in [*command_lines(doc), *subcommand_spans(doc)]:
         problems += [f"{doc.path.name}: {p}" for p in parse_command(tokens)[1]]
     # Flags of the repository's scripts (python benchmarks/x.py --flag): the script must
     # define them (as the string '--flag'); a backticked flag of a script is not ours.
@@ -505,6 +518,7 @@ numpy-alexnet summary MODEL --num-classes 10 --num-classess 3
 ## `numpy-alexnet summary`
 
 `--num-classes` is fine here, `--epochs` is not a flag of this command.
+`train --modle MODEL` names the command without numpy-alexnet; `train --model MODEL` too.
 
 Read [the missing page](no_such_page.md) and `numpy_alexnet/layers/nope.py`,
 and `layers/nope2.py`, and docs/nowhere.md.
@@ -515,8 +529,10 @@ EXPECTED_CATCHES = [
     "Sequential.no_such_method", "MomentumSGD.stepp", "not_a_model", "net.frobnicate",
     "--no-such-flag", "trian", "--num-classess", "`--epochs` (section", "no_such_page.md",
     "numpy_alexnet/layers/nope.py", "layers/nope2.py", "docs/nowhere.md", "--no-such-bench-flag",
+    "`numpy-alexnet train --modle`",
 ]
-FINE_IN_BAD_DOC = ["`alexnet(...)`", "`--num-classes`", "--num-classes`", "net.forward"]
+FINE_IN_BAD_DOC = ["`alexnet(...)`", "`--num-classes`", "--num-classes`", "net.forward",
+                   "train --model`"]
 
 
 def test_the_checker_catches_bad_names():
